@@ -1,0 +1,1 @@
+"""Model building and loading: the tiny LLaVA builder and the loader every command shares."""
