@@ -1,0 +1,1 @@
+"""Generation: the batched engine shared by ckpt_infer, the vanilla check and specificity."""

@@ -1,0 +1,1 @@
+"""Unlearning and fine-tuning: config, loss methods, the training loop."""

@@ -1,0 +1,171 @@
+"""Training configuration: YAML under config/, `key=value` overrides, validated before any model loads.
+
+Every key of the reference's `config/forget_lora.yaml` is accepted with the same meaning; the
+extra keys are ours (marked below).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 32  # 0 means full fine-tuning
+    alpha: int = 256
+    dropout: float = 0.05
+    # Anchored on the language model so the CLIP tower's q/k/v projections are never adapted.
+    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class TrainConfig:
+    model_family: str = "llava-v1.5-vicuna"
+    model_path: str = "llava-hf/llava-1.5-7b-hf"
+    LoRA: LoRAConfig = field(default_factory=LoRAConfig)
+    split: str = "all_train"
+    data_path: Any = "dataset/${split}.json"  # a file or a list of files
+    idk_path: str = "dataset/prompt.json"  # ours: refusal targets for po/idk
+    lr: float = 1e-4
+    batch_size: int = 4  # per process; the reference uses 1 with 16 accumulation steps
+    gradient_accumulation_steps: int = 4
+    num_epochs: int = 10
+    max_train_steps: int = 0  # ours: caps optimizer steps when positive
+    forget_loss: str = "ga"
+    loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
+    npo_beta: float = 0.1  # ours
+    simnpo_beta: float = 2.5  # ours
+    simnpo_gamma: float = 0.0  # ours
+    kl_all_positions: bool = False  # ours: the reference's KL over every position, prompt and padding included
+    fused_forward: bool = True  # ours: one forward over all views of a step
+    tune_vision_tower: bool = False
+    tune_mm_projector: bool = True
+    tune_language_model: bool = False
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.01
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.06
+    max_length: int = 0  # ours: truncate examples to this many tokens when positive
+    model_dtype: str = "auto"  # ours: auto = bf16 on a CUDA device that has it, else fp32
+    mixed_precision: str = ""  # ours: "" keeps accelerate's setting (launch config)
+    seed: int = 233
+    workers: int = 0
+    save_dir: str = "ckpt_results/llava-7b/${forget_loss}_${lr}_${split}_${num_epochs}"
+    save_steps: int = 0
+    logging_steps: int = 1
+    report_to: str = "none"
+    resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
+    overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
+
+
+def _parse_overrides(overrides: list[str]) -> DictConfig:
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"override '{bad[0]}' is not of the form key=value")
+    try:
+        return OmegaConf.from_dotlist([o.lstrip("+") for o in overrides])
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse overrides: {exc}") from None
+
+
+def _friendly(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    msg = str(exc).splitlines()[0]
+    if "Key '" in msg and "not in" in msg:
+        valid = ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values())
+        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules"
+    return f"key '{key}': {msg}"
+
+
+def load_config(config: str | os.PathLike | None, overrides: list[str] = (), validate_paths: bool = True):
+    """Merge schema defaults, a YAML file and `key=value` overrides; validate; return a resolved DictConfig."""
+    schema = OmegaConf.structured(TrainConfig)
+    layers = [schema]
+    if config:
+        path = Path(config)
+        if not path.exists() and (CONFIG_DIR / path).exists():
+            path = CONFIG_DIR / path  # Hydra-style --config-name
+        if not path.exists():
+            raise ConfigError(f"config file '{config}' not found (looked in . and {CONFIG_DIR})")
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as exc:
+            raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
+    layers.append(_parse_overrides(list(overrides)))
+    try:
+        cfg = OmegaConf.merge(*layers)
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_friendly(exc)) from None
+    validate(cfg, validate_paths=validate_paths)
+    return cfg
+
+
+def data_paths(cfg) -> list[str]:
+    value = cfg.data_path
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def validate(cfg, validate_paths: bool = True) -> None:
+    from safeeraser.train.methods import METHOD_NAMES, parse_method
+
+    def need(cond: bool, key: str, msg: str):
+        if not cond:
+            raise ConfigError(f"key '{key}': {msg}")
+
+    try:
+        method = parse_method(cfg.forget_loss)
+    except KeyError:
+        raise ConfigError(f"key 'forget_loss': unknown loss '{cfg.forget_loss}'. "
+                          f"Valid choices: {', '.join(METHOD_NAMES)}") from None
+    need(cfg.lr > 0, "lr", f"must be positive, got {cfg.lr}")
+    need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
+    need(cfg.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+    need(cfg.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.num_epochs}")
+    need(cfg.max_train_steps >= 0, "max_train_steps", "must be >= 0")
+    need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
+    need(0 <= cfg.LoRA.dropout < 1, "LoRA.dropout", "must be in [0, 1)")
+    need(cfg.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
+    need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
+    need(0 <= cfg.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
+    need(cfg.lr_scheduler_type in SCHEDULERS, "lr_scheduler_type",
+         f"unknown '{cfg.lr_scheduler_type}'. Valid choices: {', '.join(SCHEDULERS)}")
+    need(cfg.mixed_precision in ("",) + MIXED_PRECISION, "mixed_precision",
+         f"unknown '{cfg.mixed_precision}'. Valid choices: {', '.join(MIXED_PRECISION)} (or empty)")
+    need(cfg.report_to in REPORT_TO, "report_to",
+         f"unknown '{cfg.report_to}'. Valid choices: {', '.join(REPORT_TO)}")
+    need(cfg.save_steps >= 0, "save_steps", "must be >= 0")
+    need(cfg.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
+         "choose auto, float32, bfloat16 or float16")
+    terms = set(method.term_names())
+    for name, weight in cfg.loss_weights.items():
+        need(name in terms, f"loss_weights.{name}",
+             f"'{cfg.forget_loss}' has no term '{name}'. Its terms: {', '.join(sorted(terms))}")
+        need(isinstance(weight, (int, float)), f"loss_weights.{name}", "must be a number")
+    if cfg.LoRA.r == 0:
+        need(cfg.tune_language_model or cfg.tune_mm_projector or cfg.tune_vision_tower, "LoRA.r",
+             "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "
+             "or tune_vision_tower")
+    if validate_paths:
+        for p in data_paths(cfg):
+            need(Path(p).is_file(), "data_path", f"file '{p}' not found")
+        if "idk" in method.views():
+            need(Path(cfg.idk_path).is_file(), "idk_path", f"file '{cfg.idk_path}' not found")
+        if cfg.resume_from_checkpoint and cfg.resume_from_checkpoint != "latest":
+            need(Path(cfg.resume_from_checkpoint).is_dir(), "resume_from_checkpoint",
+                 f"folder '{cfg.resume_from_checkpoint}' not found")

@@ -1,0 +1,221 @@
+"""The training loop shared by unlearning (`forget.py`) and the vanilla fine-tune (`safeeraser finetune`)."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from safeeraser.io import atomic_write_json, atomic_write_text, append_jsonl, read_jsonl_tolerant
+from safeeraser.train.config import data_paths
+
+log = logging.getLogger(__name__)
+STATE_FILE = "trainer_state.json"
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def build_dataset(cfg, method, processor):
+    from safeeraser.data.encode import PromptEncoder
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.data.views import forget_items, load_refusals, vanilla_examples
+    from safeeraser.train.dataset import TargetDataset, UnlearnDataset
+
+    records = []
+    for path in data_paths(cfg):
+        records += load_benchmark(path)
+    encoder = PromptEncoder(processor, max_length=cfg.max_length or None)
+    if method.views() == ["target"]:
+        return TargetDataset(vanilla_examples(records), encoder)
+    refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
+    return UnlearnDataset(forget_items(records), method.views(), encoder, refusals, cfg.seed)
+
+
+def load_records_first(cfg) -> None:
+    """Validate every data file before any model loads: bad data must fail in seconds, not after loading 7B."""
+    from safeeraser.data.records import load_benchmark
+
+    for path in data_paths(cfg):
+        load_benchmark(path)
+
+
+def _latest_checkpoint(save_dir: Path) -> Path | None:
+    ckpts = sorted(save_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
+    unwrapped = acc.unwrap_model(model)
+    state_dict = acc.get_state_dict(model)  # gathers ZeRO-3 shards
+    if acc.is_main_process:
+        unwrapped.save_pretrained(save_dir, state_dict=state_dict, safe_serialization=True)
+        if cfg.LoRA.r == 0:
+            processor.save_pretrained(save_dir)  # a full model folder loads like any hub model
+
+
+def _checkpoint(acc, save_dir: Path, step: int, epoch: int, batches_in_epoch: int) -> Path:
+    ckpt = save_dir / f"checkpoint-{step}"
+    acc.save_state(str(ckpt))
+    if acc.is_main_process:
+        atomic_write_json(ckpt / STATE_FILE, {"global_step": step, "epoch": epoch,
+                                              "batches_in_epoch": batches_in_epoch})
+    acc.wait_for_everyone()
+    return ckpt
+
+
+def run_training(cfg) -> Path:
+    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from safeeraser.models.loading import load_model, load_processor
+    from safeeraser.train.dataset import EpochSampler, ViewCollator
+    from safeeraser.train.methods import parse_method
+    from safeeraser.train.model_setup import optimizer_groups, prepare_model
+    from safeeraser.train.plots import plot_loss_curves
+    from safeeraser.train.step import compute_loss
+
+    method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
+    save_dir = Path(cfg.save_dir)
+    if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
+        raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
+    load_records_first(cfg)
+
+    acc = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=cfg.mixed_precision or None,
+        log_with=None if cfg.report_to == "none" else cfg.report_to,
+        project_dir=str(save_dir),
+    )
+    set_seed(cfg.seed)
+    processor = load_processor(cfg.model_path)
+    pad_id = processor.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = processor.tokenizer.eos_token_id
+    dataset = build_dataset(cfg, method, processor)
+    model = load_model(cfg.model_path, cfg.model_dtype)
+    ref_model = None
+    if method.reference_views() and cfg.LoRA.r == 0:
+        # Full fine-tuning has no adapter to switch off: only then is a frozen copy needed.
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    model = prepare_model(model, cfg)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
+    sampler = EpochSampler(len(dataset), cfg.seed)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id),
+                        num_workers=cfg.workers)
+    model, optimizer, loader = acc.prepare(model, optimizer, loader)
+    if ref_model is not None:
+        ref_model.to(acc.device)
+
+    steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
+    total_steps = cfg.num_epochs * steps_per_epoch
+    if cfg.max_train_steps > 0:
+        total_steps = min(total_steps, cfg.max_train_steps)
+    # The schedule counts optimizer steps and is stepped by us once per step: the same schedule
+    # whatever the number of processes for the same global batch.
+    scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
+                              num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    acc.register_for_checkpointing(scheduler)
+
+    global_step, start_epoch, skip_batches = 0, 0, 0
+    log_path = save_dir / "log.jsonl"
+    resume = cfg.resume_from_checkpoint
+    if resume:
+        ckpt = _latest_checkpoint(save_dir) if resume == "latest" else Path(resume)
+        if ckpt is None:
+            log.warning("resume_from_checkpoint=latest but %s has no checkpoint; starting fresh", save_dir)
+        else:
+            acc.load_state(str(ckpt))
+            state = json.loads((ckpt / STATE_FILE).read_text())
+            global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["batches_in_epoch"]
+            if acc.is_main_process:  # drop log rows written after the checkpoint
+                rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= global_step]
+                atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
+            acc.print(f"resumed from {ckpt} at step {global_step}")
+    elif acc.is_main_process and log_path.exists():
+        log_path.unlink()
+
+    if acc.is_main_process:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(save_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    if cfg.report_to != "none":
+        acc.init_trackers("safeeraser", config=OmegaConf.to_container(cfg, resolve=True))
+
+    bar = tqdm(total=total_steps, initial=global_step, disable=not acc.is_local_main_process,
+               desc=f"{method.name}", dynamic_ncols=True)
+    window: dict[str, list[torch.Tensor]] = {}
+    window_samples, window_start = 0, time.perf_counter()
+    last_ckpt = _latest_checkpoint(save_dir) if resume else None
+    done = global_step >= total_steps
+    model.train()
+    for epoch in range(start_epoch, cfg.num_epochs):
+        if done:
+            break
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        epoch_loader = loader
+        if skip_batches:
+            epoch_loader = acc.skip_first_batches(loader, skip_batches)
+        for i, views in enumerate(epoch_loader, start=skip_batches):
+            with acc.accumulate(model):
+                loss, parts = compute_loss(model, views, method, cfg, pad_id, ref_model=ref_model)
+                finite = torch.isfinite(loss.detach()).float()
+                if acc.gather(finite.reshape(1)).min() < 1:
+                    where = f" (last good checkpoint: {last_ckpt})" if last_ckpt else ""
+                    raise TrainingDiverged(
+                        f"loss is {loss.item()} at step {global_step + 1}, epoch {epoch}: training diverged; "
+                        f"lower lr or add a retain term{where}")
+                acc.backward(loss)
+                grad_norm = None
+                if acc.sync_gradients and cfg.max_grad_norm > 0:
+                    grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            for k, v in {"total": loss.detach(), **parts}.items():
+                window.setdefault(k, []).append(v)
+            window_samples += next(iter(views.values()))["input_ids"].shape[0]
+            if not acc.sync_gradients:
+                continue
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            global_step += 1
+            means = {k: acc.reduce(torch.stack(v).mean(), reduction="mean").item() for k, v in window.items()}
+            samples = acc.reduce(torch.tensor(float(window_samples), device=acc.device), reduction="sum").item()
+            elapsed = time.perf_counter() - window_start
+            row = {"step": global_step, "epoch": epoch, **{f"loss/{k}": v for k, v in means.items()}, "lr": lr,
+                   "grad_norm": None if grad_norm is None else float(grad_norm), "samples_per_s": samples / elapsed}
+            if acc.is_main_process:
+                append_jsonl(log_path, [row])
+            if cfg.report_to != "none":
+                acc.log({k: v for k, v in row.items() if v is not None}, step=global_step)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+            bar.update(1)
+            window, window_samples, window_start = {}, 0, time.perf_counter()
+            if cfg.save_steps and global_step % cfg.save_steps == 0:
+                last_ckpt = _checkpoint(acc, save_dir, global_step, epoch, i + 1)
+            if global_step >= total_steps:
+                done = True
+                break
+        skip_batches = 0
+    bar.close()
+    acc.wait_for_everyone()
+    _save_final(acc, model, processor, cfg, save_dir)
+    if acc.is_main_process:
+        rows = read_jsonl_tolerant(log_path)
+        plot_loss_curves(rows, save_dir / "loss_curves.png", title=f"{method.name}  lr={cfg.lr}")
+        atomic_write_json(save_dir / "run_complete.json", {"global_step": global_step, "method": method.name})
+    if cfg.report_to != "none":
+        acc.end_training()
+    return save_dir

@@ -1,0 +1,21 @@
+"""Registry of unlearning methods. Adding one: a module with METHOD, and a line here."""
+from __future__ import annotations
+
+from safeeraser.train.methods import ga, gd, kl, npo, po, sft, simnpo
+from safeeraser.train.methods.base import Method, Term  # noqa: F401
+
+REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (ga, gd, kl, po, npo, simnpo, sft)}
+ALIASES = {"idk": "po"}  # the reference's code calls PO `idk`
+METHOD_NAMES = sorted(REGISTRY) + [n + "pd" for n in sorted(REGISTRY) if n != "sft"] + ["idk", "idkpd"]
+
+
+def parse_method(name: str) -> Method:
+    """`gdpd` is gd plus the PD term; `idk`/`idkpd` are the reference's names for po/popd."""
+    base, pd = name, False
+    if name not in REGISTRY and ALIASES.get(name) is None and name.endswith("pd"):
+        base, pd = name[:-2], True
+    base = ALIASES.get(base, base)
+    if base not in REGISTRY or (pd and base == "sft"):
+        raise KeyError(name)
+    method = REGISTRY[base]
+    return method.with_pd() if pd else method

@@ -1,0 +1,4 @@
+"""Plain NLL on every target: the vanilla fine-tuning step, run by the same loop."""
+from safeeraser.train.methods.base import Method, Term
+
+METHOD = Method("sft", (Term("nll", "target", "nll", 1.0),))
