@@ -113,7 +113,10 @@ def run_training(cfg) -> Path:
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     sampler = EpochSampler(len(dataset), cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id),
-                        num_workers=cfg.workers)
+                        num_workers=cfg.workers,
+                        # Its own generator: creating an iterator must not draw from the global RNG that
+                        # dropout uses, or a resumed run would drop out different units.
+                        generator=torch.Generator().manual_seed(cfg.seed))
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     if ref_model is not None:
         ref_model.to(acc.device)
@@ -163,11 +166,11 @@ def run_training(cfg) -> Path:
     for epoch in range(start_epoch, cfg.num_epochs):
         if done:
             break
-        sampler.set_epoch(epoch)
+        epoch_loader = acc.skip_first_batches(loader, skip_batches) if skip_batches else loader
+        # accelerate's loaders re-set their sampler's epoch from their own counter on every pass, and
+        # a skipping loader's counter starts at 0: set it explicitly so a resumed epoch shuffles alike.
+        epoch_loader.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        epoch_loader = loader
-        if skip_batches:
-            epoch_loader = acc.skip_first_batches(loader, skip_batches)
         for i, views in enumerate(epoch_loader, start=skip_batches):
             with acc.accumulate(model):
                 loss, parts = compute_loss(model, views, method, cfg, pad_id, ref_model=ref_model)

@@ -1,0 +1,119 @@
+"""The `safeeraser` command: one subcommand per job, each a thin call into the package."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+def _user_errors():
+    from safeeraser.io import DataError
+    from safeeraser.train.config import ConfigError
+    from safeeraser.train.loop import TrainingDiverged
+
+    return (DataError, ConfigError, TrainingDiverged, FileExistsError)
+
+
+def cmd_make_tiny(args) -> int:
+    from safeeraser.models.tiny import make_tiny
+
+    print(make_tiny(args.out, size=args.size, seed=args.seed))
+    return 0
+
+
+def cmd_make_mini(args) -> int:
+    from safeeraser.data.mini import make_mini
+
+    for name, path in make_mini(args.out, seed=args.seed, train_per_category=args.train_per_category,
+                                val_per_category=args.val_per_category).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from safeeraser.pipeline.vanilla import finetune, format_check
+    from safeeraser.train.config import CONFIG_DIR
+
+    out, report = finetune(args.config or str(CONFIG_DIR / "finetune_tiny.yaml"), args.overrides)
+    print(format_check(report))
+    print(f"saved to {out}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from safeeraser.train.config import load_config
+    from safeeraser.train.loop import run_training
+
+    cfg = load_config(args.config, args.overrides)
+    out = run_training(cfg)
+    print(f"saved to {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from safeeraser.pipeline.demo import run_demo
+
+    run_demo(args.workdir, seed=args.seed, force=args.force)
+    return 0
+
+
+def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--config", "--config-name", "--config_name", dest="config", default=default,
+                   help="YAML file, or a name under config/ (Hydra's --config-name is accepted)")
+    p.add_argument("--config-path", "--config_path", dest="config_path", default=None,
+                   help="folder of --config-name (Hydra compatibility)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. forget_loss=gdpd lr=2e-4")
+
+
+def resolve_config_arg(args) -> None:
+    if getattr(args, "config_path", None) and args.config:
+        from pathlib import Path
+
+        args.config = str(Path(args.config_path) / args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safeeraser", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-tiny", help="build the tiny LLaVA-architecture model")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_tiny)
+    p = sub.add_parser("make-mini", help="generate the mini benchmark")
+    p.add_argument("--out", default="dataset/mini")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-per-category", type=int, default=6)
+    p.add_argument("--val-per-category", type=int, default=3)
+    p.set_defaults(func=cmd_make_mini)
+    p = sub.add_parser("finetune", help="the vanilla step: full fine-tune, then check what the model answers")
+    add_config_args(p, None)
+    p.set_defaults(func=cmd_finetune)
+    p = sub.add_parser("forget", help="LoRA unlearning (same as forget.py)")
+    add_config_args(p, "forget_lora.yaml")
+    p.set_defaults(func=cmd_forget)
+    p = sub.add_parser("demo", help="mini benchmark + tiny model + vanilla fine-tune, end to end on a CPU")
+    p.add_argument("--workdir", default=".")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild everything")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def run(func, args) -> int:
+    """Run a command; a user error (bad data, bad config) is one line on stderr and exit code 2."""
+    try:
+        return func(args)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    resolve_config_arg(args)
+    return run(args.func, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

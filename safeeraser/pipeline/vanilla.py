@@ -1,0 +1,49 @@
+"""The vanilla step: fine-tune the tiny model on the mini benchmark, then check what it answers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safeeraser.io import atomic_write_json
+
+CHECK_FILE = "vanilla_check.json"
+
+
+def check_model(model_dir: str | Path, splits: dict[str, str | Path], batch_size: int = 32) -> dict:
+    """Greedy reproduction rates per split and kind; kept with the model as vanilla_check.json."""
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.infer.engine import Generator
+    from safeeraser.infer.reproduce import reproduction_rates
+    from safeeraser.models.loading import load_model, load_processor
+
+    generator = Generator(load_model(str(model_dir)), load_processor(str(model_dir)), batch_size=batch_size)
+    report = {name: reproduction_rates(generator, load_benchmark(path)) for name, path in splits.items()}
+    atomic_write_json(Path(model_dir) / CHECK_FILE, report)
+    return report
+
+
+def format_check(report: dict) -> str:
+    lines = ["greedy answers that reproduce their targets:",
+             f"  {'split':<8}{'harmful':>12}{'sd':>12}{'harmless':>12}"]
+    for split, r in report.items():
+        cells = [f"{r['rates'][k]['matched']}/{r['rates'][k]['total']}" for k in ("harmful", "sd", "unharm")]
+        lines.append(f"  {split:<8}" + "".join(f"{c:>12}" for c in cells))
+    first = next(iter(report.values()))["samples"]
+    for kind, s in first.items():
+        lines.append(f"  e.g. {kind}: Q: {s['question']}\n        A: {s['answer']}")
+    return "\n".join(lines)
+
+
+def finetune(config: str | None, overrides: list[str]) -> tuple[Path, dict]:
+    from safeeraser.train.config import data_paths, load_config
+    from safeeraser.train.loop import run_training
+
+    cfg = load_config(config, overrides)
+    out = run_training(cfg)
+    splits = {Path(p).stem.replace("all_", ""): p for p in data_paths(cfg)}
+    return out, check_model(out, splits)
+
+
+def load_check(model_dir: str | Path) -> dict | None:
+    path = Path(model_dir) / CHECK_FILE
+    return json.loads(path.read_text()) if path.exists() else None

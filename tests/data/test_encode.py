@@ -1,0 +1,51 @@
+import torch
+
+from safeeraser.data.encode import IGNORE_INDEX, PromptEncoder, pad_batch
+from safeeraser.data.records import load_benchmark
+
+
+def test_prompt_is_llava15_format(processor):
+    enc = PromptEncoder(processor)
+    assert enc.prompt_text("What is it?") == "USER: <image>\nWhat is it? ASSISTANT:"
+
+
+def test_labels_cover_answer_and_eos_only(processor, mini_dir):
+    enc = PromptEncoder(processor)
+    rec = load_benchmark(mini_dir / "all_train.json")[0]
+    pair = rec.unsafe_pairs[0]
+    e = enc.encode(rec.image, pair["question"], pair["model_response"])
+    tok = processor.tokenizer
+    answer_ids = e.labels[e.labels != IGNORE_INDEX]
+    assert answer_ids[-1].item() == tok.eos_token_id
+    assert tok.decode(answer_ids[:-1]).strip() == pair["model_response"]
+    # the prompt part is exactly what inference feeds the model
+    prompt_ids, pixels = enc.encode_prompt(rec.image, pair["question"])
+    n_prompt = int((e.labels == IGNORE_INDEX).sum())
+    assert torch.equal(e.input_ids[:n_prompt], prompt_ids)
+    assert torch.equal(e.pixel_values, pixels)
+    # every image token the vision tower produces is present
+    assert int((e.input_ids == processor.image_token_id).sum()) == 16
+
+
+def test_image_preprocessed_once(processor, mini_dir, monkeypatch):
+    enc = PromptEncoder(processor)
+    rec = load_benchmark(mini_dir / "all_train.json")[0]
+    calls = []
+    real = enc.processor.__class__.__call__
+    monkeypatch.setattr(enc.processor.__class__, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    for pair in rec.unsafe_pairs:
+        enc.encode(rec.image, pair["question"], pair["model_response"])
+    assert len(calls) == 1
+
+
+def test_pad_batch_sides(processor, mini_dir):
+    enc = PromptEncoder(processor)
+    rec = load_benchmark(mini_dir / "all_train.json")[0]
+    a = enc.encode(rec.image, "Q?", "short")
+    b = enc.encode(rec.image, "Q?", "a much longer answer than the other one")
+    right = pad_batch([a, b], 0, "right")
+    left = pad_batch([a, b], 0, "left")
+    n = len(a.input_ids)
+    assert right["attention_mask"][0, :n].all() and not right["attention_mask"][0, n:].any()
+    assert left["attention_mask"][0, -n:].all() and not left["attention_mask"][0, :-n].any()
+    assert (right["labels"][0, n:] == IGNORE_INDEX).all()

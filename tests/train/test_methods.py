@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+from safeeraser.data.records import load_benchmark
+from safeeraser.data.views import Example, forget_items, load_refusals
+from safeeraser.models.loading import load_model, load_processor
+from safeeraser.train.evaluate import mean_nll
+from safeeraser.train.loop import TrainingDiverged, run_training
+from safeeraser.train.methods import METHOD_NAMES
+
+
+def _views(mini_dir):
+    items = forget_items(load_benchmark(mini_dir / "all_train.json"))
+    refusals = load_refusals(mini_dir / "prompt.json")
+    return {
+        "forget": [i.forget for i in items],
+        "pd": [i.pd for i in items],
+        "retain": [r for i in items for r in i.retain_pool],
+        "idk": [Example(i.forget.image, i.forget.question, refusals[0]) for i in items],
+    }
+
+
+def _nlls(model_dir, adapter, mini_dir):
+    from peft import PeftModel
+
+    model = load_model(str(model_dir), "float32")
+    if adapter:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    proc = load_processor(str(model_dir))
+    return {k: mean_nll(model, proc, v) for k, v in _views(mini_dir).items()}
+
+
+@pytest.mark.parametrize("name", [n for n in METHOD_NAMES if n != "sft"])
+def test_every_method_trains_and_saves_a_loadable_adapter(forget_cfg, name):
+    from peft import PeftModel
+
+    cfg = forget_cfg(f"forget_loss={name}", "max_train_steps=2")
+    out = run_training(cfg)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss/total"])) for r in rows)
+    model = PeftModel.from_pretrained(load_model(str(cfg.model_path), "float32"), str(out))
+    lora = [n for n, _ in model.named_parameters() if "lora_" in n]
+    assert lora and all("language_model" in n for n in lora)  # never the CLIP tower
+    assert (out / "config.yaml").read_text().count(f"forget_loss: {name}") == 1
+
+
+@pytest.fixture(scope="module")
+def start(vanilla_dir, mini_dir):
+    return _nlls(vanilla_dir, None, mini_dir)
+
+
+FAST = ("max_train_steps=8", "lr=5e-3", "lr_scheduler_type=constant", "warmup_ratio=0")
+
+
+def _train(forget_cfg, vanilla_dir, mini_dir, *overrides):
+    out = run_training(forget_cfg(*overrides))
+    return _nlls(vanilla_dir, out, mini_dir)
+
+
+def test_ga_raises_forget_nll(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=ga", *FAST)
+    assert end["forget"] > start["forget"] + 1.0
+
+
+def test_gd_keeps_retain_while_forgetting(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=gd", *FAST)
+    assert end["forget"] > start["forget"] + 1.0
+    assert end["retain"] < start["retain"] + 0.25 * (end["forget"] - start["forget"])
+
+
+def test_po_raises_refusal_likelihood(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=po", *FAST)
+    assert end["idk"] < start["idk"] - 1.0
+
+
+def test_pd_term_holds_sd_answers(forget_cfg, vanilla_dir, mini_dir, start):
+    ga = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=ga", *FAST)
+    gapd = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=gapd", *FAST,
+                  "loss_weights.pd=1.0")
+    assert gapd["forget"] > start["forget"] + 1.0
+    assert gapd["pd"] - start["pd"] < 0.5 * (ga["pd"] - start["pd"])
+
+
+def test_nan_loss_stops_with_a_clear_message(forget_cfg):
+    with pytest.raises(TrainingDiverged, match="training diverged"):
+        run_training(forget_cfg("forget_loss=ga", "max_train_steps=2", "loss_weights.forget=.nan"))

@@ -1,0 +1,78 @@
+"""The fused forward and the adapter-disabled reference are exact rewrites of the naive versions."""
+import pytest
+import torch
+
+from safeeraser.data.encode import PromptEncoder
+from safeeraser.data.records import load_benchmark
+from safeeraser.data.views import forget_items
+from safeeraser.models.loading import load_model, load_processor
+from safeeraser.train.dataset import UnlearnDataset, ViewCollator
+from safeeraser.train.methods import parse_method
+from safeeraser.train.model_setup import prepare_model
+from safeeraser.train.step import compute_loss
+
+
+def _batch(proc, mini_dir, method):
+    items = forget_items(load_benchmark(mini_dir / "all_train.json"))
+    ds = UnlearnDataset(items, method.views(), PromptEncoder(proc), ["I can't help."], seed=0)
+    return ViewCollator(proc.tokenizer.pad_token_id)([ds[i] for i in range(4)])
+
+
+def _lora_model(path, cfg):
+    torch.manual_seed(0)
+    model = prepare_model(load_model(str(path), "float32"), cfg)
+    with torch.no_grad():  # a non-trivial adapter, so that current and reference differ
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    model.eval()  # no dropout: compare exact functions
+    return model
+
+
+@pytest.mark.parametrize("name", ["gdpd", "klpd", "npopd", "popd"])
+def test_fused_forward_equals_separate_passes(vanilla_dir, mini_dir, forget_cfg, name):
+    cfg = forget_cfg(f"forget_loss={name}")
+    proc = load_processor(str(vanilla_dir))
+    method = parse_method(name)
+    views = _batch(proc, mini_dir, method)
+    results = []
+    for fused in (True, False):
+        cfg.fused_forward = fused
+        model = _lora_model(vanilla_dir, cfg)
+        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((loss.item(), {k: v.item() for k, v in parts.items()}, grads))
+    (l1, p1, g1), (l2, p2, g2) = results
+    assert l1 == pytest.approx(l2, abs=1e-5)
+    assert p1 == pytest.approx(p2, abs=1e-5)
+    assert g1.keys() == g2.keys() and len(g1) > 0
+    for n in g1:
+        assert torch.allclose(g1[n], g2[n], atol=1e-5, rtol=1e-4), n
+
+
+def test_kl_reference_is_the_base_model_without_a_copy(vanilla_dir, mini_dir, forget_cfg):
+    cfg = forget_cfg("forget_loss=kl")
+    proc = load_processor(str(vanilla_dir))
+    method = parse_method("kl")
+    views = _batch(proc, mini_dir, method)
+    model = _lora_model(vanilla_dir, cfg)
+    copy = load_model(str(vanilla_dir), "float32").eval()
+    with torch.no_grad():
+        _, disabled = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
+        _, separate = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, ref_model=copy)
+    assert disabled["kl"].item() > 1e-4  # the adapter really changed the model
+    assert disabled["kl"].item() == pytest.approx(separate["kl"].item(), rel=1e-5, abs=1e-7)
+
+
+def test_kl_all_positions_flag_changes_the_average(vanilla_dir, mini_dir, forget_cfg):
+    proc = load_processor(str(vanilla_dir))
+    method = parse_method("kl")
+    views = _batch(proc, mini_dir, method)
+    values = []
+    for flag in ("false", "true"):
+        cfg = forget_cfg("forget_loss=kl", f"kl_all_positions={flag}")
+        with torch.no_grad():
+            values.append(compute_loss(_lora_model(vanilla_dir, cfg), views, method, cfg,
+                                       proc.tokenizer.pad_token_id)[1]["kl"].item())
+    assert values[0] != pytest.approx(values[1], rel=1e-3)
