@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", help="LoRA unlearning (same as forget.py)")
     add_config_args(p, "forget_lora.yaml")
     p.set_defaults(func=cmd_forget)
+    # Commands with their own parsers (shared with the top-level scripts): listed here for --help,
+    # dispatched in main() before this parser sees their flags.
+    for name, (_, text) in PASSTHROUGH.items():
+        sub.add_parser(name, help=text, add_help=False)
     p = sub.add_parser("demo", help="mini benchmark + tiny model + vanilla fine-tune, end to end on a CPU")
     p.add_argument("--workdir", default=".")
     p.add_argument("--seed", type=int, default=0)
@@ -108,8 +112,22 @@ def run(func, args) -> int:
         return 2
 
 
+def _infer_main(argv):
+    from safeeraser.infer.ckpt_infer import main as infer_main
+
+    return infer_main(argv)
+
+
+PASSTHROUGH = {
+    "infer": (_infer_main, "a checkpoint's answers on a benchmark file (same as ckpt_infer.py)"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return PASSTHROUGH[argv[0]][0](argv[1:])
     args = build_parser().parse_args(argv)
     resolve_config_arg(args)
     return run(args.func, args)

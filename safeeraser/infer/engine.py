@@ -19,6 +19,7 @@ class GenRequest:
     image: Path | str
     question: str
     num_return_sequences: int = 1
+    key: int | None = None  # seeds this request's sampling; stable across batching, chunking and resume
 
 
 @dataclass
@@ -122,7 +123,8 @@ class Generator:
                     )[:, batch["input_ids"].shape[1]:].cpu()
                     gen = gen.repeat_interleave(n, 0)  # greedy samples are all the same answer
                 else:
-                    gen = self._sample_batch(batch, settings, chunk, n)
+                    keys = [requests[i].key if requests[i].key is not None else i for i in chunk]
+                    gen = self._sample_batch(batch, settings, keys, n)
                 texts = self._decode(gen)
                 answers = [texts[k * n:(k + 1) * n] for k in range(len(chunk))]
                 for i, a in zip(chunk, answers):
