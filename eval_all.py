@@ -1,0 +1,3 @@
+from safeeraser.eval.command import main
+
+raise SystemExit(main())
