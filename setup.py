@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["safeeraser", "safeeraser.*"]),
     include_package_data=True,
-    package_data={"safeeraser": ["**/*.json", "**/*.jsonl", "**/*.tsv", "**/*.png", "**/*.yaml"]},
+    package_data={"safeeraser": ["**/*.json", "**/*.jsonl", "**/*.tsv", "**/*.png", "**/*.jpg", "**/*.yaml"]},
     install_requires=requirements,
     extras_require={
         "train": ["deepspeed>=0.15"],

@@ -118,8 +118,22 @@ def _infer_main(argv):
     return infer_main(argv)
 
 
+def _eval_main(argv):
+    from safeeraser.eval.command import main as eval_main
+
+    return eval_main(argv)
+
+
+def _specificity_main(argv):
+    from safeeraser.specificity.command import main as spec_main
+
+    return spec_main(argv)
+
+
 PASSTHROUGH = {
     "infer": (_infer_main, "a checkpoint's answers on a benchmark file (same as ckpt_infer.py)"),
+    "eval": (_eval_main, "judge answers: Efficacy/Generality ASR and RR, SARR, ROUGE-L, GPT-Eval (eval_all.py)"),
+    "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
 }
 
 
