@@ -49,6 +49,16 @@ def cmd_forget(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from safeeraser.pipeline.experiment import run_experiment
+    from safeeraser.pipeline.report import markdown_table
+
+    rows, runner = run_experiment(args.config, args.overrides)
+    print(markdown_table(rows))
+    print(f"steps run: {len(runner.executed)} ({', '.join(runner.executed) or 'all were done already'})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from safeeraser.pipeline.demo import run_demo
 
@@ -95,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     # dispatched in main() before this parser sees their flags.
     for name, (_, text) in PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
+    p = sub.add_parser("run", help="an experiment grid: unlearn, infer, eval, specificity, report")
+    p.add_argument("--config", default="mini.yaml", help="YAML under config/experiment/ or a path")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
+    p.set_defaults(func=cmd_run)
     p = sub.add_parser("demo", help="mini benchmark + tiny model + vanilla fine-tune, end to end on a CPU")
     p.add_argument("--workdir", default=".")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,240 @@
+"""`safeeraser run`: unlearn -> infer -> eval -> specificity for every method of a grid, then the
+paper's table. Each step's output folder is named from a hash of its inputs, and a step whose
+output exists is skipped: a rerun after a crash, or with a method added, does only what is missing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from safeeraser.train.config import ConfigError
+
+VANILLA = "vanilla"
+
+
+@dataclass
+class MiniData:
+    seed: int = 0
+    train_per_category: int = 6
+    val_per_category: int = 3
+
+
+@dataclass
+class DataSection:
+    train: str = "dataset/mini/all_train.json"
+    val: str = "dataset/mini/all_val.json"
+    prompt: str = "dataset/mini/prompt.json"
+    make_mini: Any = None  # a MiniData block: generate the mini benchmark into train's folder first
+
+
+@dataclass
+class ModelSection:
+    vanilla: str = "models/tiny-vanilla"  # the model unlearning starts from (a hub id or a folder)
+    make_tiny: Any = None  # {size, seed, out}: build the tiny base model first
+    finetune: Any = None  # {config, overrides}: make `vanilla` by fine-tuning (the tiny model's vanilla step)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    workdir: str = "runs/${name}"
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    forget_config: str = "forget_tiny.yaml"
+    forget_overrides: list = field(default_factory=list)
+    methods: list = field(default_factory=lambda: ["ga", "gapd"])
+    method_overrides: dict = field(default_factory=dict)  # {method: [key=value, ...]}
+    infer: dict = field(default_factory=dict)  # ckpt_infer flags, e.g. {batch_size: 32, max_new_tokens: 64}
+    judge: dict = field(default_factory=lambda: {"name": "keyword"})  # or {name: openai, model: gpt-4o, ...}
+    specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
+    from safeeraser.train.config import CONFIG_DIR
+    from safeeraser.train.methods import METHOD_NAMES
+
+    p = Path(path)
+    if not p.exists() and (CONFIG_DIR / "experiment" / p).exists():
+        p = CONFIG_DIR / "experiment" / p
+    if not p.exists():
+        raise ConfigError(f"experiment config '{path}' not found")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.load(p),
+                              OmegaConf.from_dotlist(list(overrides)))
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{p}: {str(exc).splitlines()[0]}") from None
+    for m in cfg.methods:
+        if m not in METHOD_NAMES or m == "sft":
+            raise ConfigError(f"{p}: key 'methods': unknown method '{m}'. Valid choices: {', '.join(METHOD_NAMES)}")
+    for m in cfg.method_overrides:
+        if m not in cfg.methods:
+            raise ConfigError(f"{p}: key 'method_overrides.{m}': '{m}' is not in methods")
+    if cfg.judge.get("name") not in ("openai", "keyword"):
+        raise ConfigError(f"{p}: key 'judge.name': choose openai or keyword")
+    return cfg
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+class Runner:
+    def __init__(self, cfg, log=print):
+        self.cfg = cfg
+        self.work = Path(cfg.workdir)
+        self.log = log
+        self.executed: list[str] = []  # steps that did work in this run (the rest were found done)
+
+    # --- shared inputs --------------------------------------------------------------------------
+    def prepare_inputs(self) -> None:
+        from safeeraser.data.mini import make_mini
+        from safeeraser.models.tiny import make_tiny
+        from safeeraser.pipeline.vanilla import finetune
+
+        d, m = self.cfg.data, self.cfg.model
+        if d.make_mini is not None and not Path(d.val).exists():
+            mini = OmegaConf.merge(OmegaConf.structured(MiniData), d.make_mini)
+            make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,
+                      val_per_category=mini.val_per_category)
+            self.executed.append("make-mini")
+        if m.make_tiny is not None and not (Path(m.make_tiny.out) / "config.json").exists():
+            make_tiny(m.make_tiny.out, size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
+            self.executed.append("make-tiny")
+        if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
+            self.log(f"fine-tuning the vanilla model into {m.vanilla}")
+            finetune(m.finetune.config, [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
+                                         f"data_path=[{d.train},{d.val}]", "overwrite=true"])
+            self.executed.append("finetune")
+
+    # --- per method -----------------------------------------------------------------------------
+    def forget(self, method: str) -> tuple[str, Path]:
+        from safeeraser.train.config import load_config
+        from safeeraser.train.loop import run_training
+
+        d = self.cfg.data
+        overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []),
+                     f"forget_loss={method}", f"model_path={self.cfg.model.vanilla}", f"data_path={d.train}",
+                     f"idk_path={d.prompt}"]
+        probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."])
+        resolved = OmegaConf.to_container(probe)
+        resolved.pop("save_dir")
+        tag = f"{method}-{_digest(resolved)}"
+        out = self.work / "forget" / tag
+        if not (out / "run_complete.json").exists():
+            self.log(f"[{method}] unlearning -> {out}")
+            resume = ["resume_from_checkpoint=latest"] if any(out.glob("checkpoint-*")) else []
+            run_training(load_config(self.cfg.forget_config, [*overrides, f"save_dir={out}", "overwrite=true",
+                                                              *resume]))
+            self.executed.append(f"forget:{method}")
+        return tag, out
+
+    def infer(self, tag: str, ckpt: Path | None, split: str) -> Path:
+        from safeeraser.infer.ckpt_infer import build_parser, format_summary, run_inference
+
+        flags = dict(self.cfg.infer)
+        key = _digest({"flags": flags, "model": self.cfg.model.vanilla, "data": self.cfg.data[split]})
+        out = self.work / "infer" / f"{tag}_{split}_{key}.json"
+        if not out.exists():
+            argv = ["--eval_file", self.cfg.data[split], "--model_path", self.cfg.model.vanilla,
+                    "--output_file", str(out), "--resume"]
+            if ckpt is not None:
+                argv += ["--checkpoint_path", str(ckpt)]
+            for k, v in flags.items():
+                argv += [f"--{k}"] if v is True else ([] if v is False else [f"--{k}", str(v)])
+            self.log(f"[{tag}] inference on {split}")
+            self.log(format_summary(run_inference(build_parser().parse_args(argv))))
+            self.executed.append(f"infer:{tag}:{split}")
+        return out
+
+    def judge(self):
+        from safeeraser.eval import ChatSettings, make_judge
+
+        j = dict(self.cfg.judge)
+        name = j.pop("name")
+        if name == "keyword":
+            return name, None, {}
+        return name, ChatSettings(**j), j
+
+    def evaluate(self, tag: str, answers: Path, split: str) -> dict:
+        from safeeraser.eval import evaluate, make_judge, stats_path_for
+
+        name, settings, extra = self.judge()
+        out = self.work / "eval" / f"{answers.stem}_{name}_{_digest(extra)}_rr.json"
+        stats = stats_path_for(out)
+        if not stats.exists():
+            self.log(f"[{tag}] judging {split} with the {name} judge")
+            judge = make_judge(name, settings=settings, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl")
+            evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
+            self.executed.append(f"eval:{tag}:{split}")
+        return json.loads(stats.read_text())
+
+    def specificity(self, tag: str, ckpt: Path | None) -> dict | None:
+        spec = self.cfg.specificity
+        if spec is None:
+            return None
+        from safeeraser.specificity import builtin_data_root
+        from safeeraser.specificity.engine_predict import load_engine_predict_fn
+        from safeeraser.specificity.runner import run_specificity
+
+        out = self.work / "specificity" / tag
+        result = out / "specificity.json"
+        if result.exists():
+            return json.loads(result.read_text())
+        root = builtin_data_root() if spec.data_root == "builtin" else Path(spec.data_root)
+        loaded = {}
+
+        def predict(requests):  # the model loads only if some question still needs an answer
+            if "fn" not in loaded:
+                loaded["fn"] = load_engine_predict_fn(self.cfg.model.vanilla, str(ckpt) if ckpt else None,
+                                                      batch_size=int(self.cfg.infer.get("batch_size", 16)))
+            return loaded["fn"](requests)
+
+        self.log(f"[{tag}] specificity")
+        benchmarks = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench" if spec.benchmarks == "all" else spec.benchmarks
+        summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), progress=False)
+        self.executed.append(f"specificity:{tag}")
+        return summary
+
+    def run_method(self, method: str) -> dict:
+        if method == VANILLA:
+            tag, ckpt = f"{VANILLA}-{_digest(self.cfg.model.vanilla)}", None
+        else:
+            tag, ckpt = self.forget(method)
+        stats = {split: self.evaluate(tag, self.infer(tag, ckpt, split), split) for split in ("train", "val")}
+        spec = self.specificity(tag, ckpt)
+        return row_from(method, stats, spec)
+
+    def run(self) -> list[dict]:
+        self.prepare_inputs()
+        return [self.run_method(m) for m in [VANILLA, *self.cfg.methods]]
+
+
+COLUMNS = [("eff_asr", "Eff. ASR↓"), ("eff_rr", "Eff. RR↑"), ("gen_asr", "Gen. ASR↓"), ("gen_rr", "Gen. RR↑"),
+           ("rouge_l", "ROUGE-L↑"), ("gpt_eval", "GPT-Eval↑"), ("specificity", "Spec.↑"), ("sarr", "SARR↓")]
+
+
+def row_from(method: str, stats: dict, spec: dict | None) -> dict:
+    tr, va = stats["train"]["summary"], stats["val"]["summary"]
+    return {"method": method, "eff_asr": tr["ASR"], "eff_rr": tr["RR"], "gen_asr": va["ASR"], "gen_rr": va["RR"],
+            "rouge_l": va["ROUGE-L"], "gpt_eval": va["GPT-Eval"],
+            "specificity": None if spec is None else spec.get("average"), "sarr": va["SARR"]}
+
+
+def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tuple[list[dict], Runner]:
+    from safeeraser.pipeline.report import write_report
+
+    cfg = load_experiment(path, overrides)
+    t0 = time.perf_counter()
+    runner = Runner(cfg, log=log)
+    rows = runner.run()
+    files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", meta={
+        "config": OmegaConf.to_container(cfg), "seconds": time.perf_counter() - t0, "executed": runner.executed})
+    log(f"report: {', '.join(str(f) for f in files)}")
+    return rows, runner

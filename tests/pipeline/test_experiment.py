@@ -1,0 +1,56 @@
+import json
+
+import pytest
+import yaml
+
+from safeeraser.pipeline.experiment import run_experiment
+from safeeraser.train.config import ConfigError
+
+
+@pytest.fixture
+def experiment(tmp_path, vanilla_dir, mini_dir):
+    def write(methods, **extra):
+        cfg = {
+            "name": "t", "workdir": str(tmp_path / "work"),
+            "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
+                     "prompt": str(mini_dir / "prompt.json")},
+            "model": {"vanilla": str(vanilla_dir)},
+            "forget_overrides": ["max_train_steps=2", "batch_size=4", "gradient_accumulation_steps=1"],
+            "methods": methods,
+            "infer": {"batch_size": 16, "max_new_tokens": 6, "seed": 0},
+            "judge": {"name": "keyword"},
+            "specificity": {"benchmarks": "pope,sqa", "data_root": "builtin", "limit": 2},
+            **extra,
+        }
+        path = tmp_path / "exp.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+    return write
+
+
+def test_grid_runs_end_to_end_then_skips_what_is_done(experiment, tmp_path):
+    rows, runner = run_experiment(experiment(["ga", "gdpd"]), log=lambda *_: None)
+    work = tmp_path / "work"
+    assert [r["method"] for r in rows] == ["vanilla", "ga", "gdpd"]
+    for name in ("report.md", "report.csv", "report.json", "report.png"):
+        assert (work / name).stat().st_size > 0
+    assert "| gdpd |" in (work / "report.md").read_text()
+    report = json.loads((work / "report.json").read_text())
+    assert report["rows"] == rows
+    vanilla = rows[0]
+    assert vanilla["gen_asr"] == 100.0 and vanilla["rouge_l"] > 50  # the vanilla model answers
+    assert all(r["specificity"] is not None for r in rows)
+    assert sum(s.startswith("forget:") for s in runner.executed) == 2
+
+    # a rerun does no work
+    rows2, runner2 = run_experiment(experiment(["ga", "gdpd"]), log=lambda *_: None)
+    assert runner2.executed == [] and rows2 == rows
+
+    # adding a method runs only that method's steps
+    _, runner3 = run_experiment(experiment(["ga", "gdpd", "po"]), log=lambda *_: None)
+    assert runner3.executed and all(":po" in s or "po-" in s for s in runner3.executed)
+
+
+def test_unknown_method_is_a_config_error(experiment):
+    with pytest.raises(ConfigError, match="unknown method 'gx'"):
+        run_experiment(experiment(["ga", "gx"]), log=lambda *_: None)
