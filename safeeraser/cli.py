@@ -59,13 +59,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from safeeraser.pipeline.demo import run_demo
-
-    run_demo(args.workdir, seed=args.seed, force=args.force)
-    return 0
-
-
 def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--config", "--config-name", "--config_name", dest="config", default=default,
                    help="YAML file, or a name under config/ (Hydra's --config-name is accepted)")
@@ -109,11 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="mini.yaml", help="YAML under config/experiment/ or a path")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("demo", help="mini benchmark + tiny model + vanilla fine-tune, end to end on a CPU")
-    p.add_argument("--workdir", default=".")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="rebuild everything")
-    p.set_defaults(func=cmd_demo)
     return parser
 
 

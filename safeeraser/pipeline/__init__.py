@@ -1,1 +1,1 @@
-"""Multi-step jobs built from the package's pieces: the vanilla step, the end-to-end demo."""
+"""Multi-step jobs built from the package's pieces: the vanilla step, the experiment grid and its report."""

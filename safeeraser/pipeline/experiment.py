@@ -96,7 +96,7 @@ class Runner:
     def prepare_inputs(self) -> None:
         from safeeraser.data.mini import make_mini
         from safeeraser.models.tiny import make_tiny
-        from safeeraser.pipeline.vanilla import finetune
+        from safeeraser.pipeline.vanilla import finetune, format_check
 
         d, m = self.cfg.data, self.cfg.model
         if d.make_mini is not None and not Path(d.val).exists():
@@ -109,8 +109,9 @@ class Runner:
             self.executed.append("make-tiny")
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
             self.log(f"fine-tuning the vanilla model into {m.vanilla}")
-            finetune(m.finetune.config, [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
-                                         f"data_path=[{d.train},{d.val}]", "overwrite=true"])
+            _, check = finetune(m.finetune.config, [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
+                                                    f"data_path=[{d.train},{d.val}]", "overwrite=true"])
+            self.log(format_check(check))
             self.executed.append("finetune")
 
     # --- per method -----------------------------------------------------------------------------
