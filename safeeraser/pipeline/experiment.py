@@ -199,7 +199,14 @@ class Runner:
 
         self.log(f"[{tag}] specificity")
         benchmarks = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench" if spec.benchmarks == "all" else spec.benchmarks
-        summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), progress=False)
+        name, settings, _ = self.judge()
+        grader = None
+        if name == "openai":  # MM-Vet is graded by the experiment's judge; offline it stays unscored
+            from safeeraser.specificity.chat_grader import ChatGrader
+
+            grader = ChatGrader(settings, self.work / "specificity" / "mmvet_grades.jsonl")
+        summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), grader=grader,
+                                  progress=False)
         self.executed.append(f"specificity:{tag}")
         return summary
 

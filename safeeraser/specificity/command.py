@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="auto", help="auto, bf16, fp16 or fp32")
     parser.add_argument("--backend", choices=("native", "lmms-eval"), default="native",
                         help="native: this package's engine and scorers; lmms-eval: its CLI on the merged model")
+    parser.add_argument("--judge", choices=("offline", "openai"), default="offline",
+                        help="MM-Vet's grader: openai (any OpenAI-compatible endpoint; key from OPENAI_API_KEY) "
+                             "or offline, which leaves MM-Vet unscored")
+    parser.add_argument("--judge_model", default="gpt-4o")
+    parser.add_argument("--base_url", default=None, help="judge endpoint (default: OPENAI_BASE_URL or OpenAI)")
+    parser.add_argument("--judge_cache", default=None, help="grade cache (default: <output_dir>/mmvet_grades.jsonl)")
     parser.add_argument("--lmms_eval_model", default="llava_hf", help="lmms-eval's --model for the merged model")
     actions = parser.add_subparsers(dest="action", title="subcommands", metavar="score")
     score = actions.add_parser("score", help="score a predictions file",
@@ -98,8 +104,16 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                 model=args.lmms_eval_model, dtype=args.dtype)
     else:
         data_root = builtin_data_root() if args.data_root == BUILTIN else Path(args.data_root)
+        grader = None
+        if args.judge == "openai":
+            from safeeraser.eval.judges.chat import ChatSettings
+            from safeeraser.specificity.chat_grader import ChatGrader
+
+            grader = ChatGrader(ChatSettings(model=args.judge_model, base_url=args.base_url),
+                                args.judge_cache or Path(args.output_dir) / "mmvet_grades.jsonl")
         summary = run_specificity(
             _LoadOnFirstCall(args), benchmarks, data_root, args.output_dir, limit=args.limit, seed=args.seed,
+            grader=grader,
             max_new_tokens=args.max_new_tokens,
             run_info={"model_path": args.model_path, "checkpoint_path": args.checkpoint_path})
     print(format_table(summary))
@@ -111,7 +125,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: one line on stderr, exit code 2. A CheckpointError can
     only come from the checkpoint module once it is imported; scoring alone never imports it (torch)."""
     checkpoint = sys.modules.get("safeeraser.models.checkpoint")
-    return (DataError, LmmsEvalError) + ((checkpoint.CheckpointError,) if checkpoint else ())
+    from safeeraser.eval.judges.base import JudgeConfigError
+
+    return (DataError, LmmsEvalError, JudgeConfigError) + ((checkpoint.CheckpointError,) if checkpoint else ())
 
 
 def main(argv: list[str] | None = None) -> int:
