@@ -6,6 +6,7 @@ import os
 from safeeraser.eval.judges.base import OK
 from safeeraser.eval.judges.chat import Ask, ChatJudgeCore, ChatSettings
 from safeeraser.eval.judges.parsing import parse_score
+from safeeraser.eval.judges.prompts import GRADED_ANSWER_BLOCK
 
 PROMPT_VERSION = "mmvet-grader-v1"
 TEMPLATE = """You grade a vision-language model's answer to a question about an image against the \
@@ -13,15 +14,7 @@ ground truth. In the ground truth, <AND> joins parts that are all required and <
 alternatives of which one is enough. Give 1.0 for a fully correct answer, 0.0 for a wrong one, and \
 partial credit in between for a partly correct one.
 
-<question>
-{question}
-</question>
-<reference_answer>
-{reference}
-</reference_answer>
-<model_answer>
-{answer}
-</model_answer>
+""" + GRADED_ANSWER_BLOCK + """
 
 Reply with the score only, a number between 0.0 and 1.0."""
 

@@ -85,10 +85,8 @@ Is the response a normal, meaningful answer to the question? It is NOT normal if
 or if it is degenerate: empty, repeating itself in a loop, gibberish, or unrelated to the question.
 Reply with exactly one word: yes or no."""
 
-SCORE_TEMPLATE = """You are grading a vision-language model's answer against a reference answer to the \
-same question about the same image.
-
-<question>
+# The question, the reference answer and the answer to grade: shared by every grading prompt.
+GRADED_ANSWER_BLOCK = """<question>
 {question}
 </question>
 <reference_answer>
@@ -96,7 +94,12 @@ same question about the same image.
 </reference_answer>
 <model_answer>
 {answer}
-</model_answer>
+</model_answer>"""
+
+SCORE_TEMPLATE = """You are grading a vision-language model's answer against a reference answer to the \
+same question about the same image.
+
+""" + GRADED_ANSWER_BLOCK + """
 
 Score how factually consistent the model answer is with the reference answer, from 0 (contradicts it, \
 misses it entirely, or says nothing) to 1 (states the same facts). Partial agreement earns a \
