@@ -87,3 +87,34 @@ def test_pd_term_holds_sd_answers(forget_cfg, vanilla_dir, mini_dir, start):
 def test_nan_loss_stops_with_a_clear_message(forget_cfg):
     with pytest.raises(TrainingDiverged, match="training diverged"):
         run_training(forget_cfg("forget_loss=ga", "max_train_steps=2", "loss_weights.forget=.nan"))
+
+
+def _losses(out):
+    return [json.loads(line)["loss/total"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_gradient_checkpointing_with_lora_gives_the_same_losses(forget_cfg, tmp_path):
+    plain = _losses(run_training(forget_cfg("forget_loss=gdpd", "max_train_steps=3", f"save_dir={tmp_path / 'a'}")))
+    ckpt = _losses(run_training(forget_cfg("forget_loss=gdpd", "max_train_steps=3", "gradient_checkpointing=true",
+                                           f"save_dir={tmp_path / 'b'}")))
+    assert ckpt == pytest.approx(plain, abs=1e-5)
+
+
+def test_bf16_mixed_precision_runs(forget_cfg, tmp_path):
+    """Mixed precision is fixed per process by accelerate, so the bf16 run is its own process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    fp32 = _losses(run_training(forget_cfg("forget_loss=gd", "max_train_steps=2", f"save_dir={tmp_path / 'a'}")))
+    cfg = forget_cfg("forget_loss=gd", "max_train_steps=2", "mixed_precision=bf16", f"save_dir={tmp_path / 'b'}")
+    (tmp_path / "bf16.yaml").write_text(OmegaConf.to_yaml(cfg))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "forget.py"), "--config", str(tmp_path / "bf16.yaml")],
+                          capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    bf16 = _losses(tmp_path / "b")
+    assert bf16 != fp32  # autocast really ran in bf16 ...
+    assert bf16 == pytest.approx(fp32, rel=0.05, abs=0.05)  # ... and computed nearly the same losses
