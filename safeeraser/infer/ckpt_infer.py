@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
-import time
 from pathlib import Path
 
 from safeeraser.io import DataError, append_jsonl, atomic_write_json, read_jsonl_tolerant

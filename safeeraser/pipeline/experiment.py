@@ -155,7 +155,7 @@ class Runner:
         return out
 
     def judge(self):
-        from safeeraser.eval import ChatSettings, make_judge
+        from safeeraser.eval import ChatSettings
 
         j = dict(self.cfg.judge)
         name = j.pop("name")

@@ -5,7 +5,6 @@ import copy
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -13,7 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from safeeraser.io import atomic_write_json, atomic_write_text, append_jsonl, read_jsonl_tolerant
-from safeeraser.train.config import data_paths
+from safeeraser.train.config import ConfigError, data_paths
+from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
+                                          sync_engine_config, uneven_batches_note)
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
@@ -53,12 +54,19 @@ def _latest_checkpoint(save_dir: Path) -> Path | None:
 
 
 def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
+    from accelerate.utils import DistributedType
+
     unwrapped = acc.unwrap_model(model)
-    state_dict = acc.get_state_dict(model)  # gathers ZeRO-3 shards
+    if acc.distributed_type == DistributedType.DEEPSPEED and cfg.LoRA.r > 0:
+        state_dict = deepspeed_adapter_state(acc, model)
+    else:
+        state_dict = acc.get_state_dict(model)  # gathers ZeRO-3 shards (full fine-tuning)
     if acc.is_main_process:
+        # For a PeftModel, save_pretrained keeps only the adapter's keys of state_dict.
         unwrapped.save_pretrained(save_dir, state_dict=state_dict, safe_serialization=True)
         if cfg.LoRA.r == 0:
             processor.save_pretrained(save_dir)  # a full model folder loads like any hub model
+    acc.wait_for_everyone()
 
 
 def _checkpoint(acc, save_dir: Path, step: int, epoch: int, batches_in_epoch: int) -> Path:
@@ -69,6 +77,21 @@ def _checkpoint(acc, save_dir: Path, step: int, epoch: int, batches_in_epoch: in
                                               "batches_in_epoch": batches_in_epoch})
     acc.wait_for_everyone()
     return ckpt
+
+
+def loader_for_epoch(acc, loader, sampler, dataset, epoch: int, skip_batches: int = 0):
+    """The prepared loader for one epoch, its first `skip_batches` (per process) skipped on resume.
+
+    accelerate's loaders re-set their sampler's epoch from their own counter on every pass, and a
+    skipping loader's counter starts at 0: set it explicitly so a resumed epoch shuffles alike. With
+    several processes that does not reach our sampler (the skipping loader wraps the sharded batch
+    sampler one level deeper than accelerate's set_epoch looks), so set the sampler's epoch directly,
+    or a resumed multi-process run would replay epoch 0's order."""
+    epoch_loader = acc.skip_first_batches(loader, skip_batches) if skip_batches else loader
+    epoch_loader.set_epoch(epoch)
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    return epoch_loader
 
 
 def run_training(cfg) -> Path:
@@ -97,7 +120,11 @@ def run_training(cfg) -> Path:
         mixed_precision=cfg.mixed_precision or None,
         log_with=None if cfg.report_to == "none" else cfg.report_to,
         project_dir=str(save_dir),
+        **accelerator_kwargs(),
     )
+    from safeeraser.models.loading import resolve_dtype
+
+    sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
     set_seed(cfg.seed)
     processor = load_processor(cfg.model_path)
     pad_id = processor.tokenizer.pad_token_id
@@ -108,8 +135,15 @@ def run_training(cfg) -> Path:
     ref_model = None
     if method.reference_views() and cfg.LoRA.r == 0:
         # Full fine-tuning has no adapter to switch off: only then is a frozen copy needed.
+        if acc.state.deepspeed_plugin is not None and acc.state.deepspeed_plugin.zero_stage == 3:
+            raise ConfigError(f"key 'LoRA.r': '{method.name}' needs a frozen reference; with full fine-tuning "
+                              "(LoRA.r=0) that is a second copy of the model, which ZeRO-3 cannot shard: use LoRA")
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    # The adapter's initial weights must depend on the seed alone: under ZeRO-3, transformers builds
+    # the model inside deepspeed.zero.Init, which draws random numbers a plain load does not.
+    set_seed(cfg.seed)
     model = prepare_model(model, cfg)
+    fill_size_autos(acc, model)
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     sampler = EpochSampler(len(dataset), cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id),
@@ -117,6 +151,9 @@ def run_training(cfg) -> Path:
                         # Its own generator: creating an iterator must not draw from the global RNG that
                         # dropout uses, or a resumed run would drop out different units.
                         generator=torch.Generator().manual_seed(cfg.seed))
+    note = uneven_batches_note(len(dataset), cfg.batch_size, acc.num_processes)
+    if note and acc.is_main_process:
+        log.warning(note)
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     if ref_model is not None:
         ref_model.to(acc.device)
@@ -166,11 +203,7 @@ def run_training(cfg) -> Path:
     for epoch in range(start_epoch, cfg.num_epochs):
         if done:
             break
-        epoch_loader = acc.skip_first_batches(loader, skip_batches) if skip_batches else loader
-        # accelerate's loaders re-set their sampler's epoch from their own counter on every pass, and
-        # a skipping loader's counter starts at 0: set it explicitly so a resumed epoch shuffles alike.
-        epoch_loader.set_epoch(epoch)
-        dataset.set_epoch(epoch)
+        epoch_loader = loader_for_epoch(acc, loader, sampler, dataset, epoch, skip_batches)
         for i, views in enumerate(epoch_loader, start=skip_batches):
             with acc.accumulate(model):
                 loss, parts = compute_loss(model, views, method, cfg, pad_id, ref_model=ref_model)
