@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
 
     rows, runner = run_experiment(args.config, args.overrides)
     print(markdown_table(rows))
-    print(f"steps run: {len(runner.executed)} ({', '.join(runner.executed) or 'all were done already'})")
+    print(f"steps run: {len(runner.executed)}" if runner.executed else "steps run: 0 (all were done already)")
     return 0
 
 
