@@ -132,7 +132,14 @@ def _specificity_main(argv):
     return spec_main(argv)
 
 
+def _bench_main(argv):
+    from safeeraser.bench.command import main as bench_main
+
+    return bench_main(argv)
+
+
 PASSTHROUGH = {
+    "bench": (_bench_main, "speed and memory: ours vs the reference's way (unlearning, inference, judging)"),
     "infer": (_infer_main, "a checkpoint's answers on a benchmark file (same as ckpt_infer.py)"),
     "eval": (_eval_main, "judge answers: Efficacy/Generality ASR and RR, SARR, ROUGE-L, GPT-Eval (eval_all.py)"),
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),

@@ -1,0 +1,132 @@
+"""Sampled inference: our batched Generator against one HF `generate` call per sampled answer.
+
+The requests are the mini val file's harmful questions on their harmful images, three sampled answers
+each, as `ckpt_infer` asks for them. Settings are held equal (temperature, top-p, no top-k, the same
+`max_new_tokens`), and every answer is made exactly `max_new_tokens` long on both sides: a forward hook
+on the output layer bans the EOS and pad tokens, so neither side can stop early and tokens/s and
+responses/s measure the same work. (Equivalent to `min_new_tokens = max_new_tokens`, applied to both.)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+
+def harmful_requests(val_file: str, samples: int = 3):
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.infer.engine import GenRequest
+
+    reqs = []
+    for rec in load_benchmark(val_file):
+        for j, pair in enumerate(rec.unsafe_pairs):
+            reqs.append(GenRequest(rec.image, pair["question"], samples, key=rec.index * 1000 + 2 * j))
+    return reqs
+
+
+class FixedLength:
+    """Ban the given tokens in the model's output layer (a forward hook), for as long as it is entered."""
+
+    def __init__(self, model, token_ids: list[int]):
+        import torch
+
+        self.model = model
+        self.ids = torch.tensor(sorted({t for t in token_ids if t is not None}), dtype=torch.long)
+        self._handle = None
+
+    def _hook(self, module, inputs, output):
+        return output.index_fill(-1, self.ids.to(output.device), float("-inf"))
+
+    def __enter__(self):
+        self._handle = self.model.get_output_embeddings().register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+def reference_generate(model, processor, requests, settings, device: str) -> dict:
+    """The reference's way: batch 1, one `generate` call for every sampled answer."""
+    import torch
+
+    from safeeraser.data.encode import PromptEncoder
+
+    encoder = PromptEncoder(processor)
+    tok = processor.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    dtype = next(model.parameters()).dtype
+    responses = new_tokens = 0
+    for i, req in enumerate(requests):
+        ids, pixels = encoder.encode_prompt(req.image, req.question)
+        key = req.key if req.key is not None else i
+        for j in range(req.num_return_sequences):
+            torch.manual_seed(settings.seed * 1_000_003 + key * 31 + j)
+            out = model.generate(
+                input_ids=ids[None].to(device), attention_mask=torch.ones_like(ids)[None].to(device),
+                pixel_values=pixels[None].to(device, dtype), do_sample=True, temperature=settings.temperature,
+                top_p=settings.top_p, top_k=0, max_new_tokens=settings.max_new_tokens, pad_token_id=pad,
+                eos_token_id=tok.eos_token_id)
+            row = out[0, ids.shape[0]:].tolist()
+            new_tokens += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
+            responses += 1
+    return {"responses": responses, "new_tokens": new_tokens}
+
+
+def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int, samples: int = 3,
+                      reference_prompts: int = 0, seed: int = 0, peak_flops: float = 0.0) -> dict:
+    """Ours on `prompts` requests and the reference's way on the first `reference_prompts` of them
+    (all of them when 0): its time per answer does not depend on how many it is given."""
+    import torch
+
+    from safeeraser.bench.assets import linear_params, load_model
+    from safeeraser.infer.engine import GenSettings, Generator
+    from safeeraser.models.loading import load_processor
+
+    device = assets.device
+    requests = harmful_requests(assets.val_file, samples)[:prompts]
+    ref_requests = requests[:reference_prompts] if reference_prompts else requests
+    processor = load_processor(assets.processor_path)
+    model = load_model(assets, seed=seed).eval()
+    params = linear_params(model)
+    tok = processor.tokenizer
+    settings = GenSettings(max_new_tokens=max_new_tokens, greedy=False, temperature=1.0, top_p=0.9, seed=seed)
+    warm = replace(settings, max_new_tokens=4)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    with FixedLength(model, [tok.eos_token_id, tok.pad_token_id]), torch.no_grad():
+        Generator(model, processor, batch_size=batch_size).generate(requests[:1], warm)  # warm-up: first calls
+        reference_generate(model, processor, ref_requests[:1], warm, device)
+        gen = Generator(model, processor, batch_size=batch_size)  # a fresh image cache: both sides preprocess
+        sync()
+        t0, c0 = time.perf_counter(), time.process_time()
+        answers = gen.generate(requests, settings)
+        sync()
+        ours = {"responses": gen.stats.responses, "new_tokens": gen.stats.new_tokens,
+                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+        sync()
+        t0, c0 = time.perf_counter(), time.process_time()
+        ref = reference_generate(model, processor, ref_requests, settings, device)
+        sync()
+        ref["seconds"], ref["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+
+    prompt_len = sum(len(gen.encoder.encode_prompt(r.image, r.question)[0]) for r in requests) / len(requests)
+    for side in (ours, ref):
+        side["new_tokens_per_s"] = side["new_tokens"] / side["seconds"]
+        side["responses_per_s"] = side["responses"] / side["seconds"]
+        side["new_tokens_per_cpu_s"] = side["new_tokens"] / side["cpu_seconds"]
+        side["responses_per_cpu_s"] = side["responses"] / side["cpu_seconds"]
+        side["tokens_per_response"] = side["new_tokens"] / side["responses"]
+        # Model FLOPs per answer: its prompt and its new tokens through the language model, its image
+        # through the vision tower and projector (2 per matmul weight per token; attention left out).
+        per_response = 2 * params["text"] * (prompt_len + side["tokens_per_response"])
+        if peak_flops > 0 and device == "cuda":
+            side["mfu"] = per_response * side["responses_per_s"] / peak_flops
+    return {
+        "prompts": len(requests), "reference_prompts": len(ref_requests), "samples_per_prompt": samples,
+        "max_new_tokens": max_new_tokens, "batch_size": batch_size, "temperature": settings.temperature,
+        "top_p": settings.top_p, "fixed_length": True, "mean_prompt_tokens": prompt_len,
+        "answers_nonempty": sum(1 for a in answers for s in a if s) / max(1, sum(len(a) for a in answers)),
+        "ours": ours, "reference": ref,
+    }
