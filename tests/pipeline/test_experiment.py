@@ -54,3 +54,11 @@ def test_grid_runs_end_to_end_then_skips_what_is_done(experiment, tmp_path):
 def test_unknown_method_is_a_config_error(experiment):
     with pytest.raises(ConfigError, match="unknown method 'gx'"):
         run_experiment(experiment(["ga", "gx"]), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("name", ["mini.yaml", "llava7b.yaml", "llava13b.yaml"])
+def test_shipped_experiment_configs_validate(name):
+    from safeeraser.pipeline.experiment import load_experiment
+
+    cfg = load_experiment(name)
+    assert cfg.methods and cfg.workdir == f"runs/{cfg.name}"
