@@ -61,16 +61,18 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _target_text(r: Row, ge: str, le: str, times: str, met: str, not_met: str) -> str:
+    if r.target is None:
+        return ""
+    text = f"{ge if r.better == 'higher' else le} {r.target:g}{times} {met if r.met else not_met}"
+    return text + (f" ({r.target_note})" if r.target_note else "")
+
+
 def format_table(rows: list[Row]) -> str:
     head = ("measure", "ours", "reference", "ratio", "ratio (CPU time)", "target (judged on CPU time where given)")
     lines = []
     for r in rows:
-        target = ""
-        if r.target is not None:
-            sign = ">=" if r.better == "higher" else "<="
-            target = f"{sign} {r.target:g}x {'met' if r.met else 'NOT MET'}"
-            if r.target_note:
-                target += f" ({r.target_note})"
+        target = _target_text(r, ">=", "<=", "x", "met", "NOT MET")
         cpu = "" if r.ratio_cpu is None else f"{r.ratio_cpu:.2f}x"
         lines.append((f"{r.name} [{r.unit}]", _num(r.ours), _num(r.reference), f"{r.ratio:.2f}x", cpu, target))
     widths = [max(len(x[i]) for x in [head, *lines]) for i in range(len(head))]
@@ -87,12 +89,7 @@ def format_markdown(rows: list[Row]) -> str:
     out = ["| measure | ours | reference | ratio | ratio (CPU time) | target (judged on CPU time where given) |",
            "| --- | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        target = ""
-        if r.target is not None:
-            sign = "≥" if r.better == "higher" else "≤"
-            target = f"{sign} {r.target:g}× — {'met' if r.met else '**not met**'}"
-            if r.target_note:
-                target += f" ({r.target_note})"
+        target = _target_text(r, "≥", "≤", "× —", "met", "**not met**")
         cpu = "" if r.ratio_cpu is None else f"{r.ratio_cpu:.2f}×"
         out.append(f"| {r.name} ({r.unit}) | {_num(r.ours)} | {_num(r.reference)} | {r.ratio:.2f}× | {cpu} "
                    f"| {target} |")

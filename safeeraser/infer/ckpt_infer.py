@@ -84,7 +84,7 @@ def run_inference(args) -> dict:
     from safeeraser.data.encode import ImageLoadError
     from safeeraser.data.records import load_benchmark
     from safeeraser.infer.engine import GenSettings, Generator
-    from safeeraser.models.checkpoint import apply_checkpoint
+    from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 
     records = load_benchmark(args.eval_file, check_images=False)
@@ -108,12 +108,8 @@ def run_inference(args) -> dict:
 
             generator = VllmGenerator(args.model_path, args.checkpoint_path, processor)
         else:
-            import torch
-
-            model = apply_checkpoint(args.model_path, args.checkpoint_path, args.dtype,
-                                     reference_lora_alpha=args.lora_alpha)
-            if torch.cuda.is_available():
-                model.to("cuda")
+            model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype,
+                                        reference_lora_alpha=args.lora_alpha)
             generator = Generator(model, processor, batch_size=args.batch_size)
         total = sum(sum(q.num_return_sequences for q in _requests(r, r.index)[0]) for r in todo)
         bar = tqdm(total=total, desc="responses", unit="resp", dynamic_ncols=True)
@@ -133,7 +129,7 @@ def run_inference(args) -> dict:
                 r, slots = _requests(rec, rec.index)
                 owners.append((rec, slots, len(reqs), len(reqs) + len(r)))
                 reqs += r
-            answers = generator.generate(reqs, settings, progress=lambda n: None)
+            answers = generator.generate(reqs, settings)
             for rec, slots, a, b in owners:
                 rows.append({"index": rec.index, "record": fill_record(rec.raw, slots, answers[a:b])})
             bar.update(sum(q.num_return_sequences for q in reqs))

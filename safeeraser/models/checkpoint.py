@@ -125,3 +125,12 @@ def apply_checkpoint(model_path: str, checkpoint_path: str | None, dtype: str = 
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     return model
+
+
+def load_for_generation(model_path: str, checkpoint_path: str | None, dtype: str = "auto",
+                        reference_lora_alpha: int = 256):
+    """apply_checkpoint, merged, on the GPU when there is one: what every generating command runs."""
+    model = apply_checkpoint(model_path, checkpoint_path, dtype, reference_lora_alpha=reference_lora_alpha)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model

@@ -8,14 +8,10 @@ from safeeraser.specificity.base import PredictFn, Request
 def load_model_with_checkpoint(model_path: str, checkpoint_path: str | None, dtype: str = "auto"):
     """(model, processor): the base model with the checkpoint applied and merged by ckpt_infer's
     strict loader (adapter folder, model folder or the reference's checkpoint.pt; None: vanilla)."""
-    import torch
-
-    from safeeraser.models.checkpoint import apply_checkpoint
+    from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 
-    model = apply_checkpoint(model_path, checkpoint_path, dtype)
-    if torch.cuda.is_available():
-        model.to("cuda")
+    model = load_for_generation(model_path, checkpoint_path, dtype)
     return model, load_processor(model_path)
 
 
