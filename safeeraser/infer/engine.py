@@ -1,15 +1,19 @@
-"""Batched generation with left padding, requests sorted by length, one call per batch.
+"""Batched generation with left padding, requests sorted by length, one decoding loop per batch.
 
-Sampling uses a generator seeded per request, so the same seed gives the same answers whatever the
+One loop serves greedy and sampled answers: each request's image and prompt go through the model once,
+the key/value cache has its room reserved up front, and tokens are chosen on the model's device.
+Sampling uses random numbers seeded per answer, so the same seed gives the same answers whatever the
 batch size; greedy output is identical for any batch size up to floating-point ties.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from safeeraser.data.encode import Encoded, PromptEncoder, pad_batch
 
@@ -38,6 +42,91 @@ class GenStats:
     seconds: float = 0.0
 
 
+def _sorted_descending(probs: torch.Tensor) -> torch.Tensor:
+    """Values sorted high to low along the last dim. On a CPU numpy's value-only sort is several times
+    faster than torch.sort, which also builds indices the nucleus does not need."""
+    if probs.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(-np.sort(-probs.numpy(), axis=-1))
+    return probs.sort(-1, descending=True).values
+
+
+def nucleus_sample(logits: torch.Tensor, temperature: float, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """One token per row from the top-p nucleus of softmax(logits / temperature), drawn by inverse CDF
+    with the given uniforms in [0, 1): the smallest set of most probable tokens whose mass reaches top_p
+    (ties at its edge included), renormalised."""
+    probs = torch.softmax(logits.float() / max(temperature, 1e-5), -1)
+    desc = _sorted_descending(probs)
+    n_keep = ((desc.cumsum(-1) - desc) < top_p).sum(-1, keepdim=True).clamp(min=1)
+    threshold = desc.gather(-1, n_keep - 1)  # the smallest probability in the nucleus
+    cdf = (probs * (probs >= threshold)).cumsum(-1)
+    u = uniforms.to(cdf.device, cdf.dtype)[:, None] * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1).squeeze(-1)
+
+
+class ReservedLayer(DynamicLayer):
+    """A DynamicLayer whose storage for `capacity` positions is reserved up front: each new position is
+    written in place, where DynamicLayer concatenates and so copies the whole cache at every step."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        b, h, _, d = key_states.shape
+        self._keys = key_states.new_empty((b, h, self.capacity, d))
+        self._values = value_states.new_empty((b, value_states.shape[1], self.capacity, value_states.shape[-1]))
+        self.is_initialized = True
+
+    def _expose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+        return self.keys, self.values
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self._keys.shape[2]:  # more than reserved: grow, as DynamicLayer would
+            grow = (0, 0, 0, max(end, 2 * self._keys.shape[2]) - self._keys.shape[2])
+            self._keys, self._values = (torch.nn.functional.pad(t, grow) for t in (self._keys, self._values))
+        self._keys[:, :, self.length:end] = key_states
+        self._values[:, :, self.length:end] = value_states
+        self.length = end
+        return self._expose()
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def reset(self) -> None:
+        self.length = 0
+        super().reset()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove < 0 and self.is_initialized:
+            self.length = max(0, self.length + tokens_to_remove)
+            self._expose()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self._keys = self._keys.repeat_interleave(repeats, 0)
+            self._values = self._values.repeat_interleave(repeats, 0)
+            self._expose()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self._expose()
+
+
+class ReservedCache(DynamicCache):
+    """A DynamicCache of ReservedLayers (one per model layer, made as the model first writes to it)."""
+
+    def __init__(self, capacity: int):
+        Cache.__init__(self, layer_class_to_replicate=partial(ReservedLayer, capacity))
+
+
 class Generator:
     def __init__(self, model, processor, batch_size: int = 8):
         self.model = model
@@ -53,43 +142,51 @@ class Generator:
     def device(self):
         return next(self.model.parameters()).device
 
-    def _sample_batch(self, batch: dict, settings: GenSettings, keys: list[int], n: int) -> torch.Tensor:
-        """Sampling with one RNG stream per request (keyed by its index), independent of batch makeup."""
+    def _decode_batch(self, batch: dict, settings: GenSettings, keys: list[int], n: int) -> torch.Tensor:
+        """n answers per request, greedy or sampled, as a (rows, new tokens) tensor on the CPU.
+        The image and prompt go through the model once per request; its n answers then share copies of
+        its key/value cache. Sampling has one RNG stream per answer (keyed by its request), independent of
+        batch makeup: each answer's uniforms are drawn up front on the CPU; the nucleus and the draw run on
+        the model's device, vectorised over the batch (no per-step copy of logits to the host)."""
         model = self.model
-        input_ids = batch["input_ids"].repeat_interleave(n, 0)
-        mask = batch["attention_mask"].repeat_interleave(n, 0)
-        pixels = batch["pixel_values"].repeat_interleave(n, 0)
-        gens = [torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + k * 31 + j)
-                for k in keys for j in range(n)]
+        device = self.device
+        dtype = next(model.parameters()).dtype
+        if not settings.greedy:
+            uniforms = torch.stack([
+                torch.rand(settings.max_new_tokens,
+                           generator=torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + k * 31 + j))
+                for k in keys for j in range(n)]).to(device)
         eos = self.tokenizer.eos_token_id
+        pad = torch.tensor(self.pad_id, device=device)
+        mask = batch["attention_mask"]
+        cache = ReservedCache(mask.shape[1] + settings.max_new_tokens)
+        res = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"].to(dtype),
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0), attention_mask=mask, cache=cache,
+                    use_cache=True, logits_to_keep=1)
+        logits = res.logits[:, -1].repeat_interleave(n, 0)
+        cache.batch_repeat_interleave(n)
+        # The mask has room for every new position up front; finished rows keep feeding pad tokens whose
+        # outputs are discarded, so their mask can stay 1.
+        rows, width = logits.shape[0], mask.shape[1]
+        full_mask = torch.ones((rows, width + settings.max_new_tokens), dtype=mask.dtype, device=device)
+        full_mask[:, :width] = mask.repeat_interleave(n, 0)
+        position = mask.sum(-1, keepdim=True).repeat_interleave(n, 0)
+        finished = torch.zeros(rows, dtype=torch.bool, device=device)
         out = []
-        past = None
-        cur_ids, cur_mask = input_ids, mask
-        finished = torch.zeros(len(gens), dtype=torch.bool)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         for step in range(settings.max_new_tokens):
-            kwargs = dict(attention_mask=cur_mask, cache=past, use_cache=True)
-            if past is None:
-                res = model(input_ids=cur_ids, pixel_values=pixels.to(next(model.parameters()).dtype), position_ids=position_ids, **kwargs)
+            if step:
+                logits = model(input_ids=nxt[:, None], position_ids=position + (step - 1),
+                               attention_mask=full_mask[:, :width + step], cache=cache, use_cache=True).logits[:, -1]
+            if settings.greedy:
+                nxt = logits.argmax(-1)
             else:
-                pos = (cur_mask.sum(-1, keepdim=True) - 1)
-                res = model(input_ids=cur_ids, position_ids=pos, **kwargs)
-            past = res.cache
-            logits = res.logits[:, -1].float().cpu() / max(settings.temperature, 1e-5)
-            probs = torch.softmax(logits, -1)
-            sorted_p, idx = probs.sort(-1, descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < settings.top_p  # nucleus: the smallest set reaching top_p
-            sorted_p = sorted_p * keep
-            nxt = torch.stack([idx[i, torch.multinomial(sorted_p[i], 1, generator=g)][0] for i, g in enumerate(gens)])
-            nxt = torch.where(finished, torch.full_like(nxt, self.pad_id), nxt)
+                nxt = nucleus_sample(logits, settings.temperature, settings.top_p, uniforms[:, step])
+            nxt = torch.where(finished, pad, nxt)
             out.append(nxt)
             finished |= nxt == eos
-            if finished.all():
+            if bool(finished.all()):
                 break
-            cur_ids = nxt[:, None].to(self.device)
-            # Finished rows keep feeding pad tokens; their outputs are discarded, so their mask can stay 1.
-            cur_mask = torch.cat([cur_mask, torch.ones_like(cur_mask[:, :1])], dim=1)
-        return torch.stack(out, 1) if out else torch.zeros((len(gens), 0), dtype=torch.long)
+        return torch.stack(out, 1).cpu() if out else torch.zeros((rows, 0), dtype=torch.long)
 
     @torch.no_grad()
     def generate(self, requests: list[GenRequest], settings: GenSettings,
@@ -116,15 +213,11 @@ class Generator:
                 t0 = time.perf_counter()
                 batch = pad_batch([encoded[i] for i in chunk], self.pad_id, side="left")
                 batch = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}
-                if settings.greedy:
-                    gen = self.model.generate(
-                        **batch, max_new_tokens=settings.max_new_tokens, do_sample=False,
-                        pad_token_id=self.pad_id, eos_token_id=self.tokenizer.eos_token_id,
-                    )[:, batch["input_ids"].shape[1]:].cpu()
-                    gen = gen.repeat_interleave(n, 0)  # greedy samples are all the same answer
+                keys = [requests[i].key if requests[i].key is not None else i for i in chunk]
+                if settings.greedy:  # every sample of a request is the same answer: make it once
+                    gen = self._decode_batch(batch, settings, keys, 1).repeat_interleave(n, 0)
                 else:
-                    keys = [requests[i].key if requests[i].key is not None else i for i in chunk]
-                    gen = self._sample_batch(batch, settings, keys, n)
+                    gen = self._decode_batch(batch, settings, keys, n)
                 texts = self._decode(gen)
                 answers = [texts[k * n:(k + 1) * n] for k in range(len(chunk))]
                 for i, a in zip(chunk, answers):
