@@ -126,7 +126,7 @@ def run_train(args, assets, threads: int) -> dict:
                              fused_forward=fused, reference_copy=copy, steps=args.steps, warmup=args.warmup_steps,
                              assets=assets.to_dict(), threads=threads, seed=233,
                              gradient_checkpointing=args.gradient_checkpointing, peak_flops=args.peak_flops,
-                             profile_data=(way == "ours"))
+                             profile_data=(way == "ours"), answer_logits_only=(way == "ours"))
             _log(f"unlearning {spec.label}: micro-batch {bs} x {spec.accumulation}, "
                  f"{'fused forward' if fused else 'one forward per view'}, {args.steps} timed steps")
             r = run_in_subprocess(spec)

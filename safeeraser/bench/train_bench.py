@@ -36,6 +36,7 @@ class TrainSpec:
     peak_flops: float = 0.0
     profile_data: bool = False
     overrides: list = field(default_factory=list)  # extra key=value training overrides
+    answer_logits_only: bool = True  # False: logits at every position, as the reference's HF forward makes
 
     @property
     def label(self) -> str:
@@ -48,6 +49,7 @@ def train_overrides(spec: TrainSpec, assets) -> list[str]:
         f"model_path={assets.model_path}", f"data_path={assets.train_file}", f"idk_path={assets.prompt_file}",
         f"forget_loss={spec.method}", f"batch_size={spec.batch_size}",
         f"gradient_accumulation_steps={spec.accumulation}", f"fused_forward={str(spec.fused_forward).lower()}",
+        f"answer_logits_only={str(spec.answer_logits_only).lower()}",
         f"model_dtype={assets.dtype}", f"seed={spec.seed}",
         f"gradient_checkpointing={str(spec.gradient_checkpointing).lower()}", "report_to=none",
         *spec.overrides,

@@ -52,6 +52,7 @@ class TrainConfig:
     simnpo_gamma: float = 0.0  # ours
     kl_all_positions: bool = False  # ours: the reference's KL over every position, prompt and padding included
     fused_forward: bool = True  # ours: one forward over all views of a step
+    answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
     tune_vision_tower: bool = False
     tune_mm_projector: bool = True
     tune_language_model: bool = False

@@ -1,4 +1,7 @@
-"""One training step's loss: forward the views (fused into one pass), then the method's terms."""
+"""One training step's loss: forward the views (fused into one pass), then the method's terms.
+
+Logits are made only for the positions the loss reads (from the first answer token on).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +43,24 @@ def fuse(views: dict[str, dict], names: list[str], pad_id: int) -> tuple[dict, d
     return fused, slices
 
 
-def _forward(model, batch: dict) -> torch.Tensor:
-    return model(**{k: batch[k] for k in MODEL_INPUTS}, use_cache=False).logits
+def answer_window(labels: torch.Tensor) -> int:
+    """How many trailing positions' logits the loss reads: from the position that predicts the batch's
+    earliest answer token to the end. 0 (all positions) when no row has an answer token."""
+    answer = labels != IGNORE_INDEX
+    rows = answer.any(1)
+    if not rows.any():
+        return 0
+    first = int(answer[rows].float().argmax(1).min())
+    return labels.shape[1] - max(first - 1, 0)
+
+
+def _forward(model, batch: dict, keep: int = 0) -> torch.Tensor:
+    """Logits of the last `keep` positions (all when 0): the lm_head and everything after it (float
+    copies, softmaxes, their gradients) never touch prompt and image positions the loss does not read."""
+    if keep:  # as indices, so the kept hidden states are gathered into one contiguous matrix for the output layer
+        width = batch["input_ids"].shape[1]
+        keep = torch.arange(width - keep, width, device=batch["input_ids"].device)
+    return model(**{k: batch[k] for k in MODEL_INPUTS}, use_cache=False, logits_to_keep=keep).logits
 
 
 def reference_context(model):
@@ -55,30 +74,48 @@ def reference_context(model):
 def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, ref_model=None):
     """Return (total loss, {term name: detached value}) for one micro-batch."""
     names = method.views()
-    outputs: dict[str, ViewOutput] = {}
+    # Every term reads answer positions only, except the reference's KL over all positions (a quirk
+    # kept behind kl_all_positions): then the logits are kept whole and trimmed to each view's width.
+    windowed = cfg.answer_logits_only and not cfg.kl_all_positions
     if cfg.fused_forward and len(names) > 1:
         fused, slices = fuse(views, names, pad_id)
-        logits = _forward(model, fused)
-        for n in names:
-            # Trim each view back to its own width so per-view padding is exactly what a separate pass sees.
-            w = views[n]["input_ids"].shape[1]
-            outputs[n] = ViewOutput(logits[slices[n], :w], views[n]["labels"])
+        passes = [(fused, slices)]
     else:
-        for n in names:
-            outputs[n] = ViewOutput(_forward(model, views[n]), views[n]["labels"])
+        passes = [(views[n], {n: slice(None)}) for n in names]
+    outputs: dict[str, ViewOutput] = {}
+    where: dict[str, tuple[dict, slice, int]] = {}  # view -> (its pass's batch, its rows, the window)
+    for batch, rows_of in passes:
+        keep = answer_window(batch["labels"]) if windowed else 0
+        logits = _forward(model, batch, keep)
+        for n, rows in rows_of.items():
+            if keep:  # right-padded columns of a narrower view carry IGNORE_INDEX labels: they add nothing
+                outputs[n] = ViewOutput(logits[rows], batch["labels"][rows, -keep:])
+            else:  # trim each view back to its own width so per-view padding is what a separate pass sees
+                w = views[n]["input_ids"].shape[1]
+                outputs[n] = ViewOutput(logits[rows, :w], views[n]["labels"])
+            where[n] = (batch, rows, keep)
     ref_names = method.reference_views()
     if ref_names:
         with torch.no_grad():
             ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
             with ctx:
                 net = ref_model if ref_model is not None else model
-                if len(ref_names) > 1:
-                    fused, slices = fuse(views, ref_names, pad_id)
-                    ref_logits = _forward(net, fused)
-                    for n in ref_names:
-                        outputs[n].ref_logits = ref_logits[slices[n], : views[n]["input_ids"].shape[1]]
-                else:
-                    outputs[ref_names[0]].ref_logits = _forward(net, views[ref_names[0]])
+                # The reference sees exactly the rows, width and window of each view's own logits; the
+                # views that share a pass go through the reference in one forward.
+                groups: dict[int, list[str]] = {}
+                for n in ref_names:
+                    groups.setdefault(id(where[n][0]), []).append(n)
+                for group in groups.values():
+                    batch, _, keep = where[group[0]]
+                    index = torch.cat([torch.arange(batch["input_ids"].shape[0])[where[n][1]] for n in group])
+                    index = index.to(batch["input_ids"].device)
+                    ref_logits = _forward(net, {k: batch[k][index] for k in MODEL_INPUTS}, keep)
+                    start = 0
+                    for n in group:
+                        rows = outputs[n].logits.shape[0]
+                        ref = ref_logits[start:start + rows]
+                        outputs[n].ref_logits = ref if keep else ref[:, : views[n]["input_ids"].shape[1]]
+                        start += rows
     total = 0.0
     parts = {}
     for term in method.terms:

@@ -76,3 +76,39 @@ def test_kl_all_positions_flag_changes_the_average(vanilla_dir, mini_dir, forget
             values.append(compute_loss(_lora_model(vanilla_dir, cfg), views, method, cfg,
                                        proc.tokenizer.pad_token_id)[1]["kl"].item())
     assert values[0] != pytest.approx(values[1], rel=1e-3)
+
+
+def test_answer_window_starts_at_the_position_predicting_the_first_answer_token():
+    from safeeraser.data.encode import IGNORE_INDEX
+    from safeeraser.train.step import answer_window
+
+    labels = torch.full((2, 10), IGNORE_INDEX)
+    labels[0, 6:9] = 5
+    labels[1, 4:7] = 5  # the earliest answer token is at 4: its logits come from position 3
+    assert answer_window(labels) == 10 - 3
+    assert answer_window(torch.full((2, 10), IGNORE_INDEX)) == 0  # nothing to read: keep everything
+
+
+@pytest.mark.parametrize("name,fused", [("gdpd", True), ("klpd", True), ("klpd", False), ("npopd", True)])
+def test_answer_logits_only_gives_the_same_losses_and_gradients(vanilla_dir, mini_dir, forget_cfg, name, fused):
+    proc = load_processor(str(vanilla_dir))
+    method = parse_method(name)
+    views = _batch(proc, mini_dir, method)
+    results, widths = [], []
+    for flag in ("true", "false"):
+        cfg = forget_cfg(f"forget_loss={name}", f"answer_logits_only={flag}", f"fused_forward={str(fused).lower()}")
+        model = _lora_model(vanilla_dir, cfg)
+        seen = []
+        model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].shape[1]))
+        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((loss.item(), {k: v.item() for k, v in parts.items()}, grads))
+        widths.append(sum(seen))
+    (l1, p1, g1), (l2, p2, g2) = results
+    assert widths[0] < widths[1]  # the output layer really saw fewer positions
+    assert l1 == pytest.approx(l2, abs=1e-5)
+    assert p1 == pytest.approx(p2, abs=1e-5)
+    assert g1.keys() == g2.keys() and len(g1) > 0
+    for n in g1:
+        assert torch.allclose(g1[n], g2[n], atol=1e-5, rtol=1e-4), n
