@@ -34,6 +34,11 @@ class PromptEncoder:
         self.max_length = max_length
         self._cache: OrderedDict[str, tuple[torch.Tensor, int]] = OrderedDict()
         self._cache_size = image_cache_size
+        # Token ids and labels of training examples by (image, question, answer): every epoch encodes the
+        # same examples again (chat template, two tokenisations, the prompt/answer boundary), about 1 ms
+        # each on a CPU. Pixels are not kept here: they stay bounded by the image cache.
+        self._encoded: OrderedDict[tuple[str, str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._encoded_size = 16 * image_cache_size
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: the model could not learn to stop")
 
@@ -76,7 +81,20 @@ class PromptEncoder:
         return ids, pixels
 
     def encode(self, image_path, question: str, answer: str) -> Encoded:
-        """Training inputs: prompt + answer + EOS, with the loss on the answer and EOS only."""
+        """Training inputs: prompt + answer + EOS, with the loss on the answer and EOS only. The returned
+        tensors are shared with the cache: callers must not modify them in place (pad_batch copies)."""
+        key = (str(image_path), question, answer)
+        hit = self._encoded.get(key)
+        if hit is not None:
+            self._encoded.move_to_end(key)
+            return Encoded(hit[0], hit[1], self.image(image_path)[0])
+        value = self._encode(image_path, question, answer)
+        self._encoded[key] = (value.input_ids, value.labels)
+        if len(self._encoded) > self._encoded_size:
+            self._encoded.popitem(last=False)
+        return value
+
+    def _encode(self, image_path, question: str, answer: str) -> Encoded:
         pixels, n_tokens = self.image(image_path)
         prompt = self._expand(self.prompt_text(question), n_tokens)
         prompt_ids = self.tokenizer(prompt)["input_ids"]

@@ -49,3 +49,21 @@ def test_pad_batch_sides(processor, mini_dir):
     assert right["attention_mask"][0, :n].all() and not right["attention_mask"][0, n:].any()
     assert left["attention_mask"][0, -n:].all() and not left["attention_mask"][0, :-n].any()
     assert (right["labels"][0, n:] == IGNORE_INDEX).all()
+
+
+def test_repeated_training_example_is_tokenised_once(processor, mini_dir, monkeypatch):
+    enc = PromptEncoder(processor)
+    rec = load_benchmark(mini_dir / "all_train.json")[0]
+    pair = rec.unsafe_pairs[0]
+    first = enc.encode(rec.image, pair["question"], pair["model_response"])
+    calls = []
+    real = enc.tokenizer.__class__.__call__
+    monkeypatch.setattr(enc.tokenizer.__class__, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    again = enc.encode(rec.image, pair["question"], pair["model_response"])
+    other = enc.encode(rec.image, pair["question"], "a different answer")
+    assert len(calls) > 0  # a new answer is tokenised
+    n = len(calls)
+    enc.encode(rec.image, pair["question"], pair["model_response"])
+    assert len(calls) == n  # a seen one is not
+    assert torch.equal(again.input_ids, first.input_ids) and torch.equal(again.labels, first.labels)
+    assert not torch.equal(other.labels, first.labels)
