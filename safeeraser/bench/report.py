@@ -14,6 +14,7 @@ class Row:
     better: str = "higher"  # "higher" or "lower": which way ours should beat the reference
     target: float | None = None  # the issue's target for `ratio` (a floor when better is higher, else a ceiling)
     target_note: str = ""
+    target_on: str = "ratio"  # "ratio": ours / reference; "ours": ours' own value (already a ratio of ours)
     # The same rate per second of process CPU time (CPU-bound rows on a CPU with one thread): what a
     # dedicated core gives, unaffected by other processes on a shared machine.
     ours_cpu: float | None = None
@@ -38,7 +39,7 @@ class Row:
     def met(self) -> bool | None:
         if self.target is None:
             return None
-        r = self.judged_ratio
+        r = self.ours if self.target_on == "ours" else self.judged_ratio
         return r >= self.target if self.better == "higher" else r <= self.target
 
     def to_dict(self) -> dict:
@@ -64,7 +65,9 @@ def _num(x: float) -> str:
 def _target_text(r: Row, ge: str, le: str, times: str, met: str, not_met: str) -> str:
     if r.target is None:
         return ""
-    text = f"{ge if r.better == 'higher' else le} {r.target:g}{times} {met if r.met else not_met}"
+    bound = f"{ge if r.better == 'higher' else le} {r.target:g}"
+    bound = f"ours {bound}" if r.target_on == "ours" else bound + times
+    text = f"{bound} {met if r.met else not_met}"
     return text + (f" ({r.target_note})" if r.target_note else "")
 
 
