@@ -50,6 +50,9 @@ class ExperimentConfig:
     forget_overrides: list = field(default_factory=list)
     methods: list = field(default_factory=lambda: ["ga", "gapd"])
     method_overrides: dict = field(default_factory=dict)  # {method: [key=value, ...]}
+    # Unlearning seeds. Empty: the training config's own seed, one run per method. Several: each
+    # method is unlearned (and answered, judged) once per seed, and the table gives mean ± sd.
+    seeds: list = field(default_factory=list)
     infer: dict = field(default_factory=dict)  # ckpt_infer flags, e.g. {batch_size: 32, max_new_tokens: 64}
     judge: dict = field(default_factory=lambda: {"name": "keyword"})  # or {name: openai, model: gpt-4o, ...}
     specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
@@ -76,6 +79,8 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     for m in cfg.method_overrides:
         if m not in cfg.methods:
             raise ConfigError(f"{p}: key 'method_overrides.{m}': '{m}' is not in methods")
+    if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
     if cfg.judge.get("name") not in ("openai", "keyword"):
         raise ConfigError(f"{p}: key 'judge.name': choose openai or keyword")
     return cfg
@@ -115,14 +120,14 @@ class Runner:
             self.executed.append("finetune")
 
     # --- per method -----------------------------------------------------------------------------
-    def forget(self, method: str) -> tuple[str, Path]:
+    def forget(self, method: str, seed: int | None = None) -> tuple[str, Path]:
         from safeeraser.train.config import load_config
         from safeeraser.train.loop import run_training
 
         d = self.cfg.data
         overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []),
                      f"forget_loss={method}", f"model_path={self.cfg.model.vanilla}", f"data_path={d.train}",
-                     f"idk_path={d.prompt}"]
+                     f"idk_path={d.prompt}", *([f"seed={seed}"] if seed is not None else [])]
         probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."])
         resolved = OmegaConf.to_container(probe)
         resolved.pop("save_dir")
@@ -210,14 +215,22 @@ class Runner:
         self.executed.append(f"specificity:{tag}")
         return summary
 
-    def run_method(self, method: str) -> dict:
+    def run_once(self, method: str, seed: int | None = None) -> dict:
         if method == VANILLA:
             tag, ckpt = f"{VANILLA}-{_digest(self.cfg.model.vanilla)}", None
         else:
-            tag, ckpt = self.forget(method)
+            tag, ckpt = self.forget(method, seed)
         stats = {split: self.evaluate(tag, self.infer(tag, ckpt, split), split) for split in ("train", "val")}
         spec = self.specificity(tag, ckpt)
         return row_from(method, stats, spec)
+
+    def run_method(self, method: str) -> dict:
+        """The method's row: one run, or the mean ± sd over the experiment's seeds (the vanilla model
+        is not unlearned, so it has one run whatever the seeds)."""
+        seeds = list(self.cfg.seeds) if method != VANILLA else []
+        if len(seeds) < 2:
+            return self.run_once(method, seeds[0] if seeds else None)
+        return combine_seeds(method, seeds, [self.run_once(method, s) for s in seeds])
 
     def run(self) -> list[dict]:
         self.prepare_inputs()
@@ -233,6 +246,23 @@ def row_from(method: str, stats: dict, spec: dict | None) -> dict:
     return {"method": method, "eff_asr": tr["ASR"], "eff_rr": tr["RR"], "gen_asr": va["ASR"], "gen_rr": va["RR"],
             "rouge_l": va["ROUGE-L"], "gpt_eval": va["GPT-Eval"],
             "specificity": None if spec is None else spec.get("average"), "sarr": va["SARR"]}
+
+
+def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
+    """Mean and sample standard deviation of each column over the runs; a column missing (None) in
+    any run stays None."""
+    import statistics
+
+    row: dict = {"method": method, "seeds": seeds}
+    sd: dict = {}
+    for key, _ in COLUMNS:
+        values = [r[key] for r in runs]
+        missing = any(v is None for v in values)
+        row[key] = None if missing else statistics.fmean(values)
+        sd[key] = None if missing else statistics.stdev(values)
+    row["sd"] = sd
+    row["runs"] = runs
+    return row
 
 
 def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tuple[list[dict], Runner]:

@@ -12,12 +12,20 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.1f}"
 
 
+def _cell(row: dict, key: str) -> str:
+    sd = row.get("sd", {}).get(key)
+    return _fmt(row[key]) if sd is None else f"{_fmt(row[key])} ± {sd:.1f}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     from safeeraser.pipeline.experiment import COLUMNS
 
     head = "| method | " + " | ".join(label for _, label in COLUMNS) + " |"
     sep = "| --- |" + " ---: |" * len(COLUMNS)
-    body = ["| " + r["method"] + " | " + " | ".join(_fmt(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+    body = []
+    for r in rows:
+        name = r["method"] + (f" (n={len(r['seeds'])})" if "seeds" in r else "")
+        body.append("| " + name + " | " + " | ".join(_cell(r, k) for k, _ in COLUMNS) + " |")
     return "\n".join([head, sep, *body])
 
 
@@ -34,7 +42,8 @@ def plot_report(rows: list[dict], out: Path, title: str) -> Path:
     colours = ["#888888" if n == "vanilla" else ("#2a9d8f" if n.endswith("pd") else "#e76f51") for n in names]
     for ax, (key, label) in zip(axes, panels):
         values = [r[key] if r[key] is not None else 0.0 for r in rows]
-        ax.barh(range(len(rows)), values, color=colours)
+        errors = [r.get("sd", {}).get(key) or 0.0 for r in rows]
+        ax.barh(range(len(rows)), values, color=colours, xerr=errors if any(errors) else None, capsize=2)
         for i, r in enumerate(rows):
             ax.text(values[i] + 1, i, _fmt(r[key]), va="center", fontsize=8)
         ax.set_xlim(0, 115)
@@ -53,11 +62,20 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict) -> list
 
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "report.md"
-    atomic_write_text(md, f"# {title}\n\nAll values in percent.\n\n{markdown_table(rows)}\n")
+    note = " Rows with n=k: mean ± sample sd over k unlearning seeds." if any("sd" in r for r in rows) else ""
+    atomic_write_text(md, f"# {title}\n\nAll values in percent.{note}\n\n{markdown_table(rows)}\n")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["method", *[k for k, _ in COLUMNS]])
+    columns = [k for k, _ in COLUMNS]
+    with_sd = any("sd" in r for r in rows)
+    writer = csv.DictWriter(buf, fieldnames=["method", *columns, *([f"{k}_sd" for k in columns] + ["seeds"]
+                                                                   if with_sd else [])])
     writer.writeheader()
-    writer.writerows(rows)
+    for r in rows:  # means in the columns; with seeds, their standard deviations and the seeds beside
+        line = {"method": r["method"], **{k: r[k] for k in columns}}
+        if with_sd:
+            line.update({f"{k}_sd": r.get("sd", {}).get(k) for k in columns})
+            line["seeds"] = " ".join(str(s) for s in r.get("seeds", []))
+        writer.writerow(line)
     atomic_write_text(folder / "report.csv", buf.getvalue())
     atomic_write_json(folder / "report.json", {"rows": rows, **meta})
     png = plot_report(rows, folder / "report.png", title)

@@ -62,3 +62,37 @@ def test_shipped_experiment_configs_validate(name):
 
     cfg = load_experiment(name)
     assert cfg.methods and cfg.workdir == f"runs/{cfg.name}"
+
+
+def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, tmp_path):
+    rows, runner = run_experiment(experiment(["ga"], seeds=[1, 2]), log=lambda *_: None)
+    work = tmp_path / "work"
+    vanilla, ga = rows
+    assert "sd" not in vanilla  # the vanilla model is not unlearned: one run
+    assert ga["seeds"] == [1, 2] and len(ga["runs"]) == 2
+    assert sorted(p.name.split("-")[0] for p in (work / "forget").iterdir()) == ["ga", "ga"]
+    assert sum(s.startswith("forget:") for s in runner.executed) == 2
+    for key in ("eff_asr", "rouge_l", "sarr"):
+        values = [r[key] for r in ga["runs"]]
+        assert ga[key] == pytest.approx(sum(values) / 2)
+        assert ga["sd"][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    md = (work / "report.md").read_text()
+    assert "| ga (n=2) |" in md and " ± " in md
+    header = (work / "report.csv").read_text().splitlines()[0]
+    assert "rouge_l_sd" in header and header.endswith("seeds")
+
+
+def test_combine_seeds_keeps_a_missing_column_missing():
+    from safeeraser.pipeline.experiment import COLUMNS, combine_seeds
+
+    runs = [{k: 10.0 * i for k, _ in COLUMNS} for i in (1, 2, 3)]
+    runs[1]["gpt_eval"] = None
+    row = combine_seeds("gd", [0, 1, 2], runs)
+    assert row["eff_asr"] == pytest.approx(20.0) and row["sd"]["eff_asr"] == pytest.approx(10.0)
+    assert row["gpt_eval"] is None and row["sd"]["gpt_eval"] is None
+
+
+@pytest.mark.parametrize("seeds", [[1, 1], ["a"], [True]])
+def test_bad_seeds_are_a_config_error(experiment, seeds):
+    with pytest.raises(ConfigError, match="key 'seeds'"):
+        run_experiment(experiment(["ga"], seeds=seeds), log=lambda *_: None)
