@@ -37,10 +37,27 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
+def drop_torn_tail(path: str | os.PathLike) -> None:
+    """A writer killed mid-line leaves a partial last row; cut it so that new rows start on a fresh line
+    (appended to it, the next row would make both unreadable)."""
+    with open(path, "rb+") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
 def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    """Append rows and flush them to disk: used for logs and resumable partial results."""
+    """Append rows and flush them to disk: used for logs and resumable partial results. A torn last
+    line left by a killed writer is cut first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

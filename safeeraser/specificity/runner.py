@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from safeeraser.io import DataError, append_jsonl, atomic_write_json, atomic_write_text, read_jsonl_tolerant
+from safeeraser.io import DataError, append_jsonl, atomic_write_json, read_jsonl_tolerant
 from safeeraser.specificity.base import Benchmark, PredictFn, Question, Request
 from safeeraser.specificity.registry import get_benchmark, parse_benchmark_names
 from safeeraser.specificity.score import score_rows
@@ -37,14 +37,9 @@ def select_questions(questions: list[Question], limit: int | None, seed: int) ->
 
 
 def _read_previous(path: Path) -> dict[str, dict]:
-    """Rows already written, by question id (a later row for the same id wins). A file torn by a
-    killed run is rewritten without its torn line, so that appends start on a fresh line."""
-    if not path.exists():
-        return {}
-    rows = read_jsonl_tolerant(path)
-    if not path.read_text(encoding="utf-8").endswith("\n"):
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return {str(r["question_id"]): r for r in rows if "question_id" in r}
+    """Rows already written, by question id (a later row for the same id wins). A torn last line from a
+    killed run is skipped here and cut by the next append (append_jsonl)."""
+    return {str(r["question_id"]): r for r in read_jsonl_tolerant(path) if "question_id" in r}
 
 
 def _already_answered(row: dict | None, question: Question, budget: int) -> bool:

@@ -13,20 +13,12 @@ import os
 from pathlib import Path
 from typing import IO
 
-from safeeraser.io import read_jsonl_tolerant
+from safeeraser.io import drop_torn_tail, read_jsonl_tolerant
 
 
 def cache_key(model: str, prompt_version: str, prompt: str) -> str:
     payload = json.dumps([model, prompt_version, prompt], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """A writer killed mid-line leaves a partial last row; cut it so new rows start on a fresh line."""
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
 
 
 class JudgmentCache:
@@ -35,7 +27,7 @@ class JudgmentCache:
         self._rows: dict[str, dict] = {}
         self._fh: IO[str] | None = None
         if self.path.exists():
-            _drop_torn_tail(self.path)
+            drop_torn_tail(self.path)
             for row in read_jsonl_tolerant(self.path):
                 self._rows[row["key"]] = row
 
