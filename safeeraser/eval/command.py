@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted; the judgments received so far are kept in {cache_file}", file=sys.stderr)
+        kept = f"; the judgments received so far are kept in {cache_file}" if args.judge == "openai" else ""
+        print(f"interrupted{kept}", file=sys.stderr)
         return 130
     print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"]))
     if stats["cost"]:
