@@ -26,19 +26,36 @@ class ImageLoadError(RuntimeError):
     pass
 
 
+class _LRU(OrderedDict):
+    """A mapping that keeps its `size` most recently used entries."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
 class PromptEncoder:
     def __init__(self, processor, max_length: int | None = None, image_cache_size: int = 4096):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.image_token = processor.image_token
         self.max_length = max_length
-        self._cache: OrderedDict[str, tuple[torch.Tensor, int]] = OrderedDict()
-        self._cache_size = image_cache_size
+        self._cache = _LRU(image_cache_size)  # image path -> (pixel_values, image tokens)
         # Token ids and labels of training examples by (image, question, answer): every epoch encodes the
         # same examples again (chat template, two tokenisations, the prompt/answer boundary), about 1 ms
         # each on a CPU. Pixels are not kept here: they stay bounded by the image cache.
-        self._encoded: OrderedDict[tuple[str, str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self._encoded_size = 16 * image_cache_size
+        self._encoded = _LRU(16 * image_cache_size)  # (image, question, answer) -> (input_ids, labels)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: the model could not learn to stop")
 
@@ -51,7 +68,6 @@ class PromptEncoder:
         key = str(path)
         hit = self._cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(key)
             return hit
         from PIL import Image
 
@@ -65,9 +81,7 @@ class PromptEncoder:
         out = self.processor(images=[img], text=[self.image_token], return_tensors="pt")
         n_tokens = int((out["input_ids"][0] == self.processor.image_token_id).sum())
         value = (out["pixel_values"][0], n_tokens)
-        self._cache[key] = value
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, value)
         return value
 
     def _expand(self, text: str, n_tokens: int) -> str:
@@ -86,12 +100,9 @@ class PromptEncoder:
         key = (str(image_path), question, answer)
         hit = self._encoded.get(key)
         if hit is not None:
-            self._encoded.move_to_end(key)
             return Encoded(hit[0], hit[1], self.image(image_path)[0])
         value = self._encode(image_path, question, answer)
-        self._encoded[key] = (value.input_ids, value.labels)
-        if len(self._encoded) > self._encoded_size:
-            self._encoded.popitem(last=False)
+        self._encoded.put(key, (value.input_ids, value.labels))
         return value
 
     def _encode(self, image_path, question: str, answer: str) -> Encoded:

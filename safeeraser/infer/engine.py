@@ -67,7 +67,9 @@ def nucleus_sample(logits: torch.Tensor, temperature: float, top_p: float, unifo
 
 class ReservedLayer(DynamicLayer):
     """A DynamicLayer whose storage for `capacity` positions is reserved up front: each new position is
-    written in place, where DynamicLayer concatenates and so copies the whole cache at every step."""
+    written in place, where DynamicLayer concatenates and so copies the whole cache at every step.
+    It serves the engine's own decoding loop, so it implements what that loop uses: update and
+    batch_repeat_interleave (no beam search, cropping or resetting)."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -99,24 +101,10 @@ class ReservedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
-    def reset(self) -> None:
-        self.length = 0
-        super().reset()
-
-    def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove < 0 and self.is_initialized:
-            self.length = max(0, self.length + tokens_to_remove)
-            self._expose()
-
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.is_initialized:
             self._keys = self._keys.repeat_interleave(repeats, 0)
             self._values = self._values.repeat_interleave(repeats, 0)
-            self._expose()
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.is_initialized:
-            self._keys, self._values = self._keys[indices], self._values[indices]
             self._expose()
 
 

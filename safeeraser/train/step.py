@@ -107,9 +107,8 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
                     groups.setdefault(id(where[n][0]), []).append(n)
                 for group in groups.values():
                     batch, _, keep = where[group[0]]
-                    index = torch.cat([torch.arange(batch["input_ids"].shape[0])[where[n][1]] for n in group])
-                    index = index.to(batch["input_ids"].device)
-                    ref_logits = _forward(net, {k: batch[k][index] for k in MODEL_INPUTS}, keep)
+                    rows = {k: torch.cat([batch[k][where[n][1]] for n in group]) for k in MODEL_INPUTS}
+                    ref_logits = _forward(net, rows, keep)
                     start = 0
                     for n in group:
                         rows = outputs[n].logits.shape[0]
