@@ -48,18 +48,19 @@ def reference_generate(model, processor, requests, settings, device: str) -> dic
     """The reference's way: batch 1, one `generate` call for every sampled answer."""
     import torch
 
-    from safeeraser.data.encode import PromptEncoder
+    from safeeraser.data.encode import PromptEncoder, pad_token_id
+    from safeeraser.infer.engine import sample_seed
 
     encoder = PromptEncoder(processor)
     tok = processor.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    pad = pad_token_id(tok)
     dtype = next(model.parameters()).dtype
     responses = new_tokens = 0
     for i, req in enumerate(requests):
         ids, pixels = encoder.encode_prompt(req.image, req.question)
         key = req.key if req.key is not None else i
         for j in range(req.num_return_sequences):
-            torch.manual_seed(settings.seed * 1_000_003 + key * 31 + j)
+            torch.manual_seed(sample_seed(settings.seed, key, j))
             out = model.generate(
                 input_ids=ids[None].to(device), attention_mask=torch.ones_like(ids)[None].to(device),
                 pixel_values=pixels[None].to(device, dtype), do_sample=True, temperature=settings.temperature,

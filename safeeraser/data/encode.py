@@ -26,6 +26,11 @@ class ImageLoadError(RuntimeError):
     pass
 
 
+def pad_token_id(tokenizer) -> int:
+    """The tokenizer's pad id, or its EOS id when it has none (padding is masked out either way)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 class _LRU(OrderedDict):
     """A mapping that keeps its `size` most recently used entries."""
 

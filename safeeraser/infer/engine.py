@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from safeeraser.data.encode import Encoded, PromptEncoder, pad_batch
+from safeeraser.data.encode import Encoded, PromptEncoder, pad_batch, pad_token_id
 
 
 @dataclass
@@ -40,6 +39,12 @@ class GenStats:
     responses: int = 0
     new_tokens: int = 0
     seconds: float = 0.0
+
+
+def sample_seed(seed: int, key: int, j: int) -> int:
+    """The RNG seed of a request's j-th sampled answer: fixed by the run's seed and the request's key,
+    so it does not depend on batching, chunking or resuming."""
+    return seed * 1_000_003 + key * 31 + j
 
 
 def _sorted_descending(probs: torch.Tensor) -> torch.Tensor:
@@ -70,6 +75,8 @@ class ReservedLayer(DynamicLayer):
     written in place, where DynamicLayer concatenates and so copies the whole cache at every step.
     It serves the engine's own decoding loop, so it implements what that loop uses: update and
     batch_repeat_interleave (no beam search, cropping or resetting)."""
+
+    is_croppable = False
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -122,8 +129,7 @@ class Generator:
         self.encoder = PromptEncoder(processor)
         self.batch_size = batch_size
         self.tokenizer = processor.tokenizer
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
-            else self.tokenizer.eos_token_id
+        self.pad_id = pad_token_id(self.tokenizer)
         self.stats = GenStats()
 
     @property
@@ -142,7 +148,7 @@ class Generator:
         if not settings.greedy:
             uniforms = torch.stack([
                 torch.rand(settings.max_new_tokens,
-                           generator=torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + k * 31 + j))
+                           generator=torch.Generator(device="cpu").manual_seed(sample_seed(settings.seed, k, j)))
                 for k in keys for j in range(n)]).to(device)
         eos = self.tokenizer.eos_token_id
         pad = torch.tensor(self.pad_id, device=device)
@@ -177,21 +183,18 @@ class Generator:
         return torch.stack(out, 1).cpu() if out else torch.zeros((rows, 0), dtype=torch.long)
 
     @torch.no_grad()
-    def generate(self, requests: list[GenRequest], settings: GenSettings,
-                 on_batch: Callable[[list[int], list[list[str]]], None] | None = None,
-                 progress: Callable[[int], None] | None = None) -> list[list[str]]:
-        """Answers for each request (a list of num_return_sequences strings). `on_batch` receives
-        (request indices, answers) as each batch finishes, for incremental saving."""
+    def generate(self, requests: list[GenRequest], settings: GenSettings) -> list[list[str]]:
+        """Answers for each request (a list of num_return_sequences strings)."""
         import time
 
         self.model.eval()
         encoded = []
         for r in requests:
             ids, pixels = self.encoder.encode_prompt(r.image, r.question)
-            encoded.append(Encoded(ids, ids.clone(), pixels))
+            encoded.append(Encoded(ids, ids, pixels))  # labels unused: pad_batch's are dropped below
         order = sorted(range(len(requests)), key=lambda i: (-len(encoded[i].input_ids), i))
         results: list[list[str] | None] = [None] * len(requests)
-        # Group by num_return_sequences so each generate call has one n.
+        # Group by num_return_sequences so each decoding loop has one n.
         groups: dict[int, list[int]] = {}
         for i in order:
             groups.setdefault(requests[i].num_return_sequences, []).append(i)
@@ -202,45 +205,30 @@ class Generator:
                 batch = pad_batch([encoded[i] for i in chunk], self.pad_id, side="left")
                 batch = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}
                 keys = [requests[i].key if requests[i].key is not None else i for i in chunk]
-                if settings.greedy:  # every sample of a request is the same answer: make it once
-                    gen = self._decode_batch(batch, settings, keys, 1).repeat_interleave(n, 0)
-                else:
-                    gen = self._decode_batch(batch, settings, keys, n)
-                texts = self._decode(gen)
-                answers = [texts[k * n:(k + 1) * n] for k in range(len(chunk))]
-                for i, a in zip(chunk, answers):
-                    results[i] = a
-                self.stats.responses += len(texts)
-                self.stats.new_tokens += int(self._count_new_tokens(gen))
+                # Greedy samples of a request are all the same answer: made and decoded once, then copied.
+                made = 1 if settings.greedy else n
+                texts, new_tokens = self._decode(self._decode_batch(batch, settings, keys, made))
+                for k, i in enumerate(chunk):
+                    results[i] = texts[k * made:(k + 1) * made] * (n // made)
+                self.stats.responses += n * len(chunk)
+                self.stats.new_tokens += new_tokens * (n // made)
                 self.stats.seconds += time.perf_counter() - t0
-                if on_batch:
-                    on_batch(chunk, answers)
-                if progress:
-                    progress(len(chunk))
         return results  # type: ignore[return-value]
 
-    def _count_new_tokens(self, gen: torch.Tensor) -> int:
+    def _decode(self, gen: torch.Tensor) -> tuple[list[str], int]:
+        """Each row's text (up to its EOS, pads left out) and the new tokens made, EOS included."""
         eos = self.tokenizer.eos_token_id
-        total = 0
-        for row in gen.tolist():
-            total += row.index(eos) + 1 if eos in row else sum(1 for t in row if t != self.pad_id)
-        return total
-
-    def _decode(self, gen: torch.Tensor) -> list[str]:
-        eos = self.tokenizer.eos_token_id
-        rows = []
+        texts, new_tokens = [], 0
         for row in gen.tolist():
             if eos in row:
                 row = row[: row.index(eos)]
-            rows.append(self.tokenizer.decode([t for t in row if t != self.pad_id], skip_special_tokens=True).strip())
-        return rows
+                new_tokens += len(row) + 1
+            else:  # cut off at max_new_tokens, or finished and padded: pads are not new tokens
+                new_tokens += sum(1 for t in row if t != self.pad_id)
+            texts.append(self.tokenizer.decode([t for t in row if t != self.pad_id], skip_special_tokens=True).strip())
+        return texts, new_tokens
 
 
 def answers_match(answer: str, target: str) -> bool:
     """Whitespace-insensitive exact match, the reproduction criterion of the vanilla check."""
     return " ".join(answer.split()) == " ".join(target.split())
-
-
-def iter_chunks(items: list, size: int) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

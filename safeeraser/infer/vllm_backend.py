@@ -38,7 +38,7 @@ class VllmGenerator:
         self.llm = LLM(model=merged_model_dir(model_path, checkpoint_path), **llm_kwargs)
         self.stats = GenStats()
 
-    def generate(self, requests: list[GenRequest], settings: GenSettings, on_batch=None, progress=None):
+    def generate(self, requests: list[GenRequest], settings: GenSettings):
         from PIL import Image
         from vllm import SamplingParams
 
@@ -58,8 +58,4 @@ class VllmGenerator:
         self.stats.seconds += time.perf_counter() - t0
         self.stats.responses += sum(len(a) for a in answers)
         self.stats.new_tokens += sum(len(c.token_ids) for o in outs for c in o.outputs)
-        if on_batch:
-            on_batch(list(range(len(requests))), answers)
-        if progress:
-            progress(len(requests))
         return answers

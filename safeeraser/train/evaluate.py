@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from safeeraser.data.encode import PromptEncoder, pad_batch
+from safeeraser.data.encode import PromptEncoder, pad_batch, pad_token_id
 from safeeraser.data.views import Example
 from safeeraser.train.methods.terms import per_example_nll
 
@@ -11,7 +11,7 @@ from safeeraser.train.methods.terms import per_example_nll
 @torch.no_grad()
 def mean_nll(model, processor, examples: list[Example], batch_size: int = 16) -> float:
     encoder = PromptEncoder(processor)
-    pad_id = processor.tokenizer.pad_token_id
+    pad_id = pad_token_id(processor.tokenizer)
     was_training = model.training
     model.eval()
     values = []

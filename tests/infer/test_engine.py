@@ -56,13 +56,14 @@ def test_reserved_cache_decodes_like_the_dynamic_cache(tiny, capacity):
 
 def test_reserved_cache_repeats_rows_for_samples(tiny):
     model, _ = tiny
-    ids = torch.tensor([[1, 40, 41], [1, 50, 51]])
+    ids = torch.tensor([[1, 40, 41, 42], [1, 50, 51, 52]])
     cache = ReservedCache(8)
     with torch.no_grad():
         model(input_ids=ids, cache=cache, use_cache=True)
     keys = cache.layers[0].keys.clone()
     cache.batch_repeat_interleave(3)
-    assert cache.get_seq_length() == 3
+    assert cache.get_seq_length() == 4  # positions unchanged, rows tripled
+    assert cache.layers[0].keys.shape[0] == 6
     assert torch.equal(cache.layers[0].keys, keys.repeat_interleave(3, 0))
 
 
