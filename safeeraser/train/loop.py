@@ -24,15 +24,13 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def build_dataset(cfg, method, processor):
+def build_dataset(cfg, method, processor, records: list | None = None):
+    """The method's training dataset from the data files (or from their already loaded `records`)."""
     from safeeraser.data.encode import PromptEncoder
-    from safeeraser.data.records import load_benchmark
     from safeeraser.data.views import forget_items, load_refusals, vanilla_examples
     from safeeraser.train.dataset import TargetDataset, UnlearnDataset
 
-    records = []
-    for path in data_paths(cfg):
-        records += load_benchmark(path)
+    records = load_records_first(cfg) if records is None else records
     encoder = PromptEncoder(processor, max_length=cfg.max_length or None)
     if method.views() == ["target"]:
         return TargetDataset(vanilla_examples(records), encoder)
@@ -40,12 +38,12 @@ def build_dataset(cfg, method, processor):
     return UnlearnDataset(forget_items(records), method.views(), encoder, refusals, cfg.seed)
 
 
-def load_records_first(cfg) -> None:
-    """Validate every data file before any model loads: bad data must fail in seconds, not after loading 7B."""
+def load_records_first(cfg) -> list:
+    """Every data file's records, validated (images included) before any model loads: bad data must fail
+    in seconds, not after loading 7B."""
     from safeeraser.data.records import load_benchmark
 
-    for path in data_paths(cfg):
-        load_benchmark(path)
+    return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
 def _latest_checkpoint(save_dir: Path) -> Path | None:
@@ -102,6 +100,7 @@ def run_training(cfg) -> Path:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
+    from safeeraser.data.encode import pad_token_id
     from safeeraser.models.loading import load_model, load_processor
     from safeeraser.train.dataset import EpochSampler, ViewCollator
     from safeeraser.train.methods import parse_method
@@ -113,7 +112,7 @@ def run_training(cfg) -> Path:
     save_dir = Path(cfg.save_dir)
     if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
         raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
-    load_records_first(cfg)
+    records = load_records_first(cfg)
 
     acc = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -127,10 +126,8 @@ def run_training(cfg) -> Path:
     sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
     set_seed(cfg.seed)
     processor = load_processor(cfg.model_path)
-    pad_id = processor.tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = processor.tokenizer.eos_token_id
-    dataset = build_dataset(cfg, method, processor)
+    pad_id = pad_token_id(processor.tokenizer)
+    dataset = build_dataset(cfg, method, processor, records)
     model = load_model(cfg.model_path, cfg.model_dtype)
     ref_model = None
     if method.reference_views() and cfg.LoRA.r == 0:

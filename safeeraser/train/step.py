@@ -46,11 +46,10 @@ def fuse(views: dict[str, dict], names: list[str], pad_id: int) -> tuple[dict, d
 def answer_window(labels: torch.Tensor) -> int:
     """How many trailing positions' logits the loss reads: from the position that predicts the batch's
     earliest answer token to the end. 0 (all positions) when no row has an answer token."""
-    answer = labels != IGNORE_INDEX
-    rows = answer.any(1)
-    if not rows.any():
+    columns = (labels != IGNORE_INDEX).any(0)
+    if not columns.any():
         return 0
-    first = int(answer[rows].float().argmax(1).min())
+    first = int(columns.int().argmax())
     return labels.shape[1] - max(first - 1, 0)
 
 
@@ -94,27 +93,15 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
                 w = views[n]["input_ids"].shape[1]
                 outputs[n] = ViewOutput(logits[rows, :w], views[n]["labels"])
             where[n] = (batch, rows, keep)
-    ref_names = method.reference_views()
+    ref_names = method.reference_views()  # at most one per method: KL's or NPO's view
     if ref_names:
-        with torch.no_grad():
-            ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
-            with ctx:
-                net = ref_model if ref_model is not None else model
-                # The reference sees exactly the rows, width and window of each view's own logits; the
-                # views that share a pass go through the reference in one forward.
-                groups: dict[int, list[str]] = {}
-                for n in ref_names:
-                    groups.setdefault(id(where[n][0]), []).append(n)
-                for group in groups.values():
-                    batch, _, keep = where[group[0]]
-                    rows = {k: torch.cat([batch[k][where[n][1]] for n in group]) for k in MODEL_INPUTS}
-                    ref_logits = _forward(net, rows, keep)
-                    start = 0
-                    for n in group:
-                        rows = outputs[n].logits.shape[0]
-                        ref = ref_logits[start:start + rows]
-                        outputs[n].ref_logits = ref if keep else ref[:, : views[n]["input_ids"].shape[1]]
-                        start += rows
+        net = ref_model if ref_model is not None else model
+        ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
+        with torch.no_grad(), ctx:
+            for n in ref_names:  # the reference sees exactly the rows, width and window of the view's logits
+                batch, rows, keep = where[n]
+                ref = _forward(net, {k: batch[k][rows] for k in MODEL_INPUTS}, keep)
+                outputs[n].ref_logits = ref if keep else ref[:, : views[n]["input_ids"].shape[1]]
     total = 0.0
     parts = {}
     for term in method.terms:
