@@ -10,7 +10,6 @@ from __future__ import annotations
 import resource
 import sys
 import threading
-import time
 
 MB = 1024 * 1024
 

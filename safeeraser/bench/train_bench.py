@@ -15,7 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -35,7 +35,6 @@ class TrainSpec:
     gradient_checkpointing: bool = False
     peak_flops: float = 0.0
     profile_data: bool = False
-    overrides: list = field(default_factory=list)  # extra key=value training overrides
     answer_logits_only: bool = True  # False: logits at every position, as the reference's HF forward makes
 
     @property
@@ -52,7 +51,6 @@ def train_overrides(spec: TrainSpec, assets) -> list[str]:
         f"answer_logits_only={str(spec.answer_logits_only).lower()}",
         f"model_dtype={assets.dtype}", f"seed={spec.seed}",
         f"gradient_checkpointing={str(spec.gradient_checkpointing).lower()}", "report_to=none",
-        *spec.overrides,
     ]
 
 
@@ -139,6 +137,7 @@ def _run(spec: TrainSpec, assets) -> dict:
     from transformers import get_scheduler
 
     from safeeraser.bench.assets import linear_params, load_model
+    from safeeraser.data.encode import pad_token_id
     from safeeraser.io import append_jsonl
     from safeeraser.models.loading import load_processor
     from safeeraser.train.config import load_config
@@ -153,9 +152,7 @@ def _run(spec: TrainSpec, assets) -> dict:
     method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
     torch.manual_seed(cfg.seed)
     processor = load_processor(assets.processor_path)
-    pad_id = processor.tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = processor.tokenizer.eos_token_id
+    pad_id = pad_token_id(processor.tokenizer)
     dataset = build_dataset(cfg, method, processor)
     model = load_model(assets, seed=cfg.seed)
     params = linear_params(model)
@@ -305,15 +302,15 @@ def _data_costs(dataset, collate, batch_size: int) -> dict:
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def measure_memory(spec: TrainSpec, timeout: float | None = None) -> dict:
+def measure_memory(spec: TrainSpec) -> dict:
     """Peak memory of a configuration from a short run of its own, with the allocator returning freed
     memory (LIVE_MEMORY_ENV); its speed is not what the configuration runs at."""
     from dataclasses import replace
 
-    return run_in_subprocess(replace(spec, steps=2, warmup=1, profile_data=False), timeout, env=LIVE_MEMORY_ENV)
+    return run_in_subprocess(replace(spec, steps=2, warmup=1, profile_data=False), env=LIVE_MEMORY_ENV)
 
 
-def run_in_subprocess(spec: TrainSpec, timeout: float | None = None, env: dict | None = None) -> dict:
+def run_in_subprocess(spec: TrainSpec, env: dict | None = None) -> dict:
     """Run one configuration in a fresh Python process (with `env` added to its environment) and return
     its result."""
     import subprocess
@@ -325,7 +322,7 @@ def run_in_subprocess(spec: TrainSpec, timeout: float | None = None, env: dict |
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         env.setdefault("HF_HUB_OFFLINE", "1")
         proc = subprocess.run([sys.executable, "-m", "safeeraser.bench.train_bench", str(spec_path), str(out_path)],
-                              env=env, capture_output=True, text=True, timeout=timeout)
+                              env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out_path.exists():
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
             raise RuntimeError(f"training configuration {spec.label} failed (exit {proc.returncode}):\n{tail}")

@@ -189,7 +189,8 @@ class Runner:
         from safeeraser.specificity.engine_predict import load_engine_predict_fn
         from safeeraser.specificity.runner import run_specificity
 
-        out = self.work / "specificity" / tag
+        # Named from its settings too: another benchmark list, limit or data root is another result.
+        out = self.work / "specificity" / f"{tag}_{_digest(OmegaConf.to_container(spec))}"
         result = out / "specificity.json"
         if result.exists():
             return json.loads(result.read_text())
@@ -198,8 +199,11 @@ class Runner:
 
         def predict(requests):  # the model loads only if some question still needs an answer
             if "fn" not in loaded:
+                from safeeraser.infer.ckpt_infer import build_parser
+
+                batch_size = self.cfg.infer.get("batch_size", build_parser().get_default("batch_size"))
                 loaded["fn"] = load_engine_predict_fn(self.cfg.model.vanilla, str(ckpt) if ckpt else None,
-                                                      batch_size=int(self.cfg.infer.get("batch_size", 16)))
+                                                      batch_size=int(batch_size))
             return loaded["fn"](requests)
 
         self.log(f"[{tag}] specificity")

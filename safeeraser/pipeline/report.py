@@ -62,11 +62,11 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict) -> list
 
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "report.md"
-    note = " Rows with n=k: mean ± sample sd over k unlearning seeds." if any("sd" in r for r in rows) else ""
+    with_sd = any("sd" in r for r in rows)
+    note = " Rows with n=k: mean ± sample sd over k unlearning seeds." if with_sd else ""
     atomic_write_text(md, f"# {title}\n\nAll values in percent.{note}\n\n{markdown_table(rows)}\n")
     buf = io.StringIO()
     columns = [k for k, _ in COLUMNS]
-    with_sd = any("sd" in r for r in rows)
     writer = csv.DictWriter(buf, fieldnames=["method", *columns, *([f"{k}_sd" for k in columns] + ["seeds"]
                                                                    if with_sd else [])])
     writer.writeheader()

@@ -1,7 +1,6 @@
 """The vanilla step: fine-tune the tiny model on the mini benchmark, then check what it answers."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from safeeraser.io import atomic_write_json
@@ -42,8 +41,3 @@ def finetune(config: str | None, overrides: list[str]) -> tuple[Path, dict]:
     out = run_training(cfg)
     splits = {Path(p).stem.replace("all_", ""): p for p in data_paths(cfg)}
     return out, check_model(out, splits)
-
-
-def load_check(model_dir: str | Path) -> dict | None:
-    path = Path(model_dir) / CHECK_FILE
-    return json.loads(path.read_text()) if path.exists() else None
