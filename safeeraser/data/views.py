@@ -11,7 +11,6 @@ from pathlib import Path
 
 from safeeraser.data.records import Record
 
-VIEWS = ("forget", "retain", "pd", "idk")
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class TrainConfig:
     workers: int = 0
     save_dir: str = "ckpt_results/llava-7b/${forget_loss}_${lr}_${split}_${num_epochs}"
     save_steps: int = 0
-    logging_steps: int = 1
+    logging_steps: int = 1  # accepted for the reference's configs; log.jsonl has every step
     report_to: str = "none"
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run

@@ -60,10 +60,25 @@ def test_repeated_training_example_is_tokenised_once(processor, mini_dir, monkey
     real = enc.tokenizer.__class__.__call__
     monkeypatch.setattr(enc.tokenizer.__class__, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     again = enc.encode(rec.image, pair["question"], pair["model_response"])
+    assert calls == []  # a seen example is not tokenised again
     other = enc.encode(rec.image, pair["question"], "a different answer")
-    assert len(calls) > 0  # a new answer is tokenised
+    assert len(calls) > 0  # a new answer is
     n = len(calls)
     enc.encode(rec.image, pair["question"], pair["model_response"])
-    assert len(calls) == n  # a seen one is not
+    assert len(calls) == n
     assert torch.equal(again.input_ids, first.input_ids) and torch.equal(again.labels, first.labels)
     assert not torch.equal(other.labels, first.labels)
+
+
+def test_image_cache_keeps_only_the_most_recent(processor, mini_dir, monkeypatch):
+    enc = PromptEncoder(processor, image_cache_size=1)
+    first, second = [r.image for r in load_benchmark(mini_dir / "all_train.json")[:2]]
+    calls = []
+    real = enc.processor.__class__.__call__
+    monkeypatch.setattr(enc.processor.__class__, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    enc.image(first)
+    enc.image(first)
+    assert len(calls) == 1
+    enc.image(second)  # evicts the first
+    enc.image(first)
+    assert len(calls) == 3
