@@ -7,16 +7,17 @@ import sys
 
 def _user_errors():
     from safeeraser.io import DataError
+    from safeeraser.models.families import UnsupportedFamily
     from safeeraser.train.config import ConfigError
     from safeeraser.train.loop import TrainingDiverged
 
-    return (DataError, ConfigError, TrainingDiverged, FileExistsError)
+    return (DataError, ConfigError, TrainingDiverged, FileExistsError, UnsupportedFamily)
 
 
 def cmd_make_tiny(args) -> int:
     from safeeraser.models.tiny import make_tiny
 
-    print(make_tiny(args.out, size=args.size, seed=args.seed))
+    print(make_tiny(args.out, family=args.family, size=args.size, seed=args.seed))
     return 0
 
 
@@ -77,8 +78,11 @@ def resolve_config_arg(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safeeraser", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("make-tiny", help="build the tiny LLaVA-architecture model")
+    from safeeraser.models.families import REGISTRY
+
+    p = sub.add_parser("make-tiny", help="build a tiny random model of a family (LLaVA-1.5 by default)")
     p.add_argument("--out", required=True)
+    p.add_argument("--family", default="llava", choices=sorted(REGISTRY), help="the model_type to build")
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_tiny)

@@ -103,7 +103,8 @@ def processor_336(tiny_processor):
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    from safeeraser.models.tiny import LLAVA15_CHAT_TEMPLATE, PATCH_SIZE
+    from safeeraser.models.families.llava import CHAT_TEMPLATE as LLAVA15_CHAT_TEMPLATE
+    from safeeraser.models.tiny import PATCH_SIZE
 
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": IMAGE_SIZE_7B}, crop_size={"height": IMAGE_SIZE_7B, "width": IMAGE_SIZE_7B})

@@ -50,20 +50,24 @@ def reference_generate(model, processor, requests, settings, device: str) -> dic
 
     from safeeraser.data.encode import PromptEncoder, pad_token_id
     from safeeraser.infer.engine import sample_seed
+    from safeeraser.models.families import family_of_model
 
-    encoder = PromptEncoder(processor)
+    encoder = PromptEncoder(processor, family_of_model(model))
     tok = processor.tokenizer
     pad = pad_token_id(tok)
     dtype = next(model.parameters()).dtype
     responses = new_tokens = 0
     for i, req in enumerate(requests):
-        ids, pixels = encoder.encode_prompt(req.image, req.question)
+        enc = encoder.encode_prompt(req.image, req.question)
+        ids = enc.input_ids
+        extra = {k: v[None].to(device) for k, v in enc.tokens.items()}
+        extra.update({k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in enc.images.items()})
         key = req.key if req.key is not None else i
         for j in range(req.num_return_sequences):
             torch.manual_seed(sample_seed(settings.seed, key, j))
             out = model.generate(
                 input_ids=ids[None].to(device), attention_mask=torch.ones_like(ids)[None].to(device),
-                pixel_values=pixels[None].to(device, dtype), do_sample=True, temperature=settings.temperature,
+                **extra, do_sample=True, temperature=settings.temperature,
                 top_p=settings.top_p, top_k=0, max_new_tokens=settings.max_new_tokens, pad_token_id=pad,
                 eos_token_id=tok.eos_token_id)
             row = out[0, ids.shape[0]:].tolist()

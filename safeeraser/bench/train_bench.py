@@ -151,9 +151,13 @@ def _run(spec: TrainSpec, assets) -> dict:
     cfg = load_config(None, train_overrides(spec, assets))
     method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
     torch.manual_seed(cfg.seed)
+    from safeeraser.data.encode import batch_to
+    from safeeraser.models.families import family_of_path
+
+    family = family_of_path(assets.model_path)
     processor = load_processor(assets.processor_path)
     pad_id = pad_token_id(processor.tokenizer)
-    dataset = build_dataset(cfg, method, processor)
+    dataset = build_dataset(cfg, method, processor, family)
     model = load_model(assets, seed=cfg.seed)
     params = linear_params(model)
     base_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -162,7 +166,7 @@ def _run(spec: TrainSpec, assets) -> dict:
     ref_model = None
     if spec.reference_copy and ref_names:
         ref_model = load_model(assets, seed=cfg.seed).eval().requires_grad_(False)
-    model = prepare_model(model, cfg)
+    model = prepare_model(model, cfg, family)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     total_steps = spec.warmup + spec.steps
@@ -170,7 +174,7 @@ def _run(spec: TrainSpec, assets) -> dict:
                               num_warmup_steps=int(cfg.warmup_ratio * total_steps + 0.999),
                               num_training_steps=total_steps)
     sampler = EpochSampler(len(dataset), cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id),
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id, family),
                         num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed))
     batches = _Batches(loader, dataset, sampler)
     image_tokens = dataset.encoder.image(dataset.items[0].forget.image)[1]
@@ -189,10 +193,10 @@ def _run(spec: TrainSpec, assets) -> dict:
         for _ in range(spec.accumulation):
             a = time.perf_counter()
             views = batches.next()
-            views = {v: {k: x.to(device, non_blocking=True) for k, x in batch.items()} for v, batch in views.items()}
+            views = {v: batch_to(batch, device) for v, batch in views.items()}
             _sync(device)
             b = time.perf_counter()
-            loss, parts = compute_loss(model, views, method, cfg, pad_id, ref_model=ref_model)
+            loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model)
             _sync(device)
             c = time.perf_counter()
             (loss / spec.accumulation).backward()
@@ -262,7 +266,7 @@ def _run(spec: TrainSpec, assets) -> dict:
     if spec.peak_flops > 0 and device == "cuda":
         out["mfu"] = out["model_flops_per_s"] / spec.peak_flops
     if spec.profile_data:
-        out["data_costs_ms"] = _data_costs(dataset, ViewCollator(pad_id), spec.batch_size)
+        out["data_costs_ms"] = _data_costs(dataset, ViewCollator(pad_id, family), spec.batch_size)
     return out
 
 
@@ -271,7 +275,7 @@ def _data_costs(dataset, collate, batch_size: int) -> dict:
     (prompt template, tokenisation, views) with its images cached, and collating a micro-batch."""
     from safeeraser.data.encode import PromptEncoder
 
-    fresh = PromptEncoder(dataset.encoder.processor, dataset.encoder.max_length)
+    fresh = PromptEncoder(dataset.encoder.processor, dataset.encoder.family, dataset.encoder.max_length)
     images = list(dict.fromkeys(p for it in dataset.items for p in (it.forget.image, it.pd.image)))[:16]
     a = time.perf_counter()
     for p in images:

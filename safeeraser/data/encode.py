@@ -1,13 +1,15 @@
 """Turn (image, question[, answer]) into model inputs through the model's own processor.
 
-Training and inference build prompts here, through the processor's chat template, so the two
-can never drift apart (the reference formats them differently). Each image is preprocessed once
-and cached: records repeat their image across pairs and epochs.
+Training and inference build prompts here, through the processor's chat template and the processor's
+own call (which expands the image placeholder into the image's tokens, however many the family makes),
+so the two can never drift apart and no family's rule is re-implemented. An example's token ids are
+made once and cached; its image inputs are cached by image path: records repeat their image across
+pairs and epochs.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,7 +21,8 @@ IGNORE_INDEX = -100
 class Encoded:
     input_ids: torch.Tensor  # (T,) long
     labels: torch.Tensor  # (T,) long, IGNORE_INDEX on prompt tokens
-    pixel_values: torch.Tensor  # (3, H, W)
+    images: dict  # the processor's image inputs for the example's one image (pixel_values, image_grid_thw, ...)
+    tokens: dict = field(default_factory=dict)  # per-token inputs beside input_ids, (T,) each (token_type_ids, ...)
 
 
 class ImageLoadError(RuntimeError):
@@ -51,95 +54,151 @@ class _LRU(OrderedDict):
 
 
 class PromptEncoder:
-    def __init__(self, processor, max_length: int | None = None, image_cache_size: int = 4096):
+    def __init__(self, processor, family, max_length: int | None = None, image_cache_size: int = 4096):
         self.processor = processor
+        self.family = family
         self.tokenizer = processor.tokenizer
         self.image_token = processor.image_token
         self.max_length = max_length
-        self._cache = _LRU(image_cache_size)  # image path -> (pixel_values, image tokens)
-        # Token ids and labels of training examples by (image, question, answer): every epoch encodes the
-        # same examples again (chat template, two tokenisations, the prompt/answer boundary), about 1 ms
-        # each on a CPU. Pixels are not kept here: they stay bounded by the image cache.
-        self._encoded = _LRU(16 * image_cache_size)  # (image, question, answer) -> (input_ids, labels)
+        self._images = _LRU(image_cache_size)  # image path -> (image inputs, number of image tokens)
+        # Token ids by (image, question[, answer]): every epoch encodes the same examples again (chat
+        # template, processor calls, the prompt/answer boundary). Pixels stay bounded by the image cache.
+        self._encoded = _LRU(16 * image_cache_size)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: the model could not learn to stop")
+        # What ends an answer: EOS and the family's end-of-turn tokens.
+        self.stop_ids = {self.tokenizer.eos_token_id}
+        for token in family.stop_tokens:
+            self.stop_ids.add(self.tokenizer.convert_tokens_to_ids(token))
+
+    def _conversation(self, question: str, answer: str | None = None, add_generation_prompt: bool = True) -> str:
+        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        if answer is not None:
+            conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return self.processor.apply_chat_template(conversation, add_generation_prompt=add_generation_prompt)
 
     def prompt_text(self, question: str) -> str:
-        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        return self._conversation(question)
 
-    def image(self, path: str | Path) -> tuple[torch.Tensor, int]:
-        """(pixel_values (3,H,W), number of image tokens) for an image file, cached by path."""
-        key = str(path)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+    def _load(self, path):
         from PIL import Image
 
         try:
             with Image.open(path) as im:
-                img = im.convert("RGB")
+                return im.convert("RGB")
         except Exception as exc:
             raise ImageLoadError(f"cannot read image '{path}': {type(exc).__name__}: {exc}") from None
-        # The processor expands one image token into as many as the vision tower produces: asking it
-        # once per image keeps that rule the processor's, whatever the model.
-        out = self.processor(images=[img], text=[self.image_token], return_tensors="pt")
-        n_tokens = int((out["input_ids"][0] == self.processor.image_token_id).sum())
-        value = (out["pixel_values"][0], n_tokens)
-        self._cache.put(key, value)
+
+    def _process(self, text: str, img) -> tuple[list[int], dict, dict]:
+        """The processor's own call: (token ids, per-token inputs, image inputs). A template that writes
+        BOS itself (Gemma's) must not get a second one from the tokenizer."""
+        bos = self.tokenizer.bos_token
+        out = self.processor(text=[text], images=[img], return_tensors="pt",
+                             add_special_tokens=not (bos and text.startswith(bos)))
+        ids = out.pop("input_ids")
+        out.pop("attention_mask", None)
+        # Inputs with one value per token (token_type_ids, mm_token_type_ids) follow the ids through
+        # truncation and padding; the rest are the image's.
+        tokens = {k: v[0] for k, v in out.items() if tuple(v.shape) == tuple(ids.shape)}
+        images = {k: v for k, v in out.items() if k not in tokens}
+        return ids[0].tolist(), tokens, images
+
+    def image(self, path: str | Path) -> tuple[dict, int]:
+        """(the processor's image inputs, number of tokens the image becomes) for an image file, cached."""
+        key = str(path)
+        hit = self._images.get(key)
+        if hit is not None:
+            return hit
+        img = self._load(path)
+        # The placeholder alone, expanded by the processor: its length is the image's token count.
+        out = self.processor(text=[self.image_token], images=[img], return_tensors="pt", add_special_tokens=False)
+        value = ({k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")
+                  and tuple(v.shape) != tuple(out["input_ids"].shape)}, int(out["input_ids"].shape[1]))
+        self._images.put(key, value)
         return value
 
-    def _expand(self, text: str, n_tokens: int) -> str:
-        return text.replace(self.image_token, self.image_token * n_tokens, 1)
-
-    def encode_prompt(self, image_path, question: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inference inputs: (input_ids (T,), pixel_values (3,H,W))."""
-        pixels, n_tokens = self.image(image_path)
-        text = self._expand(self.prompt_text(question), n_tokens)
-        ids = self.tokenizer(text, return_tensors="pt")["input_ids"][0]
-        return ids, pixels
+    def encode_prompt(self, image_path, question: str) -> Encoded:
+        """Inference inputs: the prompt up to the assistant's turn (labels all IGNORE_INDEX)."""
+        key = (str(image_path), question)
+        hit = self._encoded.get(key)
+        if hit is None:
+            images = self.image(image_path)[0]
+            ids, tokens, _ = self._process(self.prompt_text(question), self._load(image_path))
+            hit = (torch.tensor(ids), {k: v.clone() for k, v in tokens.items()})
+            self._encoded.put(key, hit)
+        else:
+            images = self.image(image_path)[0]
+        ids, tokens = hit
+        return Encoded(ids, torch.full_like(ids, IGNORE_INDEX), images, tokens)
 
     def encode(self, image_path, question: str, answer: str) -> Encoded:
-        """Training inputs: prompt + answer + EOS, with the loss on the answer and EOS only. The returned
-        tensors are shared with the cache: callers must not modify them in place (pad_batch copies)."""
+        """Training inputs: the conversation with the answer as the assistant's turn, the loss on the answer
+        and the token that ends it. The returned tensors are shared with the cache: callers must not
+        modify them in place (pad_batch copies)."""
         key = (str(image_path), question, answer)
         hit = self._encoded.get(key)
-        if hit is not None:
-            return Encoded(hit[0], hit[1], self.image(image_path)[0])
-        value = self._encode(image_path, question, answer)
-        self._encoded.put(key, (value.input_ids, value.labels))
-        return value
+        if hit is None:
+            hit = self._encode(image_path, question, answer)
+            self._encoded.put(key, hit)
+        ids, labels, tokens = hit
+        return Encoded(ids, labels, self.image(image_path)[0], tokens)
 
-    def _encode(self, image_path, question: str, answer: str) -> Encoded:
-        pixels, n_tokens = self.image(image_path)
-        prompt = self._expand(self.prompt_text(question), n_tokens)
-        prompt_ids = self.tokenizer(prompt)["input_ids"]
-        full_ids = self.tokenizer(prompt + " " + answer.strip())["input_ids"]
+    def _encode(self, image_path, question: str, answer: str):
+        prompt = self.prompt_text(question)
+        # Trailing whitespace after the end of the turn (a newline) is nothing the model must predict.
+        full = self._conversation(question, answer.strip(), add_generation_prompt=False).rstrip()
+        if not full.startswith(prompt):
+            raise ValueError("the chat template does not continue the generation prompt with the answer: "
+                             f"prompt {prompt[-40:]!r}, conversation {full[:len(prompt) + 20][-60:]!r}")
+        img = self._load(image_path)
+        prompt_ids = self._process(prompt, img)[0]
+        ids, tokens, _ = self._process(full, img)
         # The boundary is where the two tokenisations agree; merges across it are rare but possible.
         cut = 0
-        for a, b in zip(prompt_ids, full_ids):
+        for a, b in zip(prompt_ids, ids):
             if a != b:
                 break
             cut += 1
-        ids = list(full_ids) + [self.tokenizer.eos_token_id]
-        labels = [IGNORE_INDEX] * cut + ids[cut:]
-        if self.max_length and len(ids) > self.max_length:
+        end = next((i + 1 for i in range(cut, len(ids)) if ids[i] in self.stop_ids), None)
+        if end is None:  # the template ends the turn with nothing: the answer ends with EOS
+            ids = ids + [self.tokenizer.eos_token_id]
+            tokens = {k: torch.cat([v, v.new_zeros(1)]) for k, v in tokens.items()}
+            end = len(ids)
+        if self.max_length:
             # Truncate the answer, never the image tokens: they must match the vision features.
-            ids, labels = ids[: self.max_length], labels[: self.max_length]
-        return Encoded(torch.tensor(ids), torch.tensor(labels), pixels)
+            end = min(end, self.max_length)
+        labels = [IGNORE_INDEX] * cut + ids[cut:end]
+        return torch.tensor(ids[:end]), torch.tensor(labels[:end]), {k: v[:end].clone() for k, v in tokens.items()}
 
 
-def pad_batch(items: list[Encoded], pad_id: int, side: str = "right") -> dict:
-    """Stack encoded examples into a batch. Right padding for training, left for generation."""
+def pad_batch(items: list[Encoded], pad_id: int, family, side: str = "right") -> dict:
+    """Stack encoded examples into a batch. Right padding for training, left for generation.
+    Per-token inputs are padded with 0 like the mask; image inputs are batched by the family."""
     width = max(len(e.input_ids) for e in items)
-    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
+    rows = len(items)
+    input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    labels = torch.full((rows, width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((rows, width), dtype=torch.long)
+    tokens = {k: torch.zeros((rows, width), dtype=v.dtype) for k, v in items[0].tokens.items()}
     for i, e in enumerate(items):
         n = len(e.input_ids)
         sl = slice(0, n) if side == "right" else slice(width - n, width)
         input_ids[i, sl] = e.input_ids
         labels[i, sl] = e.labels
         mask[i, sl] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels,
-            "pixel_values": torch.stack([e.pixel_values for e in items])}
+        for k, v in e.tokens.items():
+            tokens[k][i, sl] = v
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "tokens": tokens,
+            "images": family.collate_images([e.images for e in items])}
+
+
+def model_inputs(batch: dict) -> dict:
+    """The keyword arguments of a model's forward for a batch made by pad_batch."""
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], **batch["tokens"],
+            **batch["images"]}
+
+
+def batch_to(batch: dict, device) -> dict:
+    """The batch on a device (its nested token and image inputs too)."""
+    return {k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
+            for k, v in batch.items()}

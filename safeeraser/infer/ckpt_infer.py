@@ -169,11 +169,12 @@ def format_summary(s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from safeeraser.models.checkpoint import CheckpointError
+    from safeeraser.models.families import UnsupportedFamily
 
     args = build_parser().parse_args(argv)
     try:
         summary = run_inference(args)
-    except (DataError, CheckpointError) as exc:
+    except (DataError, CheckpointError, UnsupportedFamily) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary))

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from safeeraser.data.encode import Encoded, PromptEncoder, pad_batch, pad_token_id
+from safeeraser.data.encode import PromptEncoder, batch_to, model_inputs, pad_batch, pad_token_id
+from safeeraser.models.families import family_of_model
 
 
 @dataclass
@@ -126,10 +127,16 @@ class Generator:
     def __init__(self, model, processor, batch_size: int = 8):
         self.model = model
         self.processor = processor
-        self.encoder = PromptEncoder(processor)
+        self.family = family_of_model(model)
+        self.encoder = PromptEncoder(processor, self.family)
         self.batch_size = batch_size
         self.tokenizer = processor.tokenizer
         self.pad_id = pad_token_id(self.tokenizer)
+        # An answer ends at EOS, at the family's end-of-turn tokens, or at any id the checkpoint's
+        # generation config names as its end (Qwen's <|endoftext|>, Gemma's <end_of_turn>).
+        configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+        self.stop_ids = sorted(self.encoder.stop_ids | set(configured))
         self.stats = GenStats()
 
     @property
@@ -150,13 +157,15 @@ class Generator:
                 torch.rand(settings.max_new_tokens,
                            generator=torch.Generator(device="cpu").manual_seed(sample_seed(settings.seed, k, j)))
                 for k in keys for j in range(n)]).to(device)
-        eos = self.tokenizer.eos_token_id
+        stops = torch.tensor(self.stop_ids, device=device)
         pad = torch.tensor(self.pad_id, device=device)
         mask = batch["attention_mask"]
         cache = ReservedCache(mask.shape[1] + settings.max_new_tokens)
-        res = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"].to(dtype),
-                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0), attention_mask=mask, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        inputs = model_inputs(batch)
+        inputs.update({k: v.to(dtype) for k, v in batch["images"].items() if v.is_floating_point()})
+        # Positions are the family's: 1-D over real tokens for most, Qwen's multimodal rotary positions.
+        position_ids, position = self.family.prefill_positions(model, inputs)
+        res = model(**inputs, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         logits = res.logits[:, -1].repeat_interleave(n, 0)
         cache.batch_repeat_interleave(n)
         # The mask has room for every new position up front; finished rows keep feeding pad tokens whose
@@ -164,12 +173,12 @@ class Generator:
         rows, width = logits.shape[0], mask.shape[1]
         full_mask = torch.ones((rows, width + settings.max_new_tokens), dtype=mask.dtype, device=device)
         full_mask[:, :width] = mask.repeat_interleave(n, 0)
-        position = mask.sum(-1, keepdim=True).repeat_interleave(n, 0)
+        position = position.repeat_interleave(n, 0)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         out = []
         for step in range(settings.max_new_tokens):
             if step:
-                logits = model(input_ids=nxt[:, None], position_ids=position + (step - 1),
+                logits = model(input_ids=nxt[:, None], position_ids=self.family.step_positions(position + (step - 1)),
                                attention_mask=full_mask[:, :width + step], cache=cache, use_cache=True).logits[:, -1]
             if settings.greedy:
                 nxt = logits.argmax(-1)
@@ -177,7 +186,7 @@ class Generator:
                 nxt = nucleus_sample(logits, settings.temperature, settings.top_p, uniforms[:, step])
             nxt = torch.where(finished, pad, nxt)
             out.append(nxt)
-            finished |= nxt == eos
+            finished |= torch.isin(nxt, stops)
             if bool(finished.all()):
                 break
         return torch.stack(out, 1).cpu() if out else torch.zeros((rows, 0), dtype=torch.long)
@@ -188,10 +197,7 @@ class Generator:
         import time
 
         self.model.eval()
-        encoded = []
-        for r in requests:
-            ids, pixels = self.encoder.encode_prompt(r.image, r.question)
-            encoded.append(Encoded(ids, ids, pixels))  # labels unused: pad_batch's are dropped below
+        encoded = [self.encoder.encode_prompt(r.image, r.question) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: (-len(encoded[i].input_ids), i))
         results: list[list[str] | None] = [None] * len(requests)
         # Group by num_return_sequences so each decoding loop has one n.
@@ -202,8 +208,8 @@ class Generator:
             for start in range(0, len(idxs), self.batch_size):
                 chunk = idxs[start:start + self.batch_size]
                 t0 = time.perf_counter()
-                batch = pad_batch([encoded[i] for i in chunk], self.pad_id, side="left")
-                batch = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}
+                batch = batch_to(pad_batch([encoded[i] for i in chunk], self.pad_id, self.family, side="left"),
+                                 self.device)
                 keys = [requests[i].key if requests[i].key is not None else i for i in chunk]
                 # Greedy samples of a request are all the same answer: made and decoded once, then copied.
                 made = 1 if settings.greedy else n
@@ -216,13 +222,14 @@ class Generator:
         return results  # type: ignore[return-value]
 
     def _decode(self, gen: torch.Tensor) -> tuple[list[str], int]:
-        """Each row's text (up to its EOS, pads left out) and the new tokens made, EOS included."""
-        eos = self.tokenizer.eos_token_id
+        """Each row's text (up to its end token, pads left out) and the new tokens made, the end included."""
+        stops = set(self.stop_ids)
         texts, new_tokens = [], 0
         for row in gen.tolist():
-            if eos in row:
-                row = row[: row.index(eos)]
-                new_tokens += len(row) + 1
+            end = next((i for i, t in enumerate(row) if t in stops), None)
+            if end is not None:
+                row = row[:end]
+                new_tokens += end + 1
             else:  # cut off at max_new_tokens, or finished and padded: pads are not new tokens
                 new_tokens += sum(1 for t in row if t != self.pad_id)
             texts.append(self.tokenizer.decode([t for t in row if t != self.pad_id], skip_special_tokens=True).strip())

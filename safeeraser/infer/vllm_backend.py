@@ -1,7 +1,7 @@
 """vLLM generation with the same interface as engine.Generator (optional; `pip install .[vllm]`).
 
-An adapter is merged into the base weights and saved once, so vLLM serves a plain LLaVA-1.5
-folder; per-request seeds keep sampling reproducible as in the HF engine.
+An adapter is merged into the base weights and saved once, so vLLM serves a plain model folder of
+the family; per-request seeds keep sampling reproducible as in the HF engine.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class VllmGenerator:
             from vllm import LLM
         except ImportError:
             raise RuntimeError("--backend vllm needs vllm: pip install -e '.[vllm]'") from None
-        self.encoder = PromptEncoder(processor)
+        from safeeraser.models.families import family_of_path
+
+        self.encoder = PromptEncoder(processor, family_of_path(model_path))
         self.llm = LLM(model=merged_model_dir(model_path, checkpoint_path), **llm_kwargs)
         self.stats = GenStats()
 

@@ -1,1 +1,1 @@
-"""Model building and loading: the tiny LLaVA builder and the loader every command shares."""
+"""Model building and loading: the model families, the tiny builders and the loader every command shares."""

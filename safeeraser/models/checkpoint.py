@@ -43,17 +43,12 @@ def load_adapter(model, adapter_dir: str | Path):
     return model
 
 
-# transformers < 5 named LLaVA's modules differently; the reference's checkpoints use those names.
-_LEGACY = [(r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
-           (r"^vision_tower\.", "model.vision_tower."), (r"^multi_modal_projector\.", "model.multi_modal_projector.")]
-
-
-def _normalise_reference_key(key: str) -> str:
+def _normalise_reference_key(key: str, family) -> str:
     """One name per parameter whatever wrote it: DeepSpeed/DDP prefixes, PEFT wrappers and adapter
-    names, and transformers-4 LLaVA module names are all folded away."""
+    names, and the family's older module names are all folded away."""
     key = re.sub(r"^(module\.)+", "", key)
     key = re.sub(r"^base_model\.model\.", "", key)
-    for pattern, repl in _LEGACY:
+    for pattern, repl in family.legacy_keys:
         key = re.sub(pattern, repl, key)
     key = re.sub(r"\.(lora_[AB])\.default\.", r".\1.", key)
     return key.replace(".modules_to_save.default.", ".")
@@ -63,24 +58,27 @@ def load_reference_checkpoint(model, path: str | Path, lora_alpha: int = 256):
     """The reference's checkpoint.pt: LoRA A/B matrices and full copies of the tuned modules."""
     from peft import LoraConfig, get_peft_model
 
+    from safeeraser.models.families import family_of_model
+
+    family = family_of_model(model)
     path = Path(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a dict of tensors (the reference's checkpoint.pt)")
-    state = {_normalise_reference_key(k): v for k, v in state.items()}
+    state = {_normalise_reference_key(k, family): v for k, v in state.items()}
     lora_a = {k: v for k, v in state.items() if ".lora_A." in k}
     if lora_a:
         r = next(iter(lora_a.values())).shape[0]
         targets = sorted({re.sub(r"\.lora_A\..*$", "", k).rsplit(".", 1)[-1] for k in lora_a})
-        projector = any(k.startswith("model.multi_modal_projector.") for k in state)
+        projector = any(family.part_of(k) == "projector" for k in state)
         cfg = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, bias="none",
-                         target_modules=rf".*language_model.*\.({'|'.join(targets)})",
-                         modules_to_save=["multi_modal_projector"] if projector else None)
+                         target_modules=family.lora_targets(targets),
+                         modules_to_save=family.modules_to_save(False, True) if projector else None)
         model = get_peft_model(model, cfg)
         own = {}
         for name, _ in model.named_parameters():
-            short = _normalise_reference_key(name)
-            if ".lora_" in short or (projector and short.startswith("model.multi_modal_projector.")
+            short = _normalise_reference_key(name, family)
+            if ".lora_" in short or (projector and family.part_of(short) == "projector"
                                      and ".original_module." not in name):
                 own[short] = name
         _strict_compare(set(own), set(state), str(path))

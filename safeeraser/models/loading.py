@@ -1,4 +1,5 @@
-"""Load a LLaVA model and its processor: one path for the tiny local model and for llava-hf's."""
+"""Load a vision-language model and its processor through the Auto classes: one path for the tiny local
+models and for the real checkpoints of every family."""
 from __future__ import annotations
 
 import importlib.util

@@ -36,7 +36,7 @@ class DataSection:
 @dataclass
 class ModelSection:
     vanilla: str = "models/tiny-vanilla"  # the model unlearning starts from (a hub id or a folder)
-    make_tiny: Any = None  # {size, seed, out}: build the tiny base model first
+    make_tiny: Any = None  # {family, size, seed, out}: build the tiny base model first (family: llava by default)
     finetune: Any = None  # {config, overrides}: make `vanilla` by fine-tuning (the tiny model's vanilla step)
 
 
@@ -110,7 +110,8 @@ class Runner:
                       val_per_category=mini.val_per_category)
             self.executed.append("make-mini")
         if m.make_tiny is not None and not (Path(m.make_tiny.out) / "config.json").exists():
-            make_tiny(m.make_tiny.out, size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
+            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", "llava"), size=m.make_tiny.get("size", "tiny"),
+                      seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
             self.log(f"fine-tuning the vanilla model into {m.vanilla}")

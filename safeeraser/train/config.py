@@ -19,6 +19,9 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard", "wandb")
 
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 class ConfigError(ValueError):
     pass
 
@@ -28,8 +31,9 @@ class LoRAConfig:
     r: int = 32  # 0 means full fine-tuning
     alpha: int = 256
     dropout: float = 0.05
-    # Anchored on the language model so the CLIP tower's q/k/v projections are never adapted.
-    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    # Projection names, scoped by the model's family to its language model (the vision towers have
+    # q_proj/v_proj too); a string is taken as a full PEFT regex instead.
+    target_modules: Any = field(default_factory=lambda: list(PROJECTIONS))
 
 
 @dataclass
@@ -141,6 +145,10 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.max_train_steps >= 0, "max_train_steps", "must be >= 0")
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
     need(0 <= cfg.LoRA.dropout < 1, "LoRA.dropout", "must be in [0, 1)")
+    targets = cfg.LoRA.target_modules
+    need((isinstance(targets, str) and targets.strip() != "")
+         or (not isinstance(targets, str) and len(targets) > 0 and all(isinstance(t, str) and t for t in targets)),
+         "LoRA.target_modules", "a non-empty list of module names (q_proj, ...) or a regex string")
     need(cfg.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
     need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(0 <= cfg.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")

@@ -69,8 +69,8 @@ class EpochSampler(Sampler):
 
 
 class ViewCollator:
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
+    def __init__(self, pad_id: int, family):
+        self.pad_id, self.family = pad_id, family
 
     def __call__(self, rows: list[dict]) -> dict:
-        return {v: pad_batch([r[v] for r in rows], self.pad_id) for v in rows[0]}
+        return {v: pad_batch([r[v] for r in rows], self.pad_id, self.family) for v in rows[0]}

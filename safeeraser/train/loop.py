@@ -24,14 +24,14 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def build_dataset(cfg, method, processor, records: list | None = None):
+def build_dataset(cfg, method, processor, family, records: list | None = None):
     """The method's training dataset from the data files (or from their already loaded `records`)."""
     from safeeraser.data.encode import PromptEncoder
     from safeeraser.data.views import forget_items, load_refusals, vanilla_examples
     from safeeraser.train.dataset import TargetDataset, UnlearnDataset
 
     records = load_records_first(cfg) if records is None else records
-    encoder = PromptEncoder(processor, max_length=cfg.max_length or None)
+    encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None)
     if method.views() == ["target"]:
         return TargetDataset(vanilla_examples(records), encoder)
     refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
@@ -101,6 +101,7 @@ def run_training(cfg) -> Path:
     from transformers import get_scheduler
 
     from safeeraser.data.encode import pad_token_id
+    from safeeraser.models.families import family_of_path
     from safeeraser.models.loading import load_model, load_processor
     from safeeraser.train.dataset import EpochSampler, ViewCollator
     from safeeraser.train.methods import parse_method
@@ -125,9 +126,10 @@ def run_training(cfg) -> Path:
 
     sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
     set_seed(cfg.seed)
+    family = family_of_path(cfg.model_path)
     processor = load_processor(cfg.model_path)
     pad_id = pad_token_id(processor.tokenizer)
-    dataset = build_dataset(cfg, method, processor, records)
+    dataset = build_dataset(cfg, method, processor, family, records)
     model = load_model(cfg.model_path, cfg.model_dtype)
     ref_model = None
     if method.reference_views() and cfg.LoRA.r == 0:
@@ -139,11 +141,11 @@ def run_training(cfg) -> Path:
     # The adapter's initial weights must depend on the seed alone: under ZeRO-3, transformers builds
     # the model inside deepspeed.zero.Init, which draws random numbers a plain load does not.
     set_seed(cfg.seed)
-    model = prepare_model(model, cfg)
+    model = prepare_model(model, cfg, family)
     fill_size_autos(acc, model)
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     sampler = EpochSampler(len(dataset), cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id),
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id, family),
                         num_workers=cfg.workers,
                         # Its own generator: creating an iterator must not draw from the global RNG that
                         # dropout uses, or a resumed run would drop out different units.
@@ -203,7 +205,7 @@ def run_training(cfg) -> Path:
         epoch_loader = loader_for_epoch(acc, loader, sampler, dataset, epoch, skip_batches)
         for i, views in enumerate(epoch_loader, start=skip_batches):
             with acc.accumulate(model):
-                loss, parts = compute_loss(model, views, method, cfg, pad_id, ref_model=ref_model)
+                loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model)
                 finite = torch.isfinite(loss.detach()).float()
                 if acc.gather(finite.reshape(1)).min() < 1:
                     where = f" (last good checkpoint: {last_ckpt})" if last_ckpt else ""

@@ -4,35 +4,37 @@ from __future__ import annotations
 import re
 
 
-def _set_trainable(model, cfg) -> None:
+def _set_trainable(model, cfg, family) -> None:
+    tune = {"vision": cfg.tune_vision_tower, "projector": cfg.tune_mm_projector, "language": cfg.tune_language_model}
     for name, p in model.named_parameters():
-        if "vision_tower" in name:
-            p.requires_grad_(cfg.tune_vision_tower)
-        elif "multi_modal_projector" in name:
-            p.requires_grad_(cfg.tune_mm_projector)
-        else:
-            p.requires_grad_(cfg.tune_language_model)
+        p.requires_grad_(tune[family.part_of(name)])
 
 
-def prepare_model(model, cfg):
+def lora_target_modules(cfg, family) -> str:
+    """LoRA.target_modules as PEFT's regex: a list of projection names is scoped by the family to its
+    language model; a string is the user's own regex, used as it is."""
+    targets = cfg.LoRA.target_modules
+    return targets if isinstance(targets, str) else family.lora_targets(list(targets))
+
+
+def prepare_model(model, cfg, family):
     """Return the model to train. With LoRA the projector (and vision tower) are full copies in
     `modules_to_save`, so the saved adapter holds everything that changed."""
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.LoRA.r == 0:
-        _set_trainable(model, cfg)
+        _set_trainable(model, cfg, family)
         return model
     from peft import LoraConfig, get_peft_model
 
-    pattern = re.compile(cfg.LoRA.target_modules)
+    targets = lora_target_modules(cfg, family)
+    pattern = re.compile(targets)
     if not any(pattern.fullmatch(n) for n, _ in model.named_modules()):
-        raise ValueError(f"LoRA.target_modules '{cfg.LoRA.target_modules}' matches no module of the model")
-    modules_to_save = [m for m, on in (("multi_modal_projector", cfg.tune_mm_projector),
-                                       ("vision_tower", cfg.tune_vision_tower)) if on]
+        raise ValueError(f"LoRA.target_modules '{targets}' matches no module of the model")
+    modules_to_save = family.modules_to_save(cfg.tune_vision_tower, cfg.tune_mm_projector)
     lora = LoraConfig(r=cfg.LoRA.r, lora_alpha=cfg.LoRA.alpha, lora_dropout=cfg.LoRA.dropout,
-                      target_modules=cfg.LoRA.target_modules, modules_to_save=modules_to_save or None,
-                      bias="none")
+                      target_modules=targets, modules_to_save=modules_to_save or None, bias="none")
     return get_peft_model(model, lora)
 
 

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from safeeraser.data.encode import IGNORE_INDEX
+from safeeraser.data.encode import IGNORE_INDEX, model_inputs
 from safeeraser.train.methods.base import Method
 from safeeraser.train.methods.terms import KINDS
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values")
 
 
 @dataclass
@@ -28,14 +26,23 @@ def _pad_to(t: torch.Tensor, width: int, value) -> torch.Tensor:
     return F.pad(t, (0, width - t.shape[1]), value=value) if t.shape[1] < width else t
 
 
-def fuse(views: dict[str, dict], names: list[str], pad_id: int) -> tuple[dict, dict[str, slice]]:
+def widen(batch: dict, width: int, pad_id: int) -> dict:
+    """A right-padded batch padded further to `width` columns (its image inputs unchanged)."""
+    out = dict(batch)
+    for key, value in (("input_ids", pad_id), ("attention_mask", 0), ("labels", IGNORE_INDEX)):
+        out[key] = _pad_to(batch[key], width, value)
+    out["tokens"] = {k: _pad_to(v, width, 0) for k, v in batch["tokens"].items()}
+    return out
+
+
+def fuse(views: dict[str, dict], names: list[str], pad_id: int, family) -> tuple[dict, dict[str, slice]]:
     """Concatenate right-padded view batches into one batch; return it and each view's rows."""
     width = max(views[n]["input_ids"].shape[1] for n in names)
-    pads = {"input_ids": pad_id, "attention_mask": 0, "labels": IGNORE_INDEX}
-    fused, slices, start = {}, {}, 0
-    for key, value in pads.items():
-        fused[key] = torch.cat([_pad_to(views[n][key], width, value) for n in names])
-    fused["pixel_values"] = torch.cat([views[n]["pixel_values"] for n in names])
+    wide = [widen(views[n], width, pad_id) for n in names]
+    fused = {key: torch.cat([w[key] for w in wide]) for key in ("input_ids", "attention_mask", "labels")}
+    fused["tokens"] = {k: torch.cat([w["tokens"][k] for w in wide]) for k in wide[0]["tokens"]}
+    fused["images"] = family.collate_images([w["images"] for w in wide])
+    slices, start = {}, 0
     for n in names:
         rows = views[n]["input_ids"].shape[0]
         slices[n] = slice(start, start + rows)
@@ -59,7 +66,7 @@ def _forward(model, batch: dict, keep: int = 0) -> torch.Tensor:
     if keep:  # as indices, so the kept hidden states are gathered into one contiguous matrix for the output layer
         width = batch["input_ids"].shape[1]
         keep = torch.arange(width - keep, width, device=batch["input_ids"].device)
-    return model(**{k: batch[k] for k in MODEL_INPUTS}, use_cache=False, logits_to_keep=keep).logits
+    return model(**model_inputs(batch), use_cache=False, logits_to_keep=keep).logits
 
 
 def reference_context(model):
@@ -70,19 +77,19 @@ def reference_context(model):
     raise RuntimeError("this method needs a frozen reference: use LoRA (LoRA.r > 0) or pass ref_model")
 
 
-def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, ref_model=None):
+def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, family, ref_model=None):
     """Return (total loss, {term name: detached value}) for one micro-batch."""
     names = method.views()
     # Every term reads answer positions only, except the reference's KL over all positions (a quirk
     # kept behind kl_all_positions): then the logits are kept whole and trimmed to each view's width.
     windowed = cfg.answer_logits_only and not cfg.kl_all_positions
     if cfg.fused_forward and len(names) > 1:
-        fused, slices = fuse(views, names, pad_id)
+        fused, slices = fuse(views, names, pad_id, family)
         passes = [(fused, slices)]
     else:
         passes = [(views[n], {n: slice(None)}) for n in names]
     outputs: dict[str, ViewOutput] = {}
-    where: dict[str, tuple[dict, slice, int]] = {}  # view -> (its pass's batch, its rows, the window)
+    where: dict[str, tuple[int, int]] = {}  # view -> (its pass's width, the window)
     for batch, rows_of in passes:
         keep = answer_window(batch["labels"]) if windowed else 0
         logits = _forward(model, batch, keep)
@@ -92,15 +99,15 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
             else:  # trim each view back to its own width so per-view padding is what a separate pass sees
                 w = views[n]["input_ids"].shape[1]
                 outputs[n] = ViewOutput(logits[rows, :w], views[n]["labels"])
-            where[n] = (batch, rows, keep)
+            where[n] = (batch["input_ids"].shape[1], keep)
     ref_names = method.reference_views()  # at most one per method: KL's or NPO's view
     if ref_names:
         net = ref_model if ref_model is not None else model
         ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
         with torch.no_grad(), ctx:
             for n in ref_names:  # the reference sees exactly the rows, width and window of the view's logits
-                batch, rows, keep = where[n]
-                ref = _forward(net, {k: batch[k][rows] for k in MODEL_INPUTS}, keep)
+                width, keep = where[n]
+                ref = _forward(net, widen(views[n], width, pad_id), keep)
                 outputs[n].ref_logits = ref if keep else ref[:, : views[n]["input_ids"].shape[1]]
     total = 0.0
     parts = {}

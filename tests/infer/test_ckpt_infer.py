@@ -142,9 +142,10 @@ def test_adapter_mismatch_is_an_error(tmp_path, vanilla_dir, ga_adapter):
 
 
 def test_reference_checkpoint_pt_loads_like_the_adapter(tmp_path, vanilla_dir, mini_dir, ga_adapter):
-    from safeeraser.data.encode import PromptEncoder, pad_batch
+    from safeeraser.data.encode import PromptEncoder, model_inputs, pad_batch
     from safeeraser.data.records import load_benchmark
     from safeeraser.models.checkpoint import CheckpointError, apply_checkpoint, load_adapter
+    from safeeraser.models.families import family_for
     from safeeraser.models.loading import load_model, load_processor
 
     peft_model = load_adapter(load_model(str(vanilla_dir), "float32"), ga_adapter)
@@ -158,9 +159,10 @@ def test_reference_checkpoint_pt_loads_like_the_adapter(tmp_path, vanilla_dir, m
     torch.save(legacy, tmp_path / "checkpoint.pt")
     proc = load_processor(str(vanilla_dir))
     rec = load_benchmark(mini_dir / "all_train.json")[0]
-    batch = pad_batch([PromptEncoder(proc).encode(rec.image, rec.unsafe_pairs[0]["question"], "x")],
-                      proc.tokenizer.pad_token_id)
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    llava = family_for("llava")
+    batch = pad_batch([PromptEncoder(proc, llava).encode(rec.image, rec.unsafe_pairs[0]["question"], "x")],
+                      proc.tokenizer.pad_token_id, llava)
+    inputs = model_inputs(batch)
     ref = apply_checkpoint(str(vanilla_dir), str(tmp_path / "checkpoint.pt"), "float32",
                            reference_lora_alpha=32)  # forget_tiny.yaml's alpha
     ours = apply_checkpoint(str(vanilla_dir), str(ga_adapter), "float32")

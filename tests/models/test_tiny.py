@@ -1,7 +1,8 @@
 import torch
 
-from safeeraser.data.encode import PromptEncoder, pad_batch
+from safeeraser.data.encode import PromptEncoder, model_inputs, pad_batch
 from safeeraser.data.records import load_benchmark
+from safeeraser.models.families import family_for
 from safeeraser.models.loading import load_model, load_processor
 
 
@@ -12,8 +13,10 @@ def test_round_trip_through_from_pretrained(tiny_dir, mini_dir, tmp_path):
     assert isinstance(model, LlavaForConditionalGeneration)
     proc = load_processor(str(tiny_dir))
     rec = load_benchmark(mini_dir / "all_train.json")[0]
-    batch = pad_batch([PromptEncoder(proc).encode(rec.image, "What is shown?", "A cross.")], proc.tokenizer.pad_token_id)
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    llava = family_for("llava")
+    batch = pad_batch([PromptEncoder(proc, llava).encode(rec.image, "What is shown?", "A cross.")],
+                      proc.tokenizer.pad_token_id, llava)
+    inputs = model_inputs(batch)
     with torch.no_grad():
         before = model(**inputs).logits
     model.save_pretrained(tmp_path / "copy")

@@ -4,6 +4,7 @@ import torch
 
 from safeeraser.data.encode import PromptEncoder
 from safeeraser.data.records import load_benchmark
+from safeeraser.models.families import family_for
 from safeeraser.data.views import forget_items
 from safeeraser.models.loading import load_model, load_processor
 from safeeraser.train.dataset import UnlearnDataset, ViewCollator
@@ -11,16 +12,18 @@ from safeeraser.train.methods import parse_method
 from safeeraser.train.model_setup import prepare_model
 from safeeraser.train.step import compute_loss
 
+LLAVA = family_for("llava")
+
 
 def _batch(proc, mini_dir, method):
     items = forget_items(load_benchmark(mini_dir / "all_train.json"))
-    ds = UnlearnDataset(items, method.views(), PromptEncoder(proc), ["I can't help."], seed=0)
-    return ViewCollator(proc.tokenizer.pad_token_id)([ds[i] for i in range(4)])
+    ds = UnlearnDataset(items, method.views(), PromptEncoder(proc, LLAVA), ["I can't help."], seed=0)
+    return ViewCollator(proc.tokenizer.pad_token_id, LLAVA)([ds[i] for i in range(4)])
 
 
 def _lora_model(path, cfg):
     torch.manual_seed(0)
-    model = prepare_model(load_model(str(path), "float32"), cfg)
+    model = prepare_model(load_model(str(path), "float32"), cfg, LLAVA)
     with torch.no_grad():  # a non-trivial adapter, so that current and reference differ
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -39,7 +42,7 @@ def test_fused_forward_equals_separate_passes(vanilla_dir, mini_dir, forget_cfg,
     for fused in (True, False):
         cfg.fused_forward = fused
         model = _lora_model(vanilla_dir, cfg)
-        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
+        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, LLAVA)
         loss.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results.append((loss.item(), {k: v.item() for k, v in parts.items()}, grads))
@@ -59,8 +62,8 @@ def test_kl_reference_is_the_base_model_without_a_copy(vanilla_dir, mini_dir, fo
     model = _lora_model(vanilla_dir, cfg)
     copy = load_model(str(vanilla_dir), "float32").eval()
     with torch.no_grad():
-        _, disabled = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
-        _, separate = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, ref_model=copy)
+        _, disabled = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, LLAVA)
+        _, separate = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, LLAVA, ref_model=copy)
     assert disabled["kl"].item() > 1e-4  # the adapter really changed the model
     assert disabled["kl"].item() == pytest.approx(separate["kl"].item(), rel=1e-5, abs=1e-7)
 
@@ -74,7 +77,7 @@ def test_kl_all_positions_flag_changes_the_average(vanilla_dir, mini_dir, forget
         cfg = forget_cfg("forget_loss=kl", f"kl_all_positions={flag}")
         with torch.no_grad():
             values.append(compute_loss(_lora_model(vanilla_dir, cfg), views, method, cfg,
-                                       proc.tokenizer.pad_token_id)[1]["kl"].item())
+                                       proc.tokenizer.pad_token_id, LLAVA)[1]["kl"].item())
     assert values[0] != pytest.approx(values[1], rel=1e-3)
 
 
@@ -100,7 +103,7 @@ def test_answer_logits_only_gives_the_same_losses_and_gradients(vanilla_dir, min
         model = _lora_model(vanilla_dir, cfg)
         seen = []
         model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].shape[1]))
-        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id)
+        loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, LLAVA)
         loss.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results.append((loss.item(), {k: v.item() for k, v in parts.items()}, grads))

@@ -1,0 +1,44 @@
+"""The model-family registry: `config.model_type` -> the family's file. Adding a family is one file
+(a `Family` subclass named `FAMILY` there) and one line here."""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from safeeraser.models.families.base import Family
+
+REGISTRY = {
+    "llava": "llava",
+    "llava_next": "llava_next",
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+    "gemma3": "gemma3",
+    "internvl": "internvl",
+}
+
+
+class UnsupportedFamily(ValueError):
+    pass
+
+
+@lru_cache(maxsize=None)
+def family_for(model_type: str) -> Family:
+    if model_type not in REGISTRY:
+        raise UnsupportedFamily(f"model_type '{model_type}' is not supported. Supported families: "
+                                f"{', '.join(sorted(REGISTRY))}")
+    return importlib.import_module(f"{__name__}.{REGISTRY[model_type]}").FAMILY
+
+
+def family_of_model(model) -> Family:
+    """The family of a loaded model (also behind PEFT, DDP or DeepSpeed wrappers)."""
+    return family_for(model.config.model_type)
+
+
+def family_of_path(model_path: str) -> Family:
+    """The family of a checkpoint folder or hub id, from its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    return family_for(AutoConfig.from_pretrained(model_path).model_type)
+
+
+__all__ = ["Family", "REGISTRY", "UnsupportedFamily", "family_for", "family_of_model", "family_of_path"]

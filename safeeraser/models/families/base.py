@@ -1,0 +1,96 @@
+"""What differs between vision-language model families, behind one interface.
+
+A family is chosen from the checkpoint's `config.model_type` (see `families.family_for`). Everything
+family-specific lives in the family's own file: where the vision tower, the projector and the language
+model sit in the module tree (LoRA targets, which parts tune, the reference checkpoint's key names),
+extra end-of-turn tokens, how the processor's image inputs are batched, the position ids of cached
+generation, and how to build a tiny random model of the family. Prompts themselves are the
+processor's: its chat template and its image-token expansion, so nothing here re-implements them.
+
+This module imports nothing from `data/`, `train/` or `infer/`: they consult it.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+
+# Prefixes that wrappers put in front of the model's own parameter names.
+_WRAPPERS = re.compile(r"^(module\.)*(base_model\.model\.)?")
+
+
+class Family:
+    model_type: str = ""
+    # Module paths in the model's own tree (transformers 5 names).
+    vision: str = "model.vision_tower"
+    projector: str = "model.multi_modal_projector"
+    language: str = "model.language_model"
+    # End-of-turn tokens that end an answer besides the tokenizer's EOS (Gemma's <end_of_turn>).
+    stop_tokens: tuple[str, ...] = ()
+    # (pattern, replacement) pairs mapping older key names (the reference's checkpoint.pt) to today's.
+    legacy_keys: tuple[tuple[str, str], ...] = ()
+
+    # --- which parameters train -------------------------------------------------------------------
+    def part_of(self, name: str) -> str:
+        """'projector', 'vision' or 'language' for a parameter or module name (wrapper prefixes ignored).
+        The projector is tested first: in some families it sits inside the vision tower."""
+        name = _WRAPPERS.sub("", name)
+        for part, prefix in (("projector", self.projector), ("vision", self.vision)):
+            if name == prefix or name.startswith(prefix + "."):
+                return part
+        return "language"
+
+    def lora_targets(self, names) -> str:
+        """A PEFT target regex for projection names (q_proj, ...) inside the language model only: the
+        vision towers have modules of the same names."""
+        return rf"{re.escape(self.language)}\..*\.({'|'.join(re.escape(n) for n in names)})"
+
+    def modules_to_save(self, tune_vision: bool, tune_projector: bool) -> list[str]:
+        """Fully trained copies next to LoRA: the tuned vision tower and/or projector (a projector inside
+        a tuned vision tower is already part of it)."""
+        out = [self.vision] if tune_vision else []
+        if tune_projector and not (tune_vision and self.projector.startswith(self.vision + ".")):
+            out.append(self.projector)
+        return out
+
+    # --- batching -------------------------------------------------------------------------------
+    def collate_images(self, items: list[dict]) -> dict:
+        """The processor's image inputs of several examples as one batch. Processors give either one
+        row per image (pixel_values (1, 3, H, W), image_sizes, image_grid_thw) or rows concatenated
+        over images (patches or tiles): either way the batch is the concatenation along dim 0. Where
+        trailing sizes differ (a different number of tiles per image) they are zero-padded: the models
+        drop padded tiles by the image sizes they are given."""
+        out = {}
+        for key in items[0]:
+            values = [item[key] for item in items]
+            shape = [max(v.shape[d] for v in values) for d in range(values[0].dim())]
+            padded = []
+            for v in values:
+                pad = []
+                for d in reversed(range(1, v.dim())):
+                    pad += [0, shape[d] - v.shape[d]]
+                padded.append(F.pad(v, pad) if any(pad) else v)
+            out[key] = torch.cat(padded)
+        return out
+
+    # --- cached generation ----------------------------------------------------------------------
+    def prefill_positions(self, model, inputs: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Position ids of a left-padded prompt batch, and each row's next position (rows, 1). Positions
+        count real tokens only, as `generate` counts them, so a row's answer does not depend on its
+        padding."""
+        mask = inputs["attention_mask"]
+        return (mask.cumsum(-1) - 1).clamp(min=0), mask.sum(-1, keepdim=True)
+
+    def step_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Position ids of one decoding step from each row's position (rows, 1)."""
+        return positions
+
+    # --- the tiny model -------------------------------------------------------------------------
+    def build_tiny(self, texts, size: str, seed: int):
+        """(model, processor): a randomly initialised model of this family small enough for a CPU,
+        with a tokenizer trained on `texts` carrying the family's special tokens and chat template."""
+        raise NotImplementedError(f"no tiny builder for '{self.model_type}'")
+
+    def __repr__(self) -> str:
+        return f"<family {self.model_type}>"
