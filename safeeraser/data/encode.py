@@ -165,7 +165,12 @@ class PromptEncoder:
             tokens = {k: torch.cat([v, v.new_zeros(1)]) for k, v in tokens.items()}
             end = len(ids)
         if self.max_length:
-            # Truncate the answer, never the image tokens: they must match the vision features.
+            # Truncate the answer, never the prompt: its image tokens must match the vision features.
+            if cut >= self.max_length:
+                from safeeraser.io import DataError
+
+                raise DataError(f"max_length={self.max_length} is shorter than the prompt of '{image_path}' "
+                                 f"({cut} tokens with the image's): raise max_length")
             end = min(end, self.max_length)
         labels = [IGNORE_INDEX] * cut + ids[cut:end]
         return torch.tensor(ids[:end]), torch.tensor(labels[:end]), {k: v[:end].clone() for k, v in tokens.items()}

@@ -38,8 +38,11 @@ class LoRAConfig:
 
 @dataclass
 class TrainConfig:
-    model_family: str = "llava-v1.5-vicuna"
+    model_family: str = "llava-v1.5-vicuna"  # recorded only: the family comes from the checkpoint's model_type
     model_path: str = "llava-hf/llava-1.5-7b-hf"
+    # ours: a model preset under config/models/ (model_path, LoRA targets, tuned parts, dtype, max_length);
+    # it overrides the config file and is overridden by key=value overrides
+    preset: str = ""
     LoRA: LoRAConfig = field(default_factory=LoRAConfig)
     split: str = "all_train"
     data_path: Any = "dataset/${split}.json"  # a file or a list of files
@@ -111,14 +114,31 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
             layers.append(OmegaConf.load(path))
         except Exception as exc:
             raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
-    layers.append(_parse_overrides(list(overrides)))
+    cli = _parse_overrides(list(overrides))
     try:
-        cfg = OmegaConf.merge(*layers)
+        preset = OmegaConf.merge(*layers, cli).preset
+        if preset:
+            layers.append(_load_preset(preset))
+        cfg = OmegaConf.merge(*layers, cli)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(_friendly(exc)) from None
     validate(cfg, validate_paths=validate_paths)
     return cfg
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml"))
+
+
+def _load_preset(name: str):
+    path = Path(name) if name.endswith(".yaml") else CONFIG_DIR / "models" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"key 'preset': unknown preset '{name}'. Valid choices: {', '.join(presets())}")
+    try:
+        return OmegaConf.load(path)
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
 
 
 def data_paths(cfg) -> list[str]:

@@ -34,3 +34,23 @@ def test_bad_config_fails_before_any_model_loads(mini_dir, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: key 'forget_loss'") and "Traceback" not in err
+
+
+def test_model_preset_sits_between_the_file_and_the_overrides():
+    from safeeraser.train.config import presets
+
+    assert {"llava-1.5-7b", "qwen2.5-vl-7b", "gemma-3-4b", "internvl3-8b"} <= set(presets())
+    cfg = load_config("forget_lora.yaml", ["preset=qwen2.5-vl-7b"], validate_paths=False)
+    assert cfg.model_path == "Qwen/Qwen2.5-VL-7B-Instruct" and cfg.max_length == 2048  # over the file's llava
+    assert cfg.lr == 1e-4  # what the preset does not set stays the file's
+    cfg = load_config("forget_lora.yaml", ["preset=qwen2.5-vl-7b", "max_length=512"], validate_paths=False)
+    assert cfg.max_length == 512  # an explicit override wins
+    with pytest.raises(ConfigError, match="unknown preset 'nope'. Valid choices: .*gemma-3-4b"):
+        load_config("forget_lora.yaml", ["preset=nope"], validate_paths=False)
+
+
+def test_lora_targets_are_names_or_a_regex():
+    cfg = load_config("forget_lora.yaml", ["LoRA.target_modules=[q_proj,v_proj]"], validate_paths=False)
+    assert list(cfg.LoRA.target_modules) == ["q_proj", "v_proj"]
+    with pytest.raises(ConfigError, match="LoRA.target_modules"):
+        load_config("forget_lora.yaml", ["LoRA.target_modules=[]"], validate_paths=False)
