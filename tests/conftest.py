@@ -26,6 +26,21 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_family_dir(tmp_path_factory):
+    """name -> the folder of that family's tiny random model (built on first use)."""
+    from safeeraser.models.tiny import make_tiny
+
+    built = {}
+
+    def get(name: str):
+        if name not in built:
+            built[name] = make_tiny(tmp_path_factory.mktemp(f"tiny-{name}"), family=name, size="tiny", seed=0)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def processor(tiny_dir):
     from safeeraser.models.loading import load_processor
 

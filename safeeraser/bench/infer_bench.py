@@ -116,7 +116,7 @@ def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int
         sync()
         ref["seconds"], ref["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
 
-    prompt_len = sum(len(gen.encoder.encode_prompt(r.image, r.question)[0]) for r in requests) / len(requests)
+    prompt_len = sum(len(gen.encoder.encode_prompt(r.image, r.question).input_ids) for r in requests) / len(requests)
     for side in (ours, ref):
         side["new_tokens_per_s"] = side["new_tokens"] / side["seconds"]
         side["responses_per_s"] = side["responses"] / side["seconds"]

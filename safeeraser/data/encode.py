@@ -119,15 +119,13 @@ class PromptEncoder:
 
     def encode_prompt(self, image_path, question: str) -> Encoded:
         """Inference inputs: the prompt up to the assistant's turn (labels all IGNORE_INDEX)."""
+        images = self.image(image_path)[0]  # first: an unreadable image fails here, before the processor
         key = (str(image_path), question)
         hit = self._encoded.get(key)
         if hit is None:
-            images = self.image(image_path)[0]
             ids, tokens, _ = self._process(self.prompt_text(question), self._load(image_path))
             hit = (torch.tensor(ids), {k: v.clone() for k, v in tokens.items()})
             self._encoded.put(key, hit)
-        else:
-            images = self.image(image_path)[0]
         ids, tokens = hit
         return Encoded(ids, torch.full_like(ids, IGNORE_INDEX), images, tokens)
 

@@ -59,8 +59,9 @@ def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
-def assert_same_run(one: Path, many: Path, loss_tol: float, weight_tol: float) -> None:
-    """Same step count, learning-rate schedule and logged losses; one adapter, with the same weights."""
+def assert_same_run(one: Path, many: Path, loss_tol: float, weight_tol: float, rise: float = 2.0) -> None:
+    """Same step count, learning-rate schedule and logged losses; one adapter, with the same weights;
+    the forget loss rose by the factor `rise` (the runs trained)."""
     from safetensors.torch import load_file
 
     rows_one, rows_many = read_log(one), read_log(many)
@@ -82,12 +83,13 @@ def assert_same_run(one: Path, many: Path, loss_tol: float, weight_tol: float) -
     assert not list(many.glob("*rank*")) and not list(many.glob("checkpoint-*"))
     w_one, w_many = load_file(str(one / "adapter_model.safetensors")), load_file(str(many / "adapter_model.safetensors"))
     assert w_many.keys() == w_one.keys()
-    assert any("multi_modal_projector" in k for k in w_one) and any("lora_A" in k for k in w_one)
+    # LoRA matrices and the projector's full copy (modules_to_save)
+    assert any("lora_" not in k for k in w_one) and any("lora_A" in k for k in w_one)
     for k in w_one:
         assert w_many[k].dtype == w_one[k].dtype, k
         assert (w_many[k] - w_one[k]).abs().max().item() < weight_tol, k
     # The runs did train: the comparison is not between two untouched adapters.
-    assert rows_one[-1]["loss/forget"] > 2 * rows_one[0]["loss/forget"]
+    assert rows_one[-1]["loss/forget"] > rise * rows_one[0]["loss/forget"]
 
 
 BUILD_DS_OPS = ("DS_ACCELERATOR=cpu python -c \"from deepspeed.accelerator import get_accelerator as g; "

@@ -9,21 +9,6 @@ from safeeraser.models.families import REGISTRY
 FAMILIES = sorted(REGISTRY)
 
 
-@pytest.fixture(scope="session")
-def tiny_family_dir(tmp_path_factory):
-    """name -> the folder of that family's tiny random model (built on first use)."""
-    from safeeraser.models.tiny import make_tiny
-
-    built = {}
-
-    def get(name: str):
-        if name not in built:
-            built[name] = make_tiny(tmp_path_factory.mktemp(f"tiny-{name}"), family=name, size="tiny", seed=0)
-        return built[name]
-
-    return get
-
-
 @pytest.fixture(params=FAMILIES)
 def family_name(request):
     return request.param

@@ -56,7 +56,7 @@ def test_unknown_method_is_a_config_error(experiment):
         run_experiment(experiment(["ga", "gx"]), log=lambda *_: None)
 
 
-@pytest.mark.parametrize("name", ["mini.yaml", "llava7b.yaml", "llava13b.yaml"])
+@pytest.mark.parametrize("name", ["mini.yaml", "llava7b.yaml", "llava13b.yaml", "qwen25vl7b.yaml"])
 def test_shipped_experiment_configs_validate(name):
     from safeeraser.pipeline.experiment import load_experiment
 
@@ -96,3 +96,30 @@ def test_combine_seeds_keeps_a_missing_column_missing():
 def test_bad_seeds_are_a_config_error(experiment, seeds):
     with pytest.raises(ConfigError, match="key 'seeds'"):
         run_experiment(experiment(["ga"], seeds=seeds), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("family", ["llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "internvl"])
+def test_mini_grid_with_another_family_by_one_override(tmp_path, mini_dir, family):
+    """`model.make_tiny.family=NAME` is all it takes: the grid builds that family's tiny model, fine-tunes
+    it (briefly here), unlearns with ga and gapd, answers, judges and reports."""
+    cfg = {
+        "name": "f", "workdir": str(tmp_path / "work"),
+        "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
+                 "prompt": str(mini_dir / "prompt.json")},
+        "model": {"make_tiny": {"out": str(tmp_path / "base"), "size": "tiny", "seed": 0},
+                  "finetune": {"config": "finetune_tiny.yaml",
+                               "overrides": [f"model_path={tmp_path / 'base'}", "num_epochs=1"]},
+                  "vanilla": str(tmp_path / "vanilla")},
+        "forget_overrides": ["max_train_steps=1", "batch_size=4", "gradient_accumulation_steps=1"],
+        "methods": ["ga", "gapd"],
+        "infer": {"batch_size": 16, "max_new_tokens": 4, "seed": 0},
+        "judge": {"name": "keyword"},
+        "specificity": None,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    rows, runner = run_experiment(path, [f"model.make_tiny.family={family}"], log=lambda *_: None)
+    assert [r["method"] for r in rows] == ["vanilla", "ga", "gapd"]
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["model_type"] == family
+    assert "make-tiny" in runner.executed and "finetune" in runner.executed
+    assert all(0 <= r["eff_asr"] <= 100 and r["rouge_l"] is not None for r in rows)

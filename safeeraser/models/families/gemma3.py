@@ -52,8 +52,8 @@ class Gemma3(Family):
 
     def build_tiny(self, texts, size: str, seed: int):
         import torch
-        from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, Gemma3TextConfig
-        from transformers import SiglipVisionConfig
+        from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, Gemma3TextConfig,
+                                  SiglipVisionConfig)
         from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
         from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
@@ -84,13 +84,14 @@ class Gemma3(Family):
             vocab_size=len(tokenizer), hidden_size=s.text_hidden, intermediate_size=4 * s.text_hidden,
             num_hidden_layers=s.text_layers, num_attention_heads=s.heads, num_key_value_heads=max(1, s.heads // 2),
             # head_dim and the attention scale are independent settings whose defaults (256) fit the real sizes
-            # only; the real checkpoints scale by 1/sqrt(head_dim).
+            # only; the 4B and 12B checkpoints scale by 1/sqrt(head_dim).
             head_dim=head_dim, query_pre_attn_scalar=head_dim,
             # The real pattern is five sliding layers then a global one; the default for a few layers would be
-            # sliding only. Both kinds, each with its own rotary base, and a window shorter than a prompt
-            # with its answer, so that the sliding masks really cut.
+            # sliding only. Both kinds here, each with its own rotary base, and a window shorter than a prompt
+            # (about 32 tokens), so that the sliding masks cut in training, prefill and cached decoding alike
+            # (the real window, 1024, is reached by long answers only).
             layer_types=["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(s.text_layers)],
-            sliding_window=32, max_position_embeddings=1024,
+            sliding_window=16, max_position_embeddings=1024,
             pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
         config = Gemma3Config(

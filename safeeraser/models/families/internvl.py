@@ -53,8 +53,9 @@ class InternVL(Family):
                    "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
             other_tokens=["<|im_start|>"], chat_template=CHAT_TEMPLATE)
         tile = {"height": s.image_size, "width": s.image_size}
-        # The processor crops to tiles by default (up to 12 plus a thumbnail in the real checkpoints);
-        # at most one tile keeps every image at image_seq_length tokens and the tiny model fast.
+        # The processor's call turns tiling on whatever the image processor says (the real checkpoints
+        # make up to 12 tiles plus a thumbnail): max_patches=1 is what keeps every image at one tile,
+        # image_seq_length tokens, and the tiny model fast.
         image_processor = GotOcr2ImageProcessorPil(size=tile, crop_to_patches=False, min_patches=1, max_patches=1)
         video_processor = InternVLVideoProcessor(size=tile)
         processor = InternVLProcessor(image_processor=image_processor, tokenizer=tokenizer,

@@ -6,6 +6,9 @@ model from `image_sizes`, so the base class's zero-padding collation holds."""
 from __future__ import annotations
 
 from safeeraser.models.families.base import Family
+from safeeraser.models.families.llava import Llava
+
+LLAVA_LEGACY_KEYS = Llava.legacy_keys
 
 # llava-hf/llava-v1.6-mistral-7b-hf's format: "[INST] <image>\n{question} [/INST] {answer}</s>", BOS added by
 # the tokenizer. The checkpoint's own template writes a literal "<\s>" after the answer (a typo that never
@@ -54,10 +57,7 @@ def mistral_text_config(s, tokenizer):
 class LlavaNext(Family):
     model_type = "llava_next"
     # transformers < 5 kept the language model, tower, projector and image_newline at the top level.
-    legacy_keys = ((r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
-                   (r"^vision_tower\.", "model.vision_tower."),
-                   (r"^multi_modal_projector\.", "model.multi_modal_projector."),
-                   (r"^image_newline$", "model.image_newline"))
+    legacy_keys = LLAVA_LEGACY_KEYS + ((r"^image_newline$", "model.image_newline"),)
     # `model.image_newline` (the row separator of the tiled features) counts as the language model, as in
     # LLaVA-NeXT's own training code, which tunes it with the language model and not with the projector.
 
@@ -85,7 +85,7 @@ class LlavaNext(Family):
             pad_token_id=tokenizer.pad_token_id)
         torch.manual_seed(seed)
         model = LlavaNextForConditionalGeneration(config)
-        # The checkpoints' generation config: BOS 1, EOS 2 (</s>), pad 0 (<unk>).
+        # Answers end with </s> only: the format has no separate end-of-turn token.
         set_generation_tokens(model, tokenizer)
         return model, processor
 
