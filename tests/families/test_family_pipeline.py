@@ -226,3 +226,15 @@ def test_forget_infer_eval_end_to_end(family_name, family_cfg, mini_dir, tmp_pat
 def test_unsupported_model_type_is_one_clear_error():
     with pytest.raises(UnsupportedFamily, match="Supported families: .*llava.*qwen2_vl"):
         family_for("bert")
+
+
+def test_specificity_runner_answers_with_every_family(family_name, tiny_family_dir, tmp_path):
+    """The specificity runner's native path (the engine behind predict_fn) on the built-in fixtures."""
+    from safeeraser.specificity import builtin_data_root, run_specificity
+    from safeeraser.specificity.engine_predict import load_engine_predict_fn
+
+    predict = load_engine_predict_fn(str(tiny_family_dir(family_name)), None, batch_size=4, dtype="float32")
+    summary = run_specificity(predict, "pope,sqa", builtin_data_root(), tmp_path / "spec", limit=2,
+                              max_new_tokens=3, progress=False)
+    answered = [json.loads(x) for x in (tmp_path / "spec" / "pope" / "predictions.jsonl").read_text().splitlines()]
+    assert len(answered) == 2 and summary["average"] is not None
