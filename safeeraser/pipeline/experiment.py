@@ -35,7 +35,7 @@ class DataSection:
 
 @dataclass
 class ModelSection:
-    vanilla: str = "models/tiny-vanilla"  # the model unlearning starts from (a hub id or a folder)
+    vanilla: str = "models/tiny-llava-vanilla"  # the model unlearning starts from (a hub id or a folder)
     make_tiny: Any = None  # {family, size, seed, out}: build the tiny base model first (family: llava by default)
     finetune: Any = None  # {config, overrides}: make `vanilla` by fine-tuning (the tiny model's vanilla step)
 
@@ -109,7 +109,15 @@ class Runner:
             make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,
                       val_per_category=mini.val_per_category)
             self.executed.append("make-mini")
-        if m.make_tiny is not None and not (Path(m.make_tiny.out) / "config.json").exists():
+        if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
+            import json
+
+            family = m.make_tiny.get("family", "llava")
+            made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
+            if made != family:  # never unlearn one family's model under another's name
+                raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
+                                  f"'{family}': choose another folder for this family")
+        elif m.make_tiny is not None:
             make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", "llava"), size=m.make_tiny.get("size", "tiny"),
                       seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")

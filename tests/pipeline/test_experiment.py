@@ -123,3 +123,23 @@ def test_mini_grid_with_another_family_by_one_override(tmp_path, mini_dir, famil
     assert json.loads((tmp_path / "base" / "config.json").read_text())["model_type"] == family
     assert "make-tiny" in runner.executed and "finetune" in runner.executed
     assert all(0 <= r["eff_asr"] <= 100 and r["rouge_l"] is not None for r in rows)
+
+
+def test_a_tiny_model_of_another_family_is_never_reused(tmp_path, mini_dir, tiny_dir):
+    cfg = {"name": "x", "workdir": str(tmp_path / "work"),
+           "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
+                    "prompt": str(mini_dir / "prompt.json")},
+           "model": {"make_tiny": {"family": "qwen2_vl", "out": str(tiny_dir)}, "vanilla": str(tiny_dir)},
+           "methods": ["ga"], "specificity": None}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="holds a 'llava' model, not 'qwen2_vl'"):
+        run_experiment(path, log=lambda *_: None)
+
+
+def test_mini_config_keeps_each_family_apart():
+    from safeeraser.pipeline.experiment import load_experiment
+
+    a, b = load_experiment("mini.yaml"), load_experiment("mini.yaml", ["model.make_tiny.family=gemma3"])
+    assert a.model.make_tiny.family == "llava" and a.workdir != b.workdir
+    assert a.model.vanilla != b.model.vanilla and a.model.make_tiny.out != b.model.make_tiny.out
