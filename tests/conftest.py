@@ -73,3 +73,26 @@ def forget_cfg(vanilla_dir, mini_dir, tmp_path):
             "gradient_accumulation_steps=1", "overwrite=true", *overrides,
         ])
     return make
+
+
+@pytest.fixture
+def kill_at_step(monkeypatch):
+    """kill_at_step(n): the n-th call of the training step's loss raises KeyboardInterrupt (a simulated
+    kill); returns a function that restores the real step."""
+    import safeeraser.train.step as step
+
+    original = step.compute_loss
+
+    def arm(n: int):
+        calls = {"n": 0}
+
+        def crash(*a, **k):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt("simulated kill")
+            return original(*a, **k)
+
+        monkeypatch.setattr(step, "compute_loss", crash)
+        return lambda: monkeypatch.setattr(step, "compute_loss", original)
+
+    return arm

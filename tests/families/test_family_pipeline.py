@@ -177,27 +177,18 @@ def test_unlearning_runs_and_saves_a_strict_adapter(family_name, family_cfg, tmp
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
-def test_resume_equals_uninterrupted_run(family_name, family_cfg, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted_run(family_name, family_cfg, tmp_path, kill_at_step):
     from safetensors.torch import load_file
 
-    import safeeraser.train.step as step
     from safeeraser.train.loop import run_training
 
     common = ("forget_loss=gdpd", "max_train_steps=3", "save_steps=1", "LoRA.dropout=0.1")
     full = run_training(family_cfg(family_name, *common, f"save_dir={tmp_path / 'full'}"))
-    original, calls = step.compute_loss, {"n": 0}
-
-    def crash_at_3(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*a, **k)
-
-    monkeypatch.setattr(step, "compute_loss", crash_at_3)
+    restore = kill_at_step(3)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_training(family_cfg(family_name, *common, f"save_dir={part}"))
-    monkeypatch.setattr(step, "compute_loss", original)
+    restore()
     resumed = run_training(family_cfg(family_name, *common, f"save_dir={part}", "resume_from_checkpoint=latest"))
     a, b = load_file(str(full / "adapter_model.safetensors")), load_file(str(resumed / "adapter_model.safetensors"))
     assert a.keys() == b.keys()

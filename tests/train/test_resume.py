@@ -10,27 +10,17 @@ def _weights(folder):
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
-def test_resume_equals_uninterrupted_run(forget_cfg, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted_run(forget_cfg, tmp_path, kill_at_step):
     common = ("forget_loss=gdpd", "max_train_steps=6", "save_steps=2", "lr=5e-3", "LoRA.dropout=0.1",
               "gradient_accumulation_steps=2")
     full = loop.run_training(forget_cfg(*common, f"save_dir={tmp_path / 'full'}"))
 
-    import safeeraser.train.step as step
-    calls = {"n": 0}
-    original = step.compute_loss
-
-    def crash_after_9(*a, **k):  # micro-step 10 = in the middle of optimizer step 5
-        calls["n"] += 1
-        if calls["n"] == 10:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*a, **k)
-
-    monkeypatch.setattr(step, "compute_loss", crash_after_9)
+    restore = kill_at_step(10)  # micro-step 10 = in the middle of optimizer step 5
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         loop.run_training(forget_cfg(*common, f"save_dir={part}"))
     assert (part / "checkpoint-4").is_dir() and not (part / "adapter_model.safetensors").exists()
-    monkeypatch.setattr(step, "compute_loss", original)
+    restore()
     resumed = loop.run_training(forget_cfg(*common, f"save_dir={part}", "resume_from_checkpoint=latest"))
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()
