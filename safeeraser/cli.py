@@ -78,11 +78,11 @@ def resolve_config_arg(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safeeraser", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from safeeraser.models.families import REGISTRY
+    from safeeraser.models.families import DEFAULT_FAMILY, REGISTRY
 
     p = sub.add_parser("make-tiny", help="build a tiny random model of a family (LLaVA-1.5 by default)")
     p.add_argument("--out", required=True)
-    p.add_argument("--family", default="llava", choices=sorted(REGISTRY), help="the model_type to build")
+    p.add_argument("--family", default=DEFAULT_FAMILY, choices=sorted(REGISTRY), help="the model_type to build")
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_tiny)

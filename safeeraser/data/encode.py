@@ -89,12 +89,13 @@ class PromptEncoder:
         except Exception as exc:
             raise ImageLoadError(f"cannot read image '{path}': {type(exc).__name__}: {exc}") from None
 
-    def _process(self, text: str, img) -> tuple[list[int], dict, dict]:
+    def _process(self, text: str, img, add_special_tokens: bool | None = None) -> tuple[list[int], dict, dict]:
         """The processor's own call: (token ids, per-token inputs, image inputs). A template that writes
         BOS itself (Gemma's) must not get a second one from the tokenizer."""
-        bos = self.tokenizer.bos_token
-        out = self.processor(text=[text], images=[img], return_tensors="pt",
-                             add_special_tokens=not (bos and text.startswith(bos)))
+        if add_special_tokens is None:
+            bos = self.tokenizer.bos_token
+            add_special_tokens = not (bos and text.startswith(bos))
+        out = self.processor(text=[text], images=[img], return_tensors="pt", add_special_tokens=add_special_tokens)
         ids = out.pop("input_ids")
         out.pop("attention_mask", None)
         # Inputs with one value per token (token_type_ids, mm_token_type_ids) follow the ids through
@@ -107,15 +108,12 @@ class PromptEncoder:
         """(the processor's image inputs, number of tokens the image becomes) for an image file, cached."""
         key = str(path)
         hit = self._images.get(key)
-        if hit is not None:
-            return hit
-        img = self._load(path)
-        # The placeholder alone, expanded by the processor: its length is the image's token count.
-        out = self.processor(text=[self.image_token], images=[img], return_tensors="pt", add_special_tokens=False)
-        value = ({k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")
-                  and tuple(v.shape) != tuple(out["input_ids"].shape)}, int(out["input_ids"].shape[1]))
-        self._images.put(key, value)
-        return value
+        if hit is None:
+            # The placeholder alone, expanded by the processor: its length is the image's token count.
+            ids, _, images = self._process(self.image_token, self._load(path), add_special_tokens=False)
+            hit = (images, len(ids))
+            self._images.put(key, hit)
+        return hit
 
     def encode_prompt(self, image_path, question: str) -> Encoded:
         """Inference inputs: the prompt up to the assistant's turn (labels all IGNORE_INDEX)."""

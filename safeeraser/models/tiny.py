@@ -69,11 +69,13 @@ def set_generation_tokens(model, tokenizer, eos_ids: list[int] | None = None) ->
     gc.eos_token_id = eos_ids if eos_ids else tokenizer.eos_token_id
 
 
-def make_tiny(out: str | Path, family: str = "llava", size: str = "tiny", seed: int = 0) -> Path:
-    """Build the tiny model of `family` with a tokenizer trained on the mini benchmark's language, save it."""
+def make_tiny(out: str | Path, family: str | None = None, size: str = "tiny", seed: int = 0) -> Path:
+    """Build the tiny model of `family` (the default family when None) with a tokenizer trained on the
+    mini benchmark's language, and save it."""
     from safeeraser.data.mini import corpus
-    from safeeraser.models.families import family_for
+    from safeeraser.models.families import DEFAULT_FAMILY, family_for
 
+    family = family or DEFAULT_FAMILY
     if size not in SIZES:
         raise ValueError(f"unknown size '{size}'; choose one of {', '.join(SIZES)}")
     model, processor = family_for(family).build_tiny(corpus(), size=size, seed=seed)

@@ -100,6 +100,7 @@ class Runner:
     # --- shared inputs --------------------------------------------------------------------------
     def prepare_inputs(self) -> None:
         from safeeraser.data.mini import make_mini
+        from safeeraser.models.families import DEFAULT_FAMILY
         from safeeraser.models.tiny import make_tiny
         from safeeraser.pipeline.vanilla import finetune, format_check
 
@@ -112,13 +113,13 @@ class Runner:
         if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
             import json
 
-            family = m.make_tiny.get("family", "llava")
+            family = m.make_tiny.get("family", DEFAULT_FAMILY)
             made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
             if made != family:  # never unlearn one family's model under another's name
                 raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
                                   f"'{family}': choose another folder for this family")
         elif m.make_tiny is not None:
-            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", "llava"), size=m.make_tiny.get("size", "tiny"),
+            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY), size=m.make_tiny.get("size", "tiny"),
                       seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():

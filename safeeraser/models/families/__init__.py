@@ -17,6 +17,9 @@ REGISTRY = {
 }
 
 
+DEFAULT_FAMILY = "llava"  # the paper's family: what make-tiny and the mini grid build unless told otherwise
+
+
 class UnsupportedFamily(ValueError):
     pass
 
@@ -41,4 +44,4 @@ def family_of_path(model_path: str) -> Family:
     return family_for(AutoConfig.from_pretrained(model_path).model_type)
 
 
-__all__ = ["Family", "REGISTRY", "UnsupportedFamily", "family_for", "family_of_model", "family_of_path"]
+__all__ = ["DEFAULT_FAMILY", "Family", "REGISTRY", "UnsupportedFamily", "family_for", "family_of_model", "family_of_path"]
