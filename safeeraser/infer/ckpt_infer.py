@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk_records", type=int, default=32, help="records generated (and saved) together")
     p.add_argument("--limit", type=int, default=0, help="only the first N records")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf")
+    p.add_argument("--engine", choices=["auto", "fast", "generate"], default="auto",
+                   help="hf backend: our decoding loop (fast), transformers' generate, or the family's choice "
+                        "(auto); both give the same answers")
     return p
 
 
@@ -110,7 +113,7 @@ def run_inference(args) -> dict:
         else:
             model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype,
                                         reference_lora_alpha=args.lora_alpha)
-            generator = Generator(model, processor, batch_size=args.batch_size)
+            generator = Generator(model, processor, batch_size=args.batch_size, engine=args.engine)
         total = sum(sum(q.num_return_sequences for q in _requests(r, r.index)[0]) for r in todo)
         bar = tqdm(total=total, desc="responses", unit="resp", dynamic_ncols=True)
         for start in range(0, len(todo), args.chunk_records):

@@ -123,11 +123,40 @@ class ReservedCache(DynamicCache):
         Cache.__init__(self, layer_class_to_replicate=partial(ReservedLayer, capacity))
 
 
+ENGINES = ("auto", "fast", "generate")
+
+
+def _uniforms(settings: GenSettings, keys: list[int], n: int, device) -> torch.Tensor:
+    """Each answer's uniforms for every step, (rows, max_new_tokens), from its own seeded CPU stream."""
+    return torch.stack([
+        torch.rand(settings.max_new_tokens,
+                   generator=torch.Generator(device="cpu").manual_seed(sample_seed(settings.seed, k, j)))
+        for k in keys for j in range(n)]).to(device)
+
+
+class _DrawnToken:
+    """A logits processor for `generate`: every token but the nucleus draw of this step is removed, so
+    that sampling from what is left returns the draw (the same rule and uniforms as the fast loop)."""
+
+    def __init__(self, uniforms: torch.Tensor, prompt_width: int, settings: GenSettings):
+        self.uniforms, self.width, self.settings = uniforms, prompt_width, settings
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.width
+        token = nucleus_sample(scores, self.settings.temperature, self.settings.top_p, self.uniforms[:, step])
+        return torch.full_like(scores, float("-inf")).scatter_(1, token[:, None], 0.0)
+
+
 class Generator:
-    def __init__(self, model, processor, batch_size: int = 8):
+    def __init__(self, model, processor, batch_size: int = 8, engine: str = "auto"):
+        """engine: "fast" (our decoding loop), "generate" (transformers' `generate`, the generic path), or
+        "auto": the fast loop where the family allows it. Both give the same answers (tested per family)."""
         self.model = model
         self.processor = processor
         self.family = family_of_model(model)
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
+        self.use_generate = engine == "generate" or (engine == "auto" and not self.family.fast_decoding)
         self.encoder = PromptEncoder(processor, self.family)
         self.batch_size = batch_size
         self.tokenizer = processor.tokenizer
@@ -151,18 +180,14 @@ class Generator:
         the model's device, vectorised over the batch (no per-step copy of logits to the host)."""
         model = self.model
         device = self.device
-        dtype = next(model.parameters()).dtype
-        if not settings.greedy:
-            uniforms = torch.stack([
-                torch.rand(settings.max_new_tokens,
-                           generator=torch.Generator(device="cpu").manual_seed(sample_seed(settings.seed, k, j)))
-                for k in keys for j in range(n)]).to(device)
+        uniforms = None if settings.greedy else _uniforms(settings, keys, n, device)
+        inputs = self._inputs(batch)
+        if self.use_generate:
+            return self._generate_batch(inputs, settings, uniforms, n)
         stops = torch.tensor(self.stop_ids, device=device)
         pad = torch.tensor(self.pad_id, device=device)
         mask = batch["attention_mask"]
         cache = ReservedCache(mask.shape[1] + settings.max_new_tokens)
-        inputs = model_inputs(batch)
-        inputs.update({k: v.to(dtype) for k, v in batch["images"].items() if v.is_floating_point()})
         # Positions are the family's: 1-D over real tokens for most, Qwen's multimodal rotary positions.
         position_ids, position = self.family.prefill_positions(model, inputs)
         res = model(**inputs, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
@@ -190,6 +215,29 @@ class Generator:
             if bool(finished.all()):
                 break
         return torch.stack(out, 1).cpu() if out else torch.zeros((rows, 0), dtype=torch.long)
+
+    def _inputs(self, batch: dict) -> dict:
+        dtype = next(self.model.parameters()).dtype
+        inputs = model_inputs(batch)
+        inputs.update({k: v.to(dtype) for k, v in batch["images"].items() if v.is_floating_point()})
+        return inputs
+
+    def _generate_batch(self, inputs: dict, settings: GenSettings, uniforms, n: int) -> torch.Tensor:
+        """The generic path: transformers' `generate` with the family's own input handling, under a
+        generation config of ours alone (the checkpoint's sampling defaults, e.g. a repetition penalty,
+        would silently change answers). Sampled tokens are drawn by the same nucleus rule from the same
+        per-answer uniforms as the fast loop: a logits processor leaves only the drawn token."""
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = inputs["input_ids"].shape[1]
+        config = GenerationConfig(max_new_tokens=settings.max_new_tokens, num_beams=1, num_return_sequences=n,
+                                  do_sample=not settings.greedy, temperature=None, top_k=None, top_p=None,
+                                  eos_token_id=list(self.stop_ids), pad_token_id=self.pad_id)
+        processors = LogitsProcessorList()
+        if not settings.greedy:
+            processors.append(_DrawnToken(uniforms, width, settings))
+        out = self.model.generate(**inputs, generation_config=config, logits_processor=processors)
+        return out[:, width:].cpu()
 
     @torch.no_grad()
     def generate(self, requests: list[GenRequest], settings: GenSettings) -> list[list[str]]:

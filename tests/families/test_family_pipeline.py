@@ -229,3 +229,20 @@ def test_specificity_runner_answers_with_every_family(family_name, tiny_family_d
                               max_new_tokens=3, progress=False)
     answered = [json.loads(x) for x in (tmp_path / "spec" / "pope" / "predictions.jsonl").read_text().splitlines()]
     assert len(answered) == 2 and summary["average"] is not None
+
+
+def test_generic_generate_path_answers_as_the_fast_loop(family_name, tiny_family_dir, mini_dir):
+    """engine="generate" (transformers' generate, the generic path) and the fast loop give the same
+    answers, greedy and seeded sampled, so a family on either path gets the same prompt and answers."""
+    from safeeraser.infer.engine import GenRequest, GenSettings, Generator
+
+    path = tiny_family_dir(family_name)
+    model, proc = load_model(str(path), "float32").eval(), load_processor(str(path))
+    records = load_benchmark(mini_dir / "all_train.json")[:2]
+    reqs = [GenRequest(r.image, p["question"], 2, key=i) for i, (r, p) in
+            enumerate((r, p) for r in records for p in r.unsafe_pairs[:2])]
+    for settings in (GenSettings(max_new_tokens=8, greedy=True), GenSettings(max_new_tokens=8, seed=5)):
+        fast = Generator(model, proc, batch_size=4, engine="fast").generate(reqs, settings)
+        generic = Generator(model, proc, batch_size=4, engine="generate")
+        assert generic.use_generate
+        assert generic.generate(reqs, settings) == fast, settings

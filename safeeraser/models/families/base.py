@@ -30,6 +30,9 @@ class Family:
     stop_tokens: tuple[str, ...] = ()
     # (pattern, replacement) pairs mapping older key names (the reference's checkpoint.pt) to today's.
     legacy_keys: tuple[tuple[str, str], ...] = ()
+    # The engine's own decoding loop (reserved cache, positions from prefill_positions/step_positions)
+    # serves the family; False sends it through transformers' `generate` instead.
+    fast_decoding: bool = True
 
     # --- which parameters train -------------------------------------------------------------------
     def part_of(self, name: str) -> str:
