@@ -102,7 +102,7 @@ class Runner:
         from safeeraser.data.mini import make_mini
         from safeeraser.models.families import DEFAULT_FAMILY
         from safeeraser.models.tiny import make_tiny
-        from safeeraser.pipeline.vanilla import finetune, format_check
+        from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check
 
         d, m = self.cfg.data, self.cfg.model
         if d.make_mini is not None and not Path(d.val).exists():
@@ -119,8 +119,8 @@ class Runner:
                 raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
                                   f"'{family}': choose another folder for this family")
         elif m.make_tiny is not None:
-            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY), size=m.make_tiny.get("size", "tiny"),
-                      seed=m.make_tiny.get("seed", 0))
+            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
+                      size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
             self.log(f"fine-tuning the vanilla model into {m.vanilla}")
@@ -128,6 +128,11 @@ class Runner:
                                                     f"data_path=[{d.train},{d.val}]", "overwrite=true"])
             self.log(format_check(check))
             self.executed.append("finetune")
+        elif m.finetune is not None and not (Path(m.vanilla) / CHECK_FILE).exists():
+            # trained, but stopped before its check: the check alone
+            splits = {Path(p).stem.replace("all_", ""): p for p in (d.train, d.val)}
+            self.log(format_check(check_model(m.vanilla, splits)))
+            self.executed.append("vanilla-check")
 
     # --- per method -----------------------------------------------------------------------------
     def forget(self, method: str, seed: int | None = None) -> tuple[str, Path]:

@@ -123,6 +123,10 @@ def test_mini_grid_with_another_family_by_one_override(tmp_path, mini_dir, famil
     assert json.loads((tmp_path / "base" / "config.json").read_text())["model_type"] == family
     assert "make-tiny" in runner.executed and "finetune" in runner.executed
     assert all(0 <= r["eff_asr"] <= 100 and r["rouge_l"] is not None for r in rows)
+    # stopped after the fine-tune but before its check: a rerun runs the check alone
+    (tmp_path / "vanilla" / "vanilla_check.json").unlink()
+    _, again = run_experiment(path, [f"model.make_tiny.family={family}"], log=lambda *_: None)
+    assert again.executed == ["vanilla-check"] and (tmp_path / "vanilla" / "vanilla_check.json").exists()
 
 
 def test_a_tiny_model_of_another_family_is_never_reused(tmp_path, mini_dir, tiny_dir):
