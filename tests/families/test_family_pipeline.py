@@ -121,14 +121,21 @@ def test_fused_forward_and_reference_equal_separate_passes(family_name, family_c
         assert results[0]["kl"].item() > 0  # the reference really is the adapter-free model
 
 
-def test_generation_does_not_depend_on_batch_size(family_name, tiny_family_dir, mini_dir):
-    from safeeraser.infer.engine import GenRequest, GenSettings, Generator
+def _model_and_requests(family_name, tiny_family_dir, mini_dir):
+    """The family's tiny model and processor, and 4 requests of 2 answers each with stable keys."""
+    from safeeraser.infer.engine import GenRequest
 
     path = tiny_family_dir(family_name)
     model, proc = load_model(str(path), "float32").eval(), load_processor(str(path))
     records = load_benchmark(mini_dir / "all_train.json")[:2]
-    reqs = [GenRequest(r.image, p["question"], 2, key=i) for i, (r, p) in
-            enumerate((r, p) for r in records for p in r.unsafe_pairs[:2])]
+    pairs = [(r, p) for r in records for p in r.unsafe_pairs[:2]]
+    return model, proc, [GenRequest(r.image, p["question"], 2, key=i) for i, (r, p) in enumerate(pairs)]
+
+
+def test_generation_does_not_depend_on_batch_size(family_name, tiny_family_dir, mini_dir):
+    from safeeraser.infer.engine import GenSettings, Generator
+
+    model, proc, reqs = _model_and_requests(family_name, tiny_family_dir, mini_dir)
     for settings in (GenSettings(max_new_tokens=6, greedy=True), GenSettings(max_new_tokens=6, seed=3)):
         one = Generator(model, proc, batch_size=1).generate(reqs, settings)
         many = Generator(model, proc, batch_size=4).generate(reqs, settings)
@@ -234,13 +241,9 @@ def test_specificity_runner_answers_with_every_family(family_name, tiny_family_d
 def test_generic_generate_path_answers_as_the_fast_loop(family_name, tiny_family_dir, mini_dir):
     """engine="generate" (transformers' generate, the generic path) and the fast loop give the same
     answers, greedy and seeded sampled, so a family on either path gets the same prompt and answers."""
-    from safeeraser.infer.engine import GenRequest, GenSettings, Generator
+    from safeeraser.infer.engine import GenSettings, Generator
 
-    path = tiny_family_dir(family_name)
-    model, proc = load_model(str(path), "float32").eval(), load_processor(str(path))
-    records = load_benchmark(mini_dir / "all_train.json")[:2]
-    reqs = [GenRequest(r.image, p["question"], 2, key=i) for i, (r, p) in
-            enumerate((r, p) for r in records for p in r.unsafe_pairs[:2])]
+    model, proc, reqs = _model_and_requests(family_name, tiny_family_dir, mini_dir)
     for settings in (GenSettings(max_new_tokens=8, greedy=True), GenSettings(max_new_tokens=8, seed=5)):
         fast = Generator(model, proc, batch_size=4, engine="fast").generate(reqs, settings)
         generic = Generator(model, proc, batch_size=4, engine="generate")
