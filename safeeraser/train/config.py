@@ -54,6 +54,7 @@ class TrainConfig:
     max_train_steps: int = 0  # ours: caps optimizer steps when positive
     forget_loss: str = "ga"
     loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
+    method_args: dict = field(default_factory=dict)  # ours: the method's own arguments, e.g. {beta: 0.2} for dpo
     npo_beta: float = 0.1  # ours
     simnpo_beta: float = 2.5  # ours
     simnpo_gamma: float = 0.0  # ours
@@ -181,6 +182,12 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.save_steps >= 0, "save_steps", "must be >= 0")
     need(cfg.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
          "choose auto, float32, bfloat16 or float16")
+    for name, value in cfg.method_args.items():
+        need(name in method.args, f"method_args.{name}",
+             f"'{cfg.forget_loss}' has no argument '{name}'. Its arguments: "
+             f"{', '.join(sorted(method.args)) or 'none'}")
+        need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+             f"method_args.{name}", "must be a number")
     terms = set(method.term_names())
     for name, weight in cfg.loss_weights.items():
         need(name in terms, f"loss_weights.{name}",

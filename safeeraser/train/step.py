@@ -20,6 +20,10 @@ class ViewOutput:
     logits: torch.Tensor
     labels: torch.Tensor
     ref_logits: torch.Tensor | None = None
+    # A language-model layer's activations (B, T, H) and the mask of real tokens, for kinds that read them
+    hidden: torch.Tensor | None = None
+    ref_hidden: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 def _pad_to(t: torch.Tensor, width: int, value) -> torch.Tensor:
@@ -60,13 +64,27 @@ def answer_window(labels: torch.Tensor) -> int:
     return labels.shape[1] - max(first - 1, 0)
 
 
-def _forward(model, batch: dict, keep: int = 0) -> torch.Tensor:
-    """Logits of the last `keep` positions (all when 0): the lm_head and everything after it (float
-    copies, softmaxes, their gradients) never touch prompt and image positions the loss does not read."""
+def _forward(model, batch: dict, keep: int = 0, layer: int | None = None):
+    """(logits of the last `keep` positions (all when 0), the hidden states after language-model layer
+    `layer` or None): the lm_head and everything after it (float copies, softmaxes, their gradients)
+    never touch prompt and image positions the loss does not read."""
     if keep:  # as indices, so the kept hidden states are gathered into one contiguous matrix for the output layer
         width = batch["input_ids"].shape[1]
         keep = torch.arange(width - keep, width, device=batch["input_ids"].device)
-    return model(**model_inputs(batch), use_cache=False, logits_to_keep=keep).logits
+    out = model(**model_inputs(batch), use_cache=False, logits_to_keep=keep, output_hidden_states=layer is not None)
+    return out.logits, None if layer is None else out.hidden_states[layer]
+
+
+def hidden_layer(model, args: dict) -> int:
+    """The language-model layer whose output the hidden-state kinds read (`method_args.layer`; by default a
+    quarter of the depth, as RMU's layer 7 of 32). hidden_states[0] is the embedding output."""
+    inner = getattr(model, "module", model)
+    depth = inner.config.get_text_config().num_hidden_layers
+    layer = args.get("layer")
+    layer = max(1, depth // 4) if layer is None else int(layer)
+    if not 1 <= layer <= depth:
+        raise ValueError(f"method_args.layer={layer}: the language model has layers 1..{depth}")
+    return layer
 
 
 def reference_context(model):
@@ -80,6 +98,9 @@ def reference_context(model):
 def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, family, ref_model=None):
     """Return (total loss, {term name: detached value}) for one micro-batch."""
     names = method.views()
+    args = method.resolve_args(dict(cfg.get("method_args") or {}))
+    hidden_views = set(method.hidden_views())
+    layer = hidden_layer(model, args) if hidden_views else None
     # Every term reads answer positions only, except the reference's KL over all positions (a quirk
     # kept behind kl_all_positions): then the logits are kept whole and trimmed to each view's width.
     windowed = cfg.answer_logits_only and not cfg.kl_all_positions
@@ -92,27 +113,34 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     where: dict[str, tuple[int, int]] = {}  # view -> (its pass's width, the window)
     for batch, rows_of in passes:
         keep = answer_window(batch["labels"]) if windowed else 0
-        logits = _forward(model, batch, keep)
+        wants_hidden = bool(hidden_views & set(rows_of))
+        logits, hidden = _forward(model, batch, keep, layer if wants_hidden else None)
         for n, rows in rows_of.items():
+            w = views[n]["input_ids"].shape[1]
             if keep:  # right-padded columns of a narrower view carry IGNORE_INDEX labels: they add nothing
                 outputs[n] = ViewOutput(logits[rows], batch["labels"][rows, -keep:])
             else:  # trim each view back to its own width so per-view padding is what a separate pass sees
-                w = views[n]["input_ids"].shape[1]
                 outputs[n] = ViewOutput(logits[rows, :w], views[n]["labels"])
+            if n in hidden_views:
+                outputs[n].hidden, outputs[n].mask = hidden[rows, :w], views[n]["attention_mask"]
             where[n] = (batch["input_ids"].shape[1], keep)
-    ref_names = method.reference_views()  # at most one per method: KL's or NPO's view
+    ref_names = method.reference_views()
     if ref_names:
         net = ref_model if ref_model is not None else model
         ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
         with torch.no_grad(), ctx:
             for n in ref_names:  # the reference sees exactly the rows, width and window of the view's logits
                 width, keep = where[n]
-                ref = _forward(net, widen(views[n], width, pad_id), keep)
-                outputs[n].ref_logits = ref if keep else ref[:, : views[n]["input_ids"].shape[1]]
+                w = views[n]["input_ids"].shape[1]
+                ref, ref_hidden = _forward(net, widen(views[n], width, pad_id), keep,
+                                           layer if n in hidden_views else None)
+                outputs[n].ref_logits = ref if keep else ref[:, :w]
+                if ref_hidden is not None:
+                    outputs[n].ref_hidden = ref_hidden[:, :w]
     total = 0.0
     parts = {}
     for term in method.terms:
-        value = KINDS[term.kind](outputs[term.view], cfg)
+        value = KINDS[term.kind](outputs, term, cfg, args)
         total = total + term.weight * value
         parts[term.name] = value.detach()
     return total, parts

@@ -12,7 +12,7 @@ def test_reference_keys_and_interpolation(mini_dir):
 
 @pytest.mark.parametrize("override, message", [
     ("learning_rate=1", "unknown key 'learning_rate'. Valid keys: model_family"),
-    ("forget_loss=gax", "key 'forget_loss': unknown loss 'gax'. Valid choices: ga, gd"),
+    ("forget_loss=gax", "key 'forget_loss': unknown loss 'gax'. Valid choices: dpo, ga, gd"),
     ("lr=-1", "key 'lr': must be positive"),
     ("lr_scheduler_type=step", "key 'lr_scheduler_type': unknown 'step'. Valid choices: cosine"),
     ("data_path=/no/such.json", "key 'data_path': file '/no/such.json' not found"),

@@ -76,6 +76,51 @@ def test_po_raises_refusal_likelihood(forget_cfg, vanilla_dir, mini_dir, start):
     assert end["idk"] < start["idk"] - 1.0
 
 
+def test_wga_raises_forget_nll_and_keeps_retain(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=wga", *FAST)
+    assert end["forget"] > start["forget"] + 1.0
+    assert end["retain"] < start["retain"] + 0.25 * (end["forget"] - start["forget"])
+
+
+def test_idkdpo_prefers_the_refusal_and_keeps_retain(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=idkdpo", *FAST)
+    assert end["idk"] < start["idk"] - 1.0 and end["forget"] > start["forget"] + 0.5
+    assert end["retain"] < start["retain"] + 0.25 * (end["forget"] - start["forget"])
+
+
+def test_dpo_alone_prefers_the_refusal(forget_cfg, vanilla_dir, mini_dir, start):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=dpo", *FAST)
+    # the margin grows from both sides: the refusal up, the harmful answer down
+    assert end["idk"] < start["idk"] - 0.5 and end["forget"] > start["forget"] + 1.0
+
+
+@pytest.mark.parametrize("name, args", [
+    # the paper's retain weight (1200) and steering scale are for 7B activations; the tiny model's are smaller
+    ("rmu", ("method_args.alpha=1",)),
+    # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top
+    ("undial", ("method_args.strength=10",)),
+])
+def test_representation_and_distillation_methods_forget_and_keep_retain(forget_cfg, vanilla_dir, mini_dir, start,
+                                                                         name, args):
+    end = _train(forget_cfg, vanilla_dir, mini_dir, f"forget_loss={name}", *FAST, *args)
+    assert end["forget"] > start["forget"] + 1.0
+    assert end["retain"] < start["retain"] + 0.25 * (end["forget"] - start["forget"])
+
+
+def test_rmu_steers_the_chosen_layer_towards_the_fixed_direction(forget_cfg, vanilla_dir, mini_dir):
+    """The forget-side RMU term (distance of layer activations to steering x u) falls as it trains."""
+    out = run_training(forget_cfg("forget_loss=rmu", "method_args.alpha=1", *FAST))
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss/forget"] < 0.8 * rows[0]["loss/forget"]
+
+
+def test_unknown_method_argument_is_a_config_error(forget_cfg):
+    from safeeraser.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'dpo' has no argument 'alpha'. Its arguments: beta"):
+        forget_cfg("forget_loss=dpo", "method_args.alpha=1")
+
+
 def test_pd_term_holds_sd_answers(forget_cfg, vanilla_dir, mini_dir, start):
     ga = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=ga", *FAST)
     gapd = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=gapd", *FAST,

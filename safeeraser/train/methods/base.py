@@ -1,18 +1,25 @@
-"""What a method is: named, weighted loss terms over training views (TRL-style composition)."""
+"""What a method is: named, weighted loss terms over training views (TRL-style composition), and the
+method's own arguments with their defaults (open-unlearning style: `method_args.beta=0.2`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-# Term kinds whose value needs the frozen reference model's logits on their view.
-REFERENCE_KINDS = frozenset({"kl", "npo"})
+# Term kinds whose value needs the frozen reference model's outputs on their view(s).
+REFERENCE_KINDS = frozenset({"kl", "npo", "dpo", "undial", "rmu_retain"})
+# Term kinds that read a language-model layer's hidden states instead of (or besides) the logits.
+HIDDEN_KINDS = frozenset({"rmu_forget", "rmu_retain"})
 
 
 @dataclass(frozen=True)
 class Term:
     name: str  # the key in logs and in `loss_weights`
     view: str  # forget | retain | pd | idk | target
-    kind: str  # nll | kl | npo | simnpo (see terms.py)
+    kind: str  # nll | kl | npo | simnpo | dpo | undial | wga | rmu_forget | rmu_retain (see terms.py)
     weight: float  # signed: gradient ascent is a negative weight on the NLL
+    pair: str | None = None  # a second view the kind reads (DPO: the rejected answers)
+
+    def views(self) -> list[str]:
+        return [self.view] + ([self.pair] if self.pair else [])
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,7 @@ class Method:
     # Adding the PD term: its default weight and the weights it changes (gdpd halves retain).
     pd_weight: float = 1.0
     pd_overrides: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)  # the method's own arguments and their defaults
 
     def with_pd(self) -> "Method":
         terms = tuple(replace(t, weight=self.pd_overrides.get(t.name, t.weight)) for t in self.terms)
@@ -30,11 +38,21 @@ class Method:
     def with_weights(self, weights: dict) -> "Method":
         return replace(self, terms=tuple(replace(t, weight=float(weights.get(t.name, t.weight))) for t in self.terms))
 
+    def resolve_args(self, given: dict) -> dict:
+        """The method's arguments: its defaults, overridden by `given` (a key it does not have is a KeyError)."""
+        unknown = sorted(set(given) - set(self.args))
+        if unknown:
+            raise KeyError(unknown[0])
+        return {**self.args, **given}
+
     def term_names(self) -> list[str]:
         return [t.name for t in self.terms]
 
     def views(self) -> list[str]:
-        return list(dict.fromkeys(t.view for t in self.terms))
+        return list(dict.fromkeys(v for t in self.terms for v in t.views()))
 
     def reference_views(self) -> list[str]:
-        return list(dict.fromkeys(t.view for t in self.terms if t.kind in REFERENCE_KINDS))
+        return list(dict.fromkeys(v for t in self.terms if t.kind in REFERENCE_KINDS for v in t.views()))
+
+    def hidden_views(self) -> list[str]:
+        return list(dict.fromkeys(v for t in self.terms if t.kind in HIDDEN_KINDS for v in t.views()))

@@ -1,4 +1,5 @@
-"""Loss term kinds. Each takes one view's logits (and the reference's) and returns a scalar."""
+"""Loss term kinds. Each reads the views' outputs (`outs[term.view]`, and `outs[term.pair]` for a pair)
+with the run's config and the method's arguments, and returns a scalar."""
 from __future__ import annotations
 
 import torch
@@ -23,36 +24,111 @@ def per_example_nll(logits, labels) -> torch.Tensor:
     return -lp.sum(1) / mask.sum(1).clamp(min=1)
 
 
-def nll(view, cfg) -> torch.Tensor:
+def _per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def nll(outs, term, cfg, args) -> torch.Tensor:
+    view = outs[term.view]
     return per_example_nll(view.logits, view.labels).mean()
 
 
-def kl(view, cfg) -> torch.Tensor:
+def kl(outs, term, cfg, args) -> torch.Tensor:
     """KL(reference || current) per next-token distribution: what the reference computes with
     F.kl_div(log p_current, log p_reference, log_target=True). On answer tokens by default; with
     kl_all_positions, averaged over every position, prompt and padding included, as the reference."""
+    view = outs[term.view]
     cur = F.log_softmax(view.logits[:, :-1].float(), -1)
     ref = F.log_softmax(view.ref_logits[:, :-1].float(), -1)
     per_token = (ref.exp() * (ref - cur)).sum(-1)  # (B, T-1)
     if cfg.kl_all_positions:
         return per_token.mean()
-    mask = view.labels[:, 1:] != IGNORE_INDEX
-    return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    return _per_example_mean(per_token, view.labels[:, 1:] != IGNORE_INDEX)
 
 
-def npo(view, cfg) -> torch.Tensor:
-    beta = cfg.npo_beta
+def _log_ratio(view) -> torch.Tensor:
+    """log pi(answer) - log pi_ref(answer) per example."""
     cur, _ = token_logprobs(view.logits, view.labels)
     ref, _ = token_logprobs(view.ref_logits, view.labels)
-    log_ratio = cur.sum(1) - ref.sum(1)
-    return (-2.0 / beta * F.logsigmoid(-beta * log_ratio)).mean()
+    return cur.sum(1) - ref.sum(1)
 
 
-def simnpo(view, cfg) -> torch.Tensor:
+def npo(outs, term, cfg, args) -> torch.Tensor:
+    beta = cfg.npo_beta
+    return (-2.0 / beta * F.logsigmoid(-beta * _log_ratio(outs[term.view]))).mean()
+
+
+def simnpo(outs, term, cfg, args) -> torch.Tensor:
     beta, gamma = cfg.simnpo_beta, cfg.simnpo_gamma
+    view = outs[term.view]
     lp, mask = token_logprobs(view.logits, view.labels)
     avg = lp.sum(1) / mask.sum(1).clamp(min=1)
     return (-2.0 / beta * F.logsigmoid(-beta * avg - gamma)).mean()
 
 
-KINDS = {"nll": nll, "kl": kl, "npo": npo, "simnpo": simnpo}
+def dpo(outs, term, cfg, args) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023) with the term's view preferred over its pair (the refusal over the
+    harmful answer), against the adapter-disabled reference; the rows of both views are the same items."""
+    beta = args["beta"]
+    margin = _log_ratio(outs[term.view]) - _log_ratio(outs[term.pair])
+    return (-F.logsigmoid(beta * margin)).mean()
+
+
+def undial(outs, term, cfg, args) -> torch.Tensor:
+    """UNDIAL (Dong et al. 2024): distil the reference's next-token distribution with the answer token's
+    logit lowered by `strength`, on answer positions: the model unlearns the token without collapsing."""
+    view = outs[term.view]
+    labels = view.labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    teacher = view.ref_logits[:, :-1].float()
+    teacher = teacher - args["strength"] * F.one_hot(labels.clamp(min=0), teacher.shape[-1]) * mask[..., None]
+    target = F.softmax(teacher, -1)
+    per_token = -(target * F.log_softmax(view.logits[:, :-1].float(), -1)).sum(-1)
+    return _per_example_mean(per_token, mask)
+
+
+def wga(outs, term, cfg, args) -> torch.Tensor:
+    """Weighted gradient ascent (Wang et al. 2025): each answer token's log-likelihood weighted by its own
+    probability to the power `beta` (detached), so tokens already unlikely stop pulling; minimising this
+    lowers the weighted likelihood."""
+    view = outs[term.view]
+    lp, mask = token_logprobs(view.logits, view.labels)
+    weights = lp.detach().exp() ** args["beta"]
+    return _per_example_mean(weights * lp, mask)
+
+
+def _real_tokens_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of per-position values (B, T) over each example's real tokens, then over the batch."""
+    return _per_example_mean(values, mask.to(values.dtype))
+
+
+_DIRECTIONS: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def steering_direction(seed: int, dim: int, device) -> torch.Tensor:
+    """RMU's fixed random unit vector: a function of the run's seed and the hidden size alone."""
+    key = (seed, dim, str(device))
+    if key not in _DIRECTIONS:
+        u = torch.rand(dim, generator=torch.Generator().manual_seed(seed))
+        _DIRECTIONS[key] = (u / u.norm()).to(device)
+    return _DIRECTIONS[key]
+
+
+def rmu_forget(outs, term, cfg, args) -> torch.Tensor:
+    """RMU (Li et al. 2024), forget side: a layer's activations on the forget inputs (every real token)
+    pushed towards `steering` times a fixed random unit vector."""
+    view = outs[term.view]
+    h = view.hidden.float()
+    target = args["steering"] * steering_direction(cfg.seed, h.shape[-1], h.device)
+    return _real_tokens_mean(((h - target) ** 2).mean(-1), view.mask)
+
+
+def rmu_retain(outs, term, cfg, args) -> torch.Tensor:
+    """RMU, retain side: the layer's activations on retain inputs kept at the reference's, times `alpha`."""
+    view = outs[term.view]
+    return args["alpha"] * _real_tokens_mean(((view.hidden.float() - view.ref_hidden.float()) ** 2).mean(-1),
+                                             view.mask)
+
+
+KINDS = {"nll": nll, "kl": kl, "npo": npo, "simnpo": simnpo, "dpo": dpo, "undial": undial, "wga": wga,
+         "rmu_forget": rmu_forget, "rmu_retain": rmu_retain}
