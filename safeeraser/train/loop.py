@@ -205,7 +205,8 @@ def run_training(cfg) -> Path:
         epoch_loader = loader_for_epoch(acc, loader, sampler, dataset, epoch, skip_batches)
         for i, views in enumerate(epoch_loader, start=skip_batches):
             with acc.accumulate(model):
-                loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model)
+                loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model,
+                                           step=global_step)
                 finite = torch.isfinite(loss.detach()).float()
                 if acc.gather(finite.reshape(1)).min() < 1:
                     where = f" (last good checkpoint: {last_ckpt})" if last_ckpt else ""

@@ -12,11 +12,12 @@ def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in rows[0] if k.startswith("loss/")]
+    # a term active on some steps only (SCRUB's) is plotted where it has values
+    keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith("loss/")))
     fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.2), squeeze=False)
     steps = [r["step"] for r in rows]
     for ax, key in zip(axes[0], keys):
-        ax.plot(steps, [r[key] for r in rows])
+        ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r], marker=".")
         ax.set_title(key.split("/", 1)[1])
         ax.set_xlabel("optimizer step")
     axes[0][-1].plot(steps, [r["lr"] for r in rows], color="grey")

@@ -99,6 +99,7 @@ def test_dpo_alone_prefers_the_refusal(forget_cfg, vanilla_dir, mini_dir, start)
     ("rmu", ("method_args.alpha=1",)),
     # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top
     ("undial", ("method_args.strength=10",)),
+    ("scrub", ()),
 ])
 def test_representation_and_distillation_methods_forget_and_keep_retain(forget_cfg, vanilla_dir, mini_dir, start,
                                                                          name, args):
@@ -112,6 +113,15 @@ def test_rmu_steers_the_chosen_layer_towards_the_fixed_direction(forget_cfg, van
     out = run_training(forget_cfg("forget_loss=rmu", "method_args.alpha=1", *FAST))
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["loss/forget"] < 0.8 * rows[0]["loss/forget"]
+
+
+def test_scrub_alternates_min_and_max_steps(forget_cfg):
+    out = run_training(forget_cfg("forget_loss=scrubpd", "max_train_steps=4"))
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    parts = [sorted(k for k in r if k.startswith("loss/") and k != "loss/total") for r in rows]
+    minimum, maximum = ["loss/pd", "loss/retain", "loss/retain_kl"], ["loss/forget_kl", "loss/pd"]
+    assert parts == [minimum, maximum, minimum, maximum]  # min first: at the start the KL has no gradient
+    assert (out / "loss_curves.png").stat().st_size > 0
 
 
 def test_unknown_method_argument_is_a_config_error(forget_cfg):

@@ -33,7 +33,7 @@ def _lora_model(path, cfg):
 
 
 @pytest.mark.parametrize("name", ["gdpd", "klpd", "npopd", "popd", "rmupd", "dpopd", "idkdpopd", "undialpd",
-                                  "wgapd"])
+                                  "wgapd", "scrubpd"])
 def test_fused_forward_equals_separate_passes(vanilla_dir, mini_dir, forget_cfg, name):
     cfg = forget_cfg(f"forget_loss={name}")
     proc = load_processor(str(vanilla_dir))

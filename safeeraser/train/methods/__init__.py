@@ -1,11 +1,11 @@
 """Registry of unlearning methods. Adding one: a module with METHOD, and a line here."""
 from __future__ import annotations
 
-from safeeraser.train.methods import dpo, ga, gd, idkdpo, kl, npo, po, rmu, sft, simnpo, undial, wga
+from safeeraser.train.methods import dpo, ga, gd, idkdpo, kl, npo, po, rmu, scrub, sft, simnpo, undial, wga
 from safeeraser.train.methods.base import Method, Term  # noqa: F401
 
 REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo,
-                                                                 undial, wga)}
+                                                                 undial, wga, scrub)}
 ALIASES = {"idk": "po"}  # the reference's code calls PO `idk`
 METHOD_NAMES = sorted(REGISTRY) + [n + "pd" for n in sorted(REGISTRY) if n != "sft"] + ["idk", "idkpd"]
 

@@ -17,9 +17,15 @@ class Term:
     kind: str  # nll | kl | npo | simnpo | dpo | undial | wga | rmu_forget | rmu_retain (see terms.py)
     weight: float  # signed: gradient ascent is a negative weight on the NLL
     pair: str | None = None  # a second view the kind reads (DPO: the rejected answers)
+    # Active on optimizer steps where step % period == offset (SCRUB alternates max and min steps).
+    period: int = 1
+    offset: int = 0
 
     def views(self) -> list[str]:
         return [self.view] + ([self.pair] if self.pair else [])
+
+    def active(self, step: int) -> bool:
+        return step % self.period == self.offset
 
 
 @dataclass(frozen=True)
