@@ -83,7 +83,9 @@ def hidden_layer(model, args: dict) -> int:
     layer = args.get("layer")
     layer = max(1, depth // 4) if layer is None else int(layer)
     if not 1 <= layer <= depth:
-        raise ValueError(f"method_args.layer={layer}: the language model has layers 1..{depth}")
+        from safeeraser.train.config import ConfigError
+
+        raise ConfigError(f"key 'method_args.layer': {layer}, but the language model has layers 1..{depth}")
     return layer
 
 

@@ -129,6 +129,8 @@ def test_unknown_method_argument_is_a_config_error(forget_cfg):
 
     with pytest.raises(ConfigError, match="'dpo' has no argument 'alpha'. Its arguments: beta"):
         forget_cfg("forget_loss=dpo", "method_args.alpha=1")
+    with pytest.raises(ConfigError, match="method_args.layer': 9, but the language model has layers 1..2"):
+        run_training(forget_cfg("forget_loss=rmu", "method_args.layer=9", "max_train_steps=1"))
 
 
 def test_pd_term_holds_sd_answers(forget_cfg, vanilla_dir, mini_dir, start):
