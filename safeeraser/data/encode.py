@@ -91,7 +91,7 @@ class PromptEncoder:
 
     def _process(self, text: str, img, add_special_tokens: bool | None = None) -> tuple[list[int], dict, dict]:
         """The processor's own call: (token ids, per-token inputs, image inputs). A template that writes
-        BOS itself (Gemma's) must not get a second one from the tokenizer."""
+        BOS itself must not get a second one from the tokenizer."""
         if add_special_tokens is None:
             bos = self.tokenizer.bos_token
             add_special_tokens = not (bos and text.startswith(bos))

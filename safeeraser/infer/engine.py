@@ -162,7 +162,7 @@ class Generator:
         self.tokenizer = processor.tokenizer
         self.pad_id = pad_token_id(self.tokenizer)
         # An answer ends at EOS, at the family's end-of-turn tokens, or at any id the checkpoint's
-        # generation config names as its end (Qwen's <|endoftext|>, Gemma's <end_of_turn>).
+        # generation config names as its end (a second end-of-text or end-of-turn id).
         configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
         self.stop_ids = sorted(self.encoder.stop_ids | set(configured))
@@ -188,7 +188,7 @@ class Generator:
         pad = torch.tensor(self.pad_id, device=device)
         mask = batch["attention_mask"]
         cache = ReservedCache(mask.shape[1] + settings.max_new_tokens)
-        # Positions are the family's: 1-D over real tokens for most, Qwen's multimodal rotary positions.
+        # Positions are the family's: 1-D over real tokens for most, multimodal rotary positions for some.
         position_ids, position = self.family.prefill_positions(model, inputs)
         res = model(**inputs, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         logits = res.logits[:, -1].repeat_interleave(n, 0)

@@ -36,7 +36,7 @@ class DataSection:
 @dataclass
 class ModelSection:
     vanilla: str = "models/tiny-llava-vanilla"  # the model unlearning starts from (a hub id or a folder)
-    make_tiny: Any = None  # {family, size, seed, out}: build the tiny base model first (family: llava by default)
+    make_tiny: Any = None  # {family, size, seed, out}: build the tiny base model first (family: DEFAULT_FAMILY)
     finetune: Any = None  # {config, overrides}: make `vanilla` by fine-tuning (the tiny model's vanilla step)
 
 

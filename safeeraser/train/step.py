@@ -100,7 +100,8 @@ def reference_context(model):
 def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, family, ref_model=None,
                  step: int = 0):
     """Return (total loss, {term name: detached value}) for one micro-batch of optimizer step `step`
-    (counted from 0; terms active on some steps only are left out of the others)."""
+    (counted from 0; terms active on some steps only are left out of the others, with their views)."""
+    method = method.at_step(step)
     names = method.views()
     args = method.resolve_args(dict(cfg.get("method_args") or {}))
     hidden_views = set(method.hidden_views())
@@ -144,8 +145,6 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     total = 0.0
     parts = {}
     for term in method.terms:
-        if not term.active(step):
-            continue
         value = KINDS[term.kind](outputs, term, cfg, args)
         total = total + term.weight * value
         parts[term.name] = value.detach()

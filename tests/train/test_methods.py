@@ -76,12 +76,6 @@ def test_po_raises_refusal_likelihood(forget_cfg, vanilla_dir, mini_dir, start):
     assert end["idk"] < start["idk"] - 1.0
 
 
-def test_wga_raises_forget_nll_and_keeps_retain(forget_cfg, vanilla_dir, mini_dir, start):
-    end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=wga", *FAST)
-    assert end["forget"] > start["forget"] + 1.0
-    assert end["retain"] < start["retain"] + 0.25 * (end["forget"] - start["forget"])
-
-
 def test_idkdpo_prefers_the_refusal_and_keeps_retain(forget_cfg, vanilla_dir, mini_dir, start):
     end = _train(forget_cfg, vanilla_dir, mini_dir, "forget_loss=idkdpo", *FAST)
     assert end["idk"] < start["idk"] - 1.0 and end["forget"] > start["forget"] + 0.5
@@ -100,6 +94,7 @@ def test_dpo_alone_prefers_the_refusal(forget_cfg, vanilla_dir, mini_dir, start)
     # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top
     ("undial", ("method_args.strength=10",)),
     ("scrub", ()),
+    ("wga", ()),
 ])
 def test_representation_and_distillation_methods_forget_and_keep_retain(forget_cfg, vanilla_dir, mini_dir, start,
                                                                          name, args):

@@ -44,6 +44,10 @@ class Method:
     def with_weights(self, weights: dict) -> "Method":
         return replace(self, terms=tuple(replace(t, weight=float(weights.get(t.name, t.weight))) for t in self.terms))
 
+    def at_step(self, step: int) -> "Method":
+        """The method with only the terms active on optimizer step `step`: their views alone are computed."""
+        return replace(self, terms=tuple(t for t in self.terms if t.active(step)))
+
     def resolve_args(self, given: dict) -> dict:
         """The method's arguments: its defaults, overridden by `given` (a key it does not have is a KeyError)."""
         unknown = sorted(set(given) - set(self.args))
