@@ -1,0 +1,75 @@
+"""What made an output: the code, the environment and the model it came from.
+
+Every output that a later step reuses records these, so that a step made by other code, another
+environment or another base model is never reused silently. Light imports only: input checks run
+before torch is imported.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "safetensors", "numpy", "pillow")
+
+
+def digest(obj) -> str:
+    """sha256 of a JSON value with sorted keys: equal for equal content, whatever the key order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict:
+    """The git commit of the toolkit and whether the tree had uncommitted changes; `unknown` outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10, check=True).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def torch_threads() -> int | None:
+    """torch's intra-op threads when torch is already loaded (results depend on them on a CPU)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    env = os.environ.get("OMP_NUM_THREADS")
+    return int(env) if env and env.isdigit() else None
+
+
+def environment() -> dict:
+    return {"code": code_version(), "packages": package_versions(), "torch_threads": torch_threads()}
+
+
+def model_identity(model_path: str | os.PathLike) -> dict:
+    """A base model's identity: its model_type and the hash of its config.json (shapes, vocabulary,
+    special ids), read without loading weights. A hub id that is not a local folder is identified by
+    its name only."""
+    path = Path(model_path)
+    config = path / "config.json"
+    if not config.is_file():
+        return {"model_path": str(model_path), "model_type": None, "config_sha256": None}
+    data = json.loads(config.read_text(encoding="utf-8"))
+    # Fields that name the writer, not the model, would make one model look like two.
+    for key in ("transformers_version", "_name_or_path", "_commit_hash"):
+        data.pop(key, None)
+    return {"model_path": str(model_path), "model_type": data.get("model_type"), "config_sha256": digest(data)}
