@@ -18,12 +18,29 @@
 #   ACCELERATE_CONFIG, TRAIN_CONFIG, MIXED_PRECISION, ACCELERATE_BIN: as in scripts/forget_lora.bash
 #   PYTHON                python that can import safeeraser (default .venv/bin/python if present, else python)
 #   DRY_RUN=1             print each run's command instead of running it
-# Any key=value argument goes to every run (the grid's own forget_loss / lr / seed come last and win).
+# Any key=value argument goes to every run. The grid's own axes may be given that way too:
+# `lr=2e-4` is LRS=2e-4 and `forget_loss=gdpd` is METHODS=gdpd (an axis set both ways is an error,
+# never a silent choice).
 # A run whose save_dir holds run_complete.json is skipped; a run with checkpoints in its save_dir
 # resumes from the latest one (resume_from_checkpoint=latest). Exit status 1 if any run failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# key=value arguments that name one of the grid's axes become that axis; the rest go to every run.
+user_args=()
+for arg in "$@"; do
+    case "$arg" in
+        lr=*|forget_loss=*)
+            key=${arg%%=*} value=${arg#*=}
+            if [ "$key" = lr ]; then var=LRS; else var=METHODS; fi
+            if [ -n "${!var:-}" ] && [ "${!var}" != "$value" ]; then
+                echo "error: $arg and $var=${!var} both set the grid's $key: give one" >&2; exit 2
+            fi
+            printf -v "$var" '%s' "$value" ;;
+        *) user_args+=("$arg") ;;
+    esac
+done
+set -- "${user_args[@]+"${user_args[@]}"}"
 METHODS="${METHODS:-ga gd kl po gapd gdpd klpd popd}"
 LRS="${LRS:-1e-4}"
 SEEDS="${SEEDS:-}"
@@ -37,7 +54,15 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 if [ -z "${CUDA_VISIBLE_DEVICES:-}" ]; then
     CUDA_VISIBLE_DEVICES="$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | paste -sd, - || true)"
-    [ -n "$CUDA_VISIBLE_DEVICES" ] || { echo "no GPU found: set CUDA_VISIBLE_DEVICES" >&2; exit 2; }
+    if [ -z "$CUDA_VISIBLE_DEVICES" ]; then
+        # A dry run only prints commands: let it plan for the GPUs it would be given.
+        if [ "${DRY_RUN:-0}" = 1 ]; then
+            CUDA_VISIBLE_DEVICES="$(seq -s, 0 $(( GPUS_PER_RUN - 1 )))"
+            echo "note: no GPU found; the dry run plans for CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES" >&2
+        else
+            echo "no GPU found: set CUDA_VISIBLE_DEVICES" >&2; exit 2
+        fi
+    fi
 fi
 IFS=, read -r -a gpus <<< "$CUDA_VISIBLE_DEVICES"
 ngroups=$(( ${#gpus[@]} / GPUS_PER_RUN ))

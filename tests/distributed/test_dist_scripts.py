@@ -100,3 +100,29 @@ def test_grid_seeds_get_their_own_save_dirs(tmp_path):
 @pytest.mark.parametrize("script", ["forget_lora.bash", "forget_grid.bash"])
 def test_scripts_are_executable(script):
     assert os.access(Path(REPO / "scripts" / script), os.X_OK)
+
+
+def test_grid_takes_lr_and_method_arguments_as_its_axes(tmp_path):
+    lines = _run("forget_grid.bash", f"save_dir={tmp_path}/${{forget_loss}}_${{lr}}", "lr=2e-4", "forget_loss=gdpd",
+                 CUDA_VISIBLE_DEVICES="0,1", GPUS_PER_RUN="2")
+    (_, argv), = (_parse(line) for line in lines)
+    assert argv[-2:] == ["forget_loss=gdpd", "lr=2e-4"]
+    assert "lr=1e-4" not in argv
+
+
+def test_grid_refuses_an_axis_set_two_ways(tmp_path):
+    env = {**os.environ, "DRY_RUN": "1", "CUDA_VISIBLE_DEVICES": "0,1", "LRS": "1e-4"}
+    out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), "lr=2e-4"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "lr=2e-4 and LRS=1e-4" in out.stderr
+
+
+def test_grid_dry_run_plans_without_gpus(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env.update(DRY_RUN="1", PATH=f"{tmp_path}:{env['PATH']}", METHODS="gdpd")
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexit 9\n")  # a machine without GPUs
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), f"save_dir={tmp_path}/x"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "no GPU found; the dry run plans for" in out.stderr
+    assert "forget_loss=gdpd" in out.stdout
