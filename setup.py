@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 here = Path(__file__).parent
 requirements = [line.strip() for line in (here / "requirements.txt").read_text().splitlines()
@@ -13,7 +13,9 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["safeeraser", "safeeraser.*"]),
+    # Namespace packages, so the data folders (specificity fixtures) are declared packages too:
+    # setuptools warns about every undeclared one, hundreds of lines per install.
+    packages=find_namespace_packages(include=["safeeraser", "safeeraser.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={"safeeraser": ["**/*.json", "**/*.jsonl", "**/*.tsv", "**/*.png", "**/*.jpg", "**/*.yaml"]},
     install_requires=requirements,
