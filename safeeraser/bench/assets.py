@@ -20,7 +20,7 @@ IMAGE_SIZE_7B = 336  # CLIP ViT-L/14-336: (336 / 14)^2 = 576 image tokens
 
 
 class BenchSetupError(RuntimeError):
-    """The bench cannot run as asked (e.g. the 7B model on a CPU without --allow-cpu)."""
+    """The bench cannot run as asked (e.g. the 7B model on a CPU without --allow_cpu)."""
 
 
 @dataclass
@@ -58,7 +58,7 @@ def check_model_device(model: str, device: str, allow_cpu: bool) -> None:
         raise BenchSetupError(
             "--model llava-7b-random has 7B parameters (about 14 GB of bf16 weights, more for training) and "
             "is meant for a CUDA GPU, but none is available here. Run it on a GPU machine, use --model tiny "
-            "(or small) on a CPU, or pass --allow-cpu to run it on the CPU anyway (hours, and 40+ GB of RAM).")
+            "(or small) on a CPU, or pass --allow_cpu to run it on the CPU anyway (hours, and 40+ GB of RAM).")
 
 
 def _done(folder: Path) -> bool:

@@ -7,8 +7,8 @@ For each pair it prints ours, the reference-style value and their ratio, and wri
                            second loaded copy as the KL reference. Each configuration in a fresh process.
   inference                new tokens/s and responses/s on mini val records, settings held equal: our
                            batched Generator against one HF generate call per sampled answer.
-  judging                  labels/s against a local OpenAI-compatible server answering after --judge-delay:
-                           our judge at --judge-concurrency against one request at a time; labels must match.
+  judging                  labels/s against a local OpenAI-compatible server answering after --judge_delay:
+                           our judge at --judge_concurrency against one request at a time; labels must match.
   outside share            the share of our unlearning step outside the model's forward and backward.
 Models: tiny (default, CPU), small (~14M parameters, for the klpd one-copy memory check), llava-7b-random
 (LLaVA-1.5-7B shapes, random weights, bf16, for a CUDA GPU; reports tokens/s and MFU as well).
@@ -43,36 +43,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of train,infer,judge (the outside share comes with train)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test; the numbers mean nothing")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--allow-cpu", action="store_true", help="let llava-7b-random run on a CPU")
+    p.add_argument("--allow_cpu", "--allow-cpu", action="store_true", help="let llava-7b-random run on a CPU")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for every configuration (default: 1 on a CPU, so that a shared machine's "
                         "other processes do not stall OpenMP; 0 keeps torch's default)")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("unlearning")
     g.add_argument("--methods", default="gdpd,klpd")
-    g.add_argument("--effective-batch", type=int, default=16)
-    g.add_argument("--batch-size", type=int, default=None,
+    g.add_argument("--effective_batch", "--effective-batch", type=int, default=16)
+    g.add_argument("--batch_size", "--batch-size", type=int, default=None,
                    help="our micro-batch (default: the training config's batch_size default)")
     g.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
-    g.add_argument("--warmup-steps", type=int, default=None,
+    g.add_argument("--warmup_steps", "--warmup-steps", type=int, default=None,
                    help="untimed optimizer steps first (default: one epoch of the forget set, so the timed steps "
                         "are the steady state: images preprocessed, caches warm, as in epochs 2..N of a run)")
-    g.add_argument("--gradient-checkpointing", action="store_true", help="for both configurations")
-    g.add_argument("--peak-flops", type=float, default=989e12,
+    g.add_argument("--gradient_checkpointing", "--gradient-checkpointing", action="store_true", help="for both configurations")
+    g.add_argument("--peak_flops", "--peak-flops", type=float, default=989e12,
                    help="the device's peak bf16 FLOP/s for MFU (default: H100 SXM dense, 989e12)")
     g = p.add_argument_group("inference")
     g.add_argument("--prompts", type=int, default=32, help="harmful val prompts, 3 sampled answers each")
-    g.add_argument("--reference-prompts", type=int, default=0,
+    g.add_argument("--reference_prompts", "--reference-prompts", type=int, default=0,
                    help="the reference's way on only the first N prompts (0: all)")
-    g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--infer-batch-size", type=int, default=32, help="our Generator's batch size (prompts)")
+    g.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=128)
+    g.add_argument("--infer_batch_size", "--infer-batch-size", type=int, default=32, help="our Generator's batch size (prompts)")
     g = p.add_argument_group("judging")
-    g.add_argument("--judge-items", type=int, default=512,
+    g.add_argument("--judge_items", "--judge-items", type=int, default=512,
                    help="labels asked of our judge (a run of several waves: its start-up is part of the time)")
-    g.add_argument("--judge-reference-items", type=int, default=128,
+    g.add_argument("--judge_reference_items", "--judge-reference-items", type=int, default=128,
                    help="one-at-a-time on only the first N (0: all); its time per label is constant")
-    g.add_argument("--judge-concurrency", type=int, default=32)
-    g.add_argument("--judge-delay", type=float, default=0.2, help="seconds the local server waits before answering")
+    g.add_argument("--judge_concurrency", "--judge_concurrency", type=int, default=32)
+    g.add_argument("--judge_delay", "--judge_delay", type=float, default=0.2, help="seconds the local server waits before answering")
     return p
 
 
@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.effective_batch < 1 or args.effective_batch % our_micro_batch(args):
-        print(f"error: --effective-batch {args.effective_batch} is not a multiple of our micro-batch "
-              f"{our_micro_batch(args)} (--batch-size)", file=sys.stderr)
+        print(f"error: --effective_batch {args.effective_batch} is not a multiple of our micro-batch "
+              f"{our_micro_batch(args)} (--batch_size)", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -18,7 +18,7 @@ EXPECTED_ROWS = {
 
 def test_bench_quick_writes_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["--quick", "--workdir", str(tmp_path / "work"), "--out", str(out), "--judge-items", "8"])
+    rc = main(["--quick", "--workdir", str(tmp_path / "work"), "--out", str(out), "--judge_items", "8"])
     assert rc == 0
     data = json.loads(out.read_text())
     rows = {r["key"]: r for r in data["rows"]}
@@ -47,7 +47,7 @@ def test_bench_7b_refuses_cpu_without_flag(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rc = main(["--model", "llava-7b-random", "--workdir", str(tmp_path), "--out", str(tmp_path / "b.json")])
     assert rc == 2
-    assert "--allow-cpu" in capsys.readouterr().err
+    assert "--allow_cpu" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
 
 
@@ -60,3 +60,17 @@ def test_a_target_on_ours_is_judged_on_ours_not_on_the_ratio():
     assert "ours <= 1.1 NOT MET" in format_table([row])
     assert Row("k", "m", "ratio", 1.05, 1.27, better="lower", target=1.10, target_on="ours").met is True
     assert Row("s", "speed", "x/s", 50.0, 10.0, target=4.0).met is True  # a speed target is on the ratio
+
+
+def test_bench_flags_are_snake_case_like_every_other_command():
+    from safeeraser.bench.command import build_parser
+
+    parser = build_parser()
+    longs = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    primaries = [a.option_strings[0] for a in parser._actions if a.option_strings and a.option_strings[0] != "-h"]
+    assert all("-" not in p[2:] for p in primaries), primaries
+    # The kebab spellings of earlier releases still parse, to the same values.
+    assert "--effective-batch" in longs
+    snake = parser.parse_args(["--effective_batch", "8", "--judge_items", "4"])
+    kebab = parser.parse_args(["--effective-batch", "8", "--judge-items", "4"])
+    assert (snake.effective_batch, snake.judge_items) == (kebab.effective_batch, kebab.judge_items) == (8, 4)
