@@ -21,3 +21,47 @@ def test_wheel_builds_quietly_with_its_data(tmp_path):
     expected = {str(p.relative_to(REPO)) for p in fixtures.rglob("*") if p.is_file()}
     assert expected and expected <= set(names)
     assert not [n for n in names if "__pycache__" in n]
+
+
+def _lock() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def test_lock_pins_every_requirement_at_an_allowed_version():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = _lock()
+    wanted = [line for line in (REPO / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")] + ["pytest>=8"]
+    for line in wanted:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not locked"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} breaks {req}"
+
+
+def test_a_locked_install_has_exactly_the_locked_versions():
+    import hashlib
+    from importlib import metadata
+
+    import pytest
+
+    marker = Path(sys.prefix) / "installed-from-lock"
+    if not marker.exists():
+        pytest.skip("this environment was not installed from requirements.lock (scripts/install.sh writes the marker)")
+    lock = (REPO / "requirements.lock").read_bytes()
+    assert marker.read_text().strip() == hashlib.sha256(lock).hexdigest(), "the lock changed since install: reinstall"
+    from packaging.utils import canonicalize_name
+
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    wrong = {name: (version, installed.get(name)) for name, version in _lock().items()
+             if installed.get(name) not in (None, version)}
+    assert not wrong, f"installed versions differ from the lock: {wrong}"
