@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -73,12 +74,18 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{p}: {str(exc).splitlines()[0]}") from None
+    except yaml.YAMLError as exc:  # OmegaConf parses with PyYAML and lets its errors through
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     for m in cfg.methods:
         if m not in METHOD_NAMES or m == "sft":
             raise ConfigError(f"{p}: key 'methods': unknown method '{m}'. Valid choices: {', '.join(METHOD_NAMES)}")
+    # Overrides of methods this run leaves out are kept for the runs that include them
+    # (`methods=[ga]` on a config tuned for the whole grid), but a name no method has is a typo.
     for m in cfg.method_overrides:
-        if m not in cfg.methods:
-            raise ConfigError(f"{p}: key 'method_overrides.{m}': '{m}' is not in methods")
+        if m not in METHOD_NAMES:
+            raise ConfigError(f"{p}: key 'method_overrides.{m}': unknown method '{m}'")
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
     if cfg.judge.get("name") not in ("openai", "keyword"):

@@ -1,0 +1,26 @@
+"""Experiment configs: what `load_experiment` accepts and the one error it gives otherwise."""
+from __future__ import annotations
+
+import pytest
+
+from safeeraser.pipeline.experiment import load_experiment
+from safeeraser.train.config import ConfigError
+
+
+def test_malformed_yaml_is_one_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: t\nmethods: [ga, gapd\njudge: {name: keyword}\n")
+    with pytest.raises(ConfigError, match=rf"{path}: malformed YAML at line \d+"):
+        load_experiment(path)
+
+
+def test_a_subset_of_methods_keeps_the_overrides_of_the_others():
+    cfg = load_experiment("mini.yaml", ["methods=[ga]"])
+    assert list(cfg.methods) == ["ga"] and "npo" in cfg.method_overrides
+
+
+def test_overrides_of_an_unknown_method_are_an_error(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("methods: [ga]\nmethod_overrides: {gx: [lr=1]}\n")
+    with pytest.raises(ConfigError, match="method_overrides.gx': unknown method 'gx'"):
+        load_experiment(path)
