@@ -1,0 +1,318 @@
+"""Percentile-bootstrap confidence intervals for the benchmark's rates, over RECORDS.
+
+A record's answers are not independent draws: its three samples (model_response1..3) answer the same
+question on the same image, so they tend to agree. Resampling samples would treat 3 correlated
+answers as 3 independent ones and give intervals that are too narrow. Every function here resamples
+whole records (the unit the benchmark sampled), and a record's samples travel together.
+
+Values are one entry per record, either
+  - a float (a per-record score: ROUGE-L, GPT score), the statistic being their mean; or
+  - a (numerator, denominator) pair (a rate over the record's items: (unsafe samples, judged samples)),
+    the statistic being the ratio of sums sum(num) / sum(den): exactly how metrics.py pools ASR, RR and
+    SARR over all items. stat="mean_of_ratios" averages the per-record ratios instead.
+
+judged_values() turns evaluate's judged JSON into these per-record values for ASR, RR, SARR, ROUGE-L and
+GPT-Eval, so that rate_cis() reproduces the stats file's rates as its estimates, each with its interval.
+
+The interval is the percentile interval of the bootstrap distribution; the estimate is the statistic
+on the full data (not the bootstrap mean). Everything is deterministic for a given seed (numpy's PCG64).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from safeeraser.data.records import UNHARM_KEYS
+from safeeraser.eval.judges.base import NORMAL, NOT_NORMAL, NOT_REFUSE, REFUSE, SAFE, UNKNOWN, UNSAFE
+from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE
+from safeeraser.io import DataError
+
+STATS = ("mean", "mean_of_ratios")
+_CHUNK = 256  # resamples drawn at once: bounds memory at _CHUNK x records indices
+
+
+@dataclass(frozen=True)
+class CI:
+    estimate: float | None  # the statistic on the full data; None: not defined (no records, 0 denominator)
+    low: float | None
+    high: float | None
+    n: int  # records
+    level: float = 0.95
+    undefined_resamples: int = 0  # resamples whose statistic was undefined (0 denominator): left out
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DiffCI(CI):
+    """CI of stat(b) - stat(a) on the same records."""
+
+    a: float | None = None
+    b: float | None = None
+
+    @property
+    def excludes_zero(self) -> bool:
+        """The difference is significant at the interval's level (both ends on the same side of 0)."""
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "excludes_zero": self.excludes_zero}
+
+
+@dataclass(frozen=True)
+class SeedsCI(CI):
+    """CI over seeds and records; n is the records per seed summed, n_seeds the runs."""
+
+    n_seeds: int = 0
+    per_seed: list = field(default_factory=list)  # the statistic of each seed's run
+    seed_mean: float | None = None
+    seed_sd: float | None = None  # sample standard deviation (ddof=1); None with fewer than 2 seeds
+    records: str = "shared"
+
+
+class _Stat:
+    """One statistic over one list of per-record values, on the full data or on resampled indices."""
+
+    def __init__(self, values: Sequence, stat: str = "mean"):
+        if stat not in STATS:
+            raise ValueError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
+        values = list(values)
+        self.n = len(values)
+        self.ratio = bool(values) and not _is_number(values[0])
+        if self.ratio:
+            for i, v in enumerate(values):
+                if not isinstance(v, (Sequence, np.ndarray)) or len(v) != 2 or not all(map(_is_number, v)):
+                    raise ValueError(f"value {i}: expected a (numerator, denominator) pair like value 0, got {v!r}")
+            arr = np.asarray(values, dtype=float).reshape(self.n, 2)
+            self.num, self.den = arr[:, 0], arr[:, 1]
+            bad = np.flatnonzero(~np.isfinite(arr).all(1) | (self.den < 0))
+            if bad.size:
+                raise ValueError(f"value {bad[0]}: {values[bad[0]]!r}: numerator and denominator must be finite, "
+                                 "the denominator >= 0")
+            if stat == "mean_of_ratios":
+                zero = np.flatnonzero(self.den == 0)
+                if zero.size:
+                    raise ValueError(f"value {zero[0]}: denominator 0 has no ratio (stat='mean_of_ratios')")
+                self.values, self.ratio = self.num / self.den, False
+        else:
+            for i, v in enumerate(values):
+                if not _is_number(v) or not math.isfinite(v):
+                    raise ValueError(f"value {i}: expected a finite number like value 0, got {v!r}")
+            if stat == "mean_of_ratios":
+                raise ValueError("stat='mean_of_ratios' needs (numerator, denominator) pairs")
+            self.values = np.asarray(values, dtype=float)
+
+    def full(self) -> float | None:
+        if not self.n:
+            return None
+        value = self.on(np.arange(self.n)[None])[0]
+        return None if np.isnan(value) else float(value)
+
+    def on(self, idx: np.ndarray) -> np.ndarray:
+        """The statistic for each row of record indices (R, m); NaN where undefined."""
+        if self.ratio:
+            den = self.den[idx].sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(den > 0, self.num[idx].sum(1) / np.where(den > 0, den, 1), np.nan)
+        return self.values[idx].mean(1)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating, np.bool_))  # bool is an int: flags are 0/1
+
+
+def _check(n_resamples: int, level: float) -> None:
+    if not (isinstance(n_resamples, int) and n_resamples >= 1):
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+
+def _interval(draws: np.ndarray, level: float) -> tuple[float | None, float | None, int]:
+    """(low, high, undefined resamples) of a bootstrap distribution with NaN for undefined resamples."""
+    ok = draws[~np.isnan(draws)]
+    if not ok.size:
+        return None, None, int(draws.size)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(ok, [tail, 100 - tail])
+    return float(low), float(high), int(draws.size - ok.size)
+
+
+def _resampled(stats: list[_Stat], n: int, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each statistic on the same n_resamples draws of n record indices (joint resampling)."""
+    out = [[] for _ in stats]
+    for start in range(0, n_resamples, _CHUNK):
+        idx = rng.integers(0, n, size=(min(_CHUNK, n_resamples - start), n))
+        for acc, s in zip(out, stats):
+            acc.append(s.on(idx))
+    return [np.concatenate(acc) for acc in out]
+
+
+def bootstrap_ci(values: Sequence, *, stat: str = "mean", n_resamples: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> CI:
+    """Percentile CI of the statistic over records (see the module docstring for `values` and `stat`)."""
+    _check(n_resamples, level)
+    s = _Stat(values, stat)
+    estimate = s.full()
+    if estimate is None:
+        return CI(None, None, None, s.n, level)
+    (draws,) = _resampled([s], s.n, n_resamples, np.random.default_rng(seed))
+    low, high, undefined = _interval(draws, level)
+    return CI(estimate, low, high, s.n, level, undefined)
+
+
+def _aligned(a, b) -> tuple[list, list]:
+    if isinstance(a, Mapping) != isinstance(b, Mapping):
+        raise ValueError("a and b must both be mappings (record id -> value) or both sequences")
+    if isinstance(a, Mapping):
+        missing_b, missing_a = [k for k in a if k not in b], [k for k in b if k not in a]
+        if missing_a or missing_b:
+            raise ValueError(f"a and b must hold the same records: {len(missing_b)} only in a "
+                             f"(e.g. {missing_b[:3]}), {len(missing_a)} only in b (e.g. {missing_a[:3]})")
+        keys = list(a)
+        return [a[k] for k in keys], [b[k] for k in keys]
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise ValueError(f"a has {len(a)} records, b has {len(b)}: a paired comparison needs the same records")
+    return a, b
+
+
+def paired_bootstrap_diff(a, b, *, stat: str = "mean", n_resamples: int = 2000, seed: int = 0,
+                          level: float = 0.95) -> DiffCI:
+    """CI of stat(b) - stat(a) where a and b are two methods' values on the same records (e.g. base and
+    +PD): mappings record id -> value are aligned by id, sequences by position. Each resample draws one
+    set of record indices for both, so the records' shared difficulty cancels out of the difference."""
+    _check(n_resamples, level)
+    a, b = _aligned(a, b)
+    sa, sb = _Stat(a, stat), _Stat(b, stat)
+    ea, eb = sa.full(), sb.full()
+    if ea is None or eb is None:
+        return DiffCI(None, None, None, sa.n, level, a=ea, b=eb)
+    da, db = _resampled([sa, sb], sa.n, n_resamples, np.random.default_rng(seed))
+    low, high, undefined = _interval(db - da, level)
+    return DiffCI(eb - ea, low, high, sa.n, level, undefined, a=ea, b=eb)
+
+
+def combine_seeds(per_seed_values: Sequence[Sequence], *, stat: str = "mean", n_resamples: int = 2000,
+                  seed: int = 0, level: float = 0.95, records: str = "shared") -> SeedsCI:
+    """CI of a method run under several training seeds, and the mean and sd over seeds.
+
+    The estimate is the mean over seeds of each run's statistic. Each bootstrap resample draws the seeds
+    with replacement, then records, and averages the drawn runs' statistics: the interval covers both
+    seed-to-seed variation and the sampling of test records.
+    records="shared" (default): the runs were scored on the same records (the same val file, aligned by
+      position); one draw of record indices serves every drawn seed. This keeps each record's own
+      difficulty common to all runs, as it is: drawing records anew per seed would average that out
+      across seeds and give too narrow an interval.
+    records="nested": records are drawn independently within each drawn seed (runs scored on different
+      records).
+    With few seeds (3 or so) the seed level has few distinct draws; print the mean +/- sd beside the CI.
+    """
+    _check(n_resamples, level)
+    if records not in ("shared", "nested"):
+        raise ValueError(f"records must be 'shared' or 'nested', got {records!r}")
+    stats = [_Stat(v, stat) for v in per_seed_values]
+    if not stats:
+        raise ValueError("combine_seeds needs at least one seed's values")
+    if records == "shared" and len({s.n for s in stats}) > 1:
+        raise ValueError(f"records='shared' needs the same records in every seed, got counts "
+                         f"{[s.n for s in stats]}; use records='nested' for runs on different records")
+    per_seed = [s.full() for s in stats]
+    n, k = sum(s.n for s in stats), len(stats)
+    if any(v is None for v in per_seed):
+        return SeedsCI(None, None, None, n, level, n_seeds=k, per_seed=per_seed, records=records)
+    mean = float(np.mean(per_seed))
+    sd = float(np.std(per_seed, ddof=1)) if k > 1 else None
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, k, size=(n_resamples, k))
+    if records == "shared":
+        on = np.stack(_resampled(stats, stats[0].n, n_resamples, rng))  # (seed, resample)
+        draws = on[seeds, np.arange(n_resamples)[:, None]].mean(1)
+    else:
+        # Seed s's statistic on its own draws for every (resample, slot): a seed drawn twice in one
+        # resample gets two independent record draws.
+        on = np.stack([_resampled([s], s.n, n_resamples * k, rng)[0].reshape(n_resamples, k) for s in stats])
+        draws = on[seeds, np.arange(n_resamples)[:, None], np.arange(k)[None, :]].mean(1)
+    low, high, undefined = _interval(draws, level)
+    return SeedsCI(mean, low, high, n, level, undefined, n_seeds=k, per_seed=per_seed, seed_mean=mean,
+                   seed_sd=sd, records=records)
+
+
+def format_ci(ci, scale: float = 100, digits: int = 1) -> str:
+    """'52.8 [41.7, 63.9]' for a CI (or its as_dict()) of a rate; 'n/a' when it is not defined."""
+    get = ci.get if isinstance(ci, Mapping) else lambda key: getattr(ci, key)
+    estimate, low, high = get("estimate"), get("low"), get("high")
+    if estimate is None:
+        return "n/a"
+    if low is None:
+        return f"{estimate * scale:.{digits}f} [n/a]"
+    return f"{estimate * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+# rate -> (judged field per answer key, the label it counts, the other label, the answers it covers)
+_LABELLED = {
+    "ASR": ("gpt_result_ASR_{key}", UNSAFE, SAFE, MODEL_RESPONSES),
+    "RR": ("gpt_result_RR_{key}", REFUSE, NOT_REFUSE, MODEL_RESPONSES),
+    "SARR": ("gpt_result_RR_sd_response", NOT_NORMAL, NORMAL, (SD_RESPONSE,)),
+}
+# UnharmPair scores: (the paper's name, the judged field)
+_SCORED = (("ROUGE-L", "rougeL"), ("GPT-Eval", "gpt_score"))
+METRICS = (*_LABELLED, *(name for name, _ in _SCORED))
+
+
+def judged_values(records: Sequence[dict], source: str = "judged file") -> dict[str, list[tuple[float, int]]]:
+    """Per metric, one (numerator, denominator) pair per record of evaluate's judged JSON, counted as
+    metrics.py counts: a rate over the record's items with a known label ("unknown" and null left out),
+    a score summed over its UnharmPairs with a number. Pass each list to bootstrap_ci; the lists of two
+    methods judged on the same file are aligned by position for paired_bootstrap_diff.
+    Raises DataError naming `source`, the record and the field of a value that is no judged value."""
+    out = {name: [] for name in METRICS}
+    for i, record in enumerate(records):
+        where = f"{source}: record {i}"
+        if not isinstance(record, dict) or not isinstance(record.get("unsafe_pairs"), list):
+            raise DataError(f"{where}: field 'unsafe_pairs': expected a judged record with a list of pairs")
+        for name, (template, hit, miss, keys) in _LABELLED.items():
+            num = den = 0
+            for j, pair in enumerate(record["unsafe_pairs"]):
+                for key in keys:
+                    field_name = template.format(key=key)
+                    if not isinstance(pair, dict) or field_name not in pair:
+                        raise DataError(f"{where}: field 'unsafe_pairs[{j}].{field_name}': missing")
+                    value = pair[field_name]
+                    if value not in (hit, miss, UNKNOWN, None):
+                        raise DataError(f"{where}: field 'unsafe_pairs[{j}].{field_name}': expected "
+                                        f"{hit!r}, {miss!r}, {UNKNOWN!r} or null, got {_short(value)}")
+                    num, den = num + (value == hit), den + (value in (hit, miss))
+            out[name].append((num, den))
+        for name, field_name in _SCORED:
+            total, count = 0.0, 0
+            for key in UNHARM_KEYS:
+                unharm = record.get(key)
+                if not isinstance(unharm, dict) or field_name not in unharm:
+                    raise DataError(f"{where}: field '{key}.{field_name}': missing")
+                value = unharm[field_name]
+                if value in (UNKNOWN, None):
+                    continue
+                if not _is_number(value) or isinstance(value, bool) or not math.isfinite(value):
+                    raise DataError(f"{where}: field '{key}.{field_name}': expected a number, {UNKNOWN!r} or "
+                                    f"null, got {_short(value)}")
+                total, count = total + value, count + 1
+            out[name].append((total, count))
+    return out
+
+
+def rate_cis(records: Sequence[dict], *, source: str = "judged file", n_resamples: int = 2000, seed: int = 0,
+             level: float = 0.95) -> dict[str, CI]:
+    """bootstrap_ci of every metric of a judged file: {"ASR", "RR", "SARR", "ROUGE-L", "GPT-Eval"}; a
+    metric with no known value anywhere (GPT-Eval of the keyword judge) has estimate None."""
+    return {name: bootstrap_ci(values, n_resamples=n_resamples, seed=seed, level=level)
+            for name, values in judged_values(records, source).items()}
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
