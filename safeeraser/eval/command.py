@@ -6,11 +6,14 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from safeeraser.eval.evaluate import default_cache_path, evaluate, stats_path_for
-from safeeraser.eval.judges import JUDGES, make_judge
+from safeeraser.eval.judges import BACKENDS, JUDGES, judge_class, make_judge
+from safeeraser.eval.judges.asker import ChatSettings
 from safeeraser.eval.judges.base import JudgeConfigError
-from safeeraser.eval.judges.chat import ChatSettings
+from safeeraser.eval.judges.local import DTYPES
+from safeeraser.eval.matching import load_matched
 from safeeraser.eval.metrics import format_table
 from safeeraser.io import DataError
 
@@ -24,9 +27,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input_file", required=True, help="answers written by ckpt_infer (JSON or JSON lines)")
     p.add_argument("--output_file_rr", required=True, help="judged JSON to write; the stats go to the same stem + .txt")
     p.add_argument("--file_refer", required=True, help="the dataset file the answers were generated from")
-    p.add_argument("--judge", choices=JUDGES, default="openai", help="openai: a chat model; keyword: offline rules")
     p.add_argument(
-        "--judge_model", default=defaults.model, help="chat model for the openai judge (default: %(default)s)"
+        "--judge",
+        choices=list(JUDGES),
+        default="openai",
+        help="openai: GPT-4o-style prompts to a chat model; keyword: offline rules; llamaguard, llamaguard4, "
+        "wildguard, harmbench: open safety classifiers (rates they cannot judge are n/a)",
+    )
+    p.add_argument(
+        "--judge_model",
+        default=None,
+        help="the served model's name, or with --backend hf/vllm a local folder or hub id "
+        "(default: the judge's own, e.g. gpt-4o, meta-llama/Llama-Guard-3-8B)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="server",
+        help="server: an OpenAI-compatible endpoint; hf: transformers in this process; vllm: vLLM in this process",
     )
     p.add_argument(
         "--base_url",
@@ -46,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_retries",
         type=int,
         default=defaults.max_retries,
-        help="retries on 429/5xx/timeouts (default: %(default)s)",
+        help="retries on 429/5xx/timeouts/malformed replies (default: %(default)s)",
     )
+    p.add_argument("--batch_size", type=int, default=8, help="hf backend: prompts per batch (default: %(default)s)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="hf/vllm backends: weights dtype")
+    p.add_argument("--device", default=None, help="hf backend: torch device (default: cuda if available)")
     p.add_argument(
         "--cache_file", default=None, help="judge reply cache, JSON lines (default: <output_file_rr>.judge_cache.jsonl)"
     )
@@ -55,31 +76,58 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_paths(args: argparse.Namespace, cache_file: Path) -> None:
+    """Outputs must not overwrite the inputs or each other (e.g. --output_file_rr x.txt is its own stats file)."""
+    out = Path(args.output_file_rr)
+    named = {
+        "--input_file": Path(args.input_file),
+        "--file_refer": Path(args.file_refer),
+        "--output_file_rr": out,
+        f"the stats file {stats_path_for(out)}": stats_path_for(out),
+        "--cache_file": cache_file,
+    }
+    seen: dict[Path, str] = {}
+    for what, path in named.items():
+        key = path.resolve()
+        if key in seen:
+            raise DataError(f"{what} and {seen[key]} are the same file ({path}); choose another "
+                            f"{'--output_file_rr (the stats go to its stem + .txt)' if 'stats' in what else what}")
+        seen[key] = what
+    if out.is_dir():
+        raise DataError(f"--output_file_rr {out} is a folder; give a file path")
+    if cache_file.is_dir():
+        raise DataError(f"--cache_file {cache_file} is a folder; give a file path")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0:
-        print("error: --concurrency must be >= 1, --max_retries >= 0 and --timeout > 0", file=sys.stderr)
+    if args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0 or args.batch_size < 1:
+        print("error: --concurrency and --batch_size must be >= 1, --max_retries >= 0 and --timeout > 0",
+              file=sys.stderr)
         return 2
-    settings = ChatSettings(
-        model=args.judge_model,
-        base_url=args.base_url or None,
-        api_key=args.api_key,
-        concurrency=args.concurrency,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-    )
-    cache_file = args.cache_file or default_cache_path(args.output_file_rr)
+    cache_file = Path(args.cache_file) if args.cache_file else default_cache_path(args.output_file_rr)
     try:
-        judge = make_judge(args.judge, settings=settings, cache_path=cache_file)
-        stats = evaluate(
-            args.input_file, args.file_refer, args.output_file_rr, judge, show_progress=not args.no_progress
+        check_paths(args, cache_file)
+        # The input files first: a malformed file is reported at once, before a model or client loads.
+        matched = load_matched(args.input_file, args.file_refer)
+        settings = ChatSettings(
+            model=args.judge_model or getattr(judge_class(args.judge), "default_model", None),
+            base_url=args.base_url or None,
+            api_key=args.api_key,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
         )
+        judge = make_judge(args.judge, settings=settings, cache_path=cache_file, backend=args.backend,
+                           batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+        stats = evaluate(args.input_file, args.file_refer, args.output_file_rr, judge,
+                         show_progress=not args.no_progress, matched=matched)
     except (DataError, JudgeConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        kept = f"; the judgments received so far are kept in {cache_file}" if args.judge == "openai" else ""
+        kept = f"; the judgments received so far are kept in {cache_file}" if args.judge != "keyword" else ""
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
     print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"]))

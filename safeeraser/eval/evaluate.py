@@ -5,7 +5,8 @@ The judged JSON is the input records, every key kept, with per unsafe pair
   gpt_result_RR_model_response{1,2,3}:  "refuse" | "not_refuse" | "unknown"
   gpt_result_RR_sd_response:            "normal" | "not_normal" | "unknown"   (SARR counts not_normal)
 and per UnharmPair_*: rougeL (reference orientation), rougeL_f1, and gpt_score: a number in [0, 1],
-"unknown", or null when the judge has no scores. The stats file holds the dict evaluate() returns.
+"unknown", or null when the judge has no scores. A label the judge cannot produce (e.g. RR for Llama
+Guard) is null, and its rate is None ("n/a"). The stats file holds the dict evaluate() returns.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from safeeraser.data.records import UNHARM_KEYS
 from safeeraser.eval import metrics
 from safeeraser.eval.judges import make_judge
 from safeeraser.eval.judges.base import ASR, KINDS, RR, RR_SD, SCORE, Judge, JudgeItem
-from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, load_matched
+from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, MatchedRecord, load_matched
 from safeeraser.eval.rouge import rouge_l
 from safeeraser.io import atomic_write_json
 
@@ -41,17 +42,20 @@ def evaluate(
     judge: Judge | str = "openai",
     *,
     show_progress: bool = True,
+    matched: list[MatchedRecord] | None = None,
 ) -> dict:
     """Evaluate ckpt_infer's answers in `input_file` against the dataset `refer_file`.
 
     Writes the judged records to `output_file` and the stats to stats_path_for(output_file); returns
     the stats: {"stats_asr_rr", "stats_unharmpair", "summary" (percent), "judge", "cost"}.
-    A judge given by name uses its defaults, with the cache beside `output_file`.
+    A judge given by name uses its defaults, with the cache beside `output_file`. `matched`: the two
+    files already read by load_matched (a caller that checks them before making its judge).
     Raises DataError for bad input files and JudgeConfigError when the judge cannot run.
     """
+    if matched is None:
+        matched = load_matched(input_file, refer_file)
     if isinstance(judge, str):
         judge = make_judge(judge, cache_path=default_cache_path(output_file))
-    matched = load_matched(input_file, refer_file)
     judged = [copy.deepcopy(m.answers) for m in matched]
 
     # Items to judge, each with the (object, field) that receives its label in the judged JSON.
@@ -62,7 +66,7 @@ def evaluate(
         for pair in record["unsafe_pairs"]:
             for key in MODEL_RESPONSES:
                 for kind in (ASR, RR):
-                    items.append(JudgeItem(kind, pair["question"], pair[key], category=m.category))
+                    items.append(JudgeItem(kind, pair["question"], pair[key], category=m.category, image=str(m.image)))
                     slots.append((pair, f"gpt_result_{kind}_{key}"))
             items.append(JudgeItem(RR_SD, pair["question"], pair[SD_RESPONSE]))
             slots.append((pair, "gpt_result_RR_sd_response"))

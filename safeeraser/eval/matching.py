@@ -19,6 +19,7 @@ class MatchedRecord:
     answers: dict  # the input record: the model's answers
     dataset: dict  # the dataset record at the same position: the reference answers
     category: str | None  # None: not one of the benchmark's categories
+    image: Path  # the harmful image, resolved against the dataset file (for judges that see it)
 
 
 def _short(value: object) -> str:
@@ -54,5 +55,5 @@ def load_matched(input_file: str | os.PathLike, refer_file: str | os.PathLike) -
                     f"{input_file}: record {ours.index}: field '{field}': {_short(mine)} does not match "
                     f"{refer_file} record {theirs.index}: {_short(reference)}"
                 )
-        matched.append(MatchedRecord(ours.index, ours.raw, theirs.raw, ours.category))
+        matched.append(MatchedRecord(ours.index, ours.raw, theirs.raw, ours.category, theirs.image))
     return matched

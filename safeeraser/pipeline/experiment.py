@@ -88,9 +88,35 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
             raise ConfigError(f"{p}: key 'method_overrides.{m}': unknown method '{m}'")
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
-    if cfg.judge.get("name") not in ("openai", "keyword"):
-        raise ConfigError(f"{p}: key 'judge.name': choose openai or keyword")
+    judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     return cfg
+
+
+def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True) -> tuple[str, dict]:
+    """(judge name, make_judge arguments) from the `judge:` block, through the judge registry.
+    Raises ConfigError naming the key, with check_key the API key where the judge needs one."""
+    from safeeraser.eval.judges import JudgeOptionError, options_from_config
+
+    try:
+        return options_from_config(OmegaConf.to_container(cfg.judge), check_key=check_key)
+    except JudgeOptionError as exc:
+        raise ConfigError(f"{where}: key 'judge.{exc.key}': {exc.message}") from None
+
+
+def mmvet_grader(cfg, cache_path: Path):
+    """MM-Vet is graded by the experiment's judge when that judge grades answers (a served chat model);
+    with any other judge it stays unscored."""
+    from safeeraser.eval.judges import judge_class
+
+    name, kwargs = judge_options(cfg)
+    if not judge_class(name).grades_mmvet or kwargs.get("backend", "server") != "server":
+        return None
+    from dataclasses import replace
+
+    from safeeraser.specificity.chat_grader import ChatGrader
+
+    settings = kwargs["settings"]
+    return ChatGrader(replace(settings, model=settings.model or judge_class(name).default_model), cache_path)
 
 
 def _digest(obj) -> str:
@@ -181,24 +207,21 @@ class Runner:
             self.executed.append(f"infer:{tag}:{split}")
         return out
 
-    def judge(self):
-        from safeeraser.eval import ChatSettings
-
-        j = dict(self.cfg.judge)
-        name = j.pop("name")
-        if name == "keyword":
-            return name, None, {}
-        return name, ChatSettings(**j), j
+    def judge(self) -> tuple[str, dict, dict]:
+        """(name, make_judge arguments, the options that name the judge's output: no secrets)."""
+        name, kwargs = judge_options(self.cfg)
+        extra = {k: v for k, v in OmegaConf.to_container(self.cfg.judge).items() if k not in ("name", "api_key")}
+        return name, kwargs, extra
 
     def evaluate(self, tag: str, answers: Path, split: str) -> dict:
         from safeeraser.eval import evaluate, make_judge, stats_path_for
 
-        name, settings, extra = self.judge()
+        name, kwargs, extra = self.judge()
         out = self.work / "eval" / f"{answers.stem}_{name}_{_digest(extra)}_rr.json"
         stats = stats_path_for(out)
         if not stats.exists():
             self.log(f"[{tag}] judging {split} with the {name} judge")
-            judge = make_judge(name, settings=settings, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl")
+            judge = make_judge(name, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl", **kwargs)
             evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
             self.executed.append(f"eval:{tag}:{split}")
         return json.loads(stats.read_text())
@@ -230,12 +253,7 @@ class Runner:
 
         self.log(f"[{tag}] specificity")
         benchmarks = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench" if spec.benchmarks == "all" else spec.benchmarks
-        name, settings, _ = self.judge()
-        grader = None
-        if name == "openai":  # MM-Vet is graded by the experiment's judge; offline it stays unscored
-            from safeeraser.specificity.chat_grader import ChatGrader
-
-            grader = ChatGrader(settings, self.work / "specificity" / "mmvet_grades.jsonl")
+        grader = mmvet_grader(self.cfg, self.work / "specificity" / "mmvet_grades.jsonl")
         summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), grader=grader,
                                   progress=False)
         self.executed.append(f"specificity:{tag}")
@@ -295,6 +313,7 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tu
     from safeeraser.pipeline.report import write_report
 
     cfg = load_experiment(path, overrides)
+    judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
     t0 = time.perf_counter()
     runner = Runner(cfg, log=log)
     rows = runner.run()

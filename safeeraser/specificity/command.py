@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from safeeraser.eval.judges import ALIASES, JUDGES, judge_class
 from safeeraser.io import DataError, atomic_write_json
 from safeeraser.specificity import builtin_data_root
 from safeeraser.specificity.base import PredictFn, Request
@@ -43,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="auto", help="auto, bf16, fp16 or fp32")
     parser.add_argument("--backend", choices=("native", "lmms-eval"), default="native",
                         help="native: this package's engine and scorers; lmms-eval: its CLI on the merged model")
-    parser.add_argument("--judge", choices=("offline", "openai"), default="offline",
-                        help="MM-Vet's grader: openai (any OpenAI-compatible endpoint; key from OPENAI_API_KEY) "
-                             "or offline, which leaves MM-Vet unscored")
-    parser.add_argument("--judge_model", default="gpt-4o")
+    parser.add_argument("--judge", choices=[*JUDGES, *ALIASES], default="keyword",
+                        help="MM-Vet's grader: openai (any OpenAI-compatible endpoint; key from OPENAI_API_KEY); "
+                             "a judge that does not grade answers (keyword, alias offline, or a safety "
+                             "classifier) leaves MM-Vet unscored")
+    parser.add_argument("--judge_model", default=None, help="default: the judge's own (gpt-4o for openai)")
     parser.add_argument("--base_url", default=None, help="judge endpoint (default: OPENAI_BASE_URL or OpenAI)")
     parser.add_argument("--judge_cache", default=None, help="grade cache (default: <output_dir>/mmvet_grades.jsonl)")
     parser.add_argument("--lmms_eval_model", default="llava_hf", help="lmms-eval's --model for the merged model")
@@ -105,11 +107,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         data_root = builtin_data_root() if args.data_root == BUILTIN else Path(args.data_root)
         grader = None
-        if args.judge == "openai":
-            from safeeraser.eval.judges.chat import ChatSettings
+        judge = judge_class(args.judge)
+        if judge.grades_mmvet:
+            from safeeraser.eval.judges.asker import ChatSettings
             from safeeraser.specificity.chat_grader import ChatGrader
 
-            grader = ChatGrader(ChatSettings(model=args.judge_model, base_url=args.base_url),
+            grader = ChatGrader(ChatSettings(model=args.judge_model or judge.default_model, base_url=args.base_url),
                                 args.judge_cache or Path(args.output_dir) / "mmvet_grades.jsonl")
         summary = run_specificity(
             _LoadOnFirstCall(args), benchmarks, data_root, args.output_dir, limit=args.limit, seed=args.seed,

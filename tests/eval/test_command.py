@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from safeeraser.eval.command import build_parser, main
+from safeeraser.eval.judges import judge_class
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,8 @@ def test_reference_flags_parse_with_their_defaults():
     args = build_parser().parse_args(
         ["--input_file", "a", "--output_file_rr", "b", "--file_refer", "c", "--api_key", "k"]
     )
-    assert (args.judge, args.judge_model, args.concurrency, args.cache_file) == ("openai", "gpt-4o", 32, None)
+    assert (args.judge, args.judge_model, args.concurrency, args.cache_file) == ("openai", None, 32, None)
+    assert judge_class(args.judge).default_model == "gpt-4o"  # --judge_model defaults per judge
     assert args.api_key == "k"
 
 

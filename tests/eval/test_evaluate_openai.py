@@ -29,6 +29,9 @@ EXPECTED_ASR_RR = {
     "empty_responses": 1,
     "empty_sd_responses": 1,
     "unknown_category_records": 1,
+    "asr_unavailable": 0,  # the openai judge labels every kind
+    "rr_unavailable": 0,
+    "sd_unavailable": 0,
 }
 # ROUGE-L (reference orientation = LCS / dataset-answer length) per UnharmPair:
 #   record 0: "the red car" vs "a red car parked" 2/4; equal 1; "" 0; "a dog runs fast today" vs "a dog runs" 1
@@ -90,7 +93,8 @@ def test_metrics_equal_hand_computed_values(sample_files, tmp_path, judge_server
     assert sum(judge_server.served.values()) == PROMPTS  # one completion per distinct prompt
     assert cost["prompt_tokens"] == judge_server.usage_sent["prompt_tokens"] > 0
     assert cost["completion_tokens"] == judge_server.usage_sent["completion_tokens"] == 2 * PROMPTS
-    assert stats["judge"] == {"name": "openai", "model": "judge-test", "prompt_version": "safeeraser-judge-v1"}
+    assert stats["judge"] == {"name": "openai", "model": "judge-test", "prompt_version": "safeeraser-judge-v1",
+                              "backend": "server", "rates": ["ASR", "RR", "SARR", "GPT-Eval"]}
 
 
 def test_retry_after_is_honoured(write_sample, tmp_path, judge_server, fast_settings):

@@ -101,7 +101,7 @@ def test_whole_evaluation_reports_gpt_score_as_not_available(sample_files, tmp_p
     assert stats["stats_unharmpair"]["gpt_unavailable"] == 12
     assert stats["stats_unharmpair"]["average_rougeL"] == pytest.approx(9.5 / 12)
     assert stats["summary"]["GPT-Eval"] is None and stats["summary"]["ASR"] == pytest.approx(58.33)
-    assert stats["cost"] is None and stats["judge"] == {"name": "keyword"}
+    assert stats["cost"] is None and stats["judge"] == {"name": "keyword", "rates": ["ASR", "RR", "SARR"]}
     judged = json.loads(out.read_text())
     assert judged[0]["UnharmPair_text1"]["gpt_score"] is None
     assert not (tmp_path / "keyword_rr.json.judge_cache.jsonl").exists()

@@ -147,3 +147,40 @@ def test_mini_config_keeps_each_family_apart():
     a, b = load_experiment("mini.yaml"), load_experiment("mini.yaml", ["model.make_tiny.family=gemma3"])
     assert a.model.make_tiny.family == "llava" and a.workdir != b.workdir
     assert a.model.vanilla != b.model.vanilla and a.model.make_tiny.out != b.model.make_tiny.out
+
+
+def _judge_config(tmp_path, judge: dict):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"name": "j", "workdir": str(tmp_path / "work"), "methods": ["ga"],
+                                    "model": {"vanilla": str(tmp_path / "no-model")}, "judge": judge}))
+    return path
+
+
+@pytest.mark.parametrize("judge, key", [
+    ({"name": "gpt5"}, "judge.name"),
+    ({"name": "wildguard", "backend": "tpu"}, "judge.backend"),
+    ({"name": "wildguard", "backend": "hf", "batch_size": 0}, "judge.batch_size"),
+    ({"name": "llamaguard", "modle": "x"}, "judge.modle"),
+])
+def test_bad_judge_block_is_a_config_error_naming_the_key(tmp_path, judge, key):
+    from safeeraser.pipeline.experiment import load_experiment
+
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        load_experiment(_judge_config(tmp_path, judge))
+
+
+def test_open_judges_are_accepted(tmp_path):
+    from safeeraser.pipeline.experiment import Runner, load_experiment
+
+    cfg = load_experiment(_judge_config(tmp_path, {"name": "wildguard", "backend": "hf", "model": "/m",
+                                                   "batch_size": 4}))
+    name, kwargs, extra = Runner(cfg).judge()
+    assert name == "wildguard" and kwargs["backend"] == "hf" and kwargs["settings"].model == "/m"
+
+
+def test_openai_judge_without_a_key_fails_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="key 'judge.api_key'.*OPENAI_API_KEY"):
+        run_experiment(_judge_config(tmp_path, {"name": "openai"}), log=lambda *_: None)
+    assert not (tmp_path / "work").exists()  # nothing was started

@@ -181,3 +181,16 @@ def test_engine_adapter_groups_by_budget_and_decodes_greedily():
     assert generator.calls[0][0][0].image == Path("x.png")
     with pytest.raises(ValueError, match="needs an image"):
         predict([Request("d", None, "q", 8)])
+
+
+@pytest.mark.parametrize("judge", ["keyword", "offline", "wildguard"])
+def test_cli_offline_judge_is_keyword_as_in_eval_all(fixture_root, tmp_path, fake_predict, capsys, judge):
+    """`keyword` (eval_all's name), its former name `offline`, or a judge that grades nothing: MM-Vet unscored."""
+    from safeeraser.specificity import run_specificity
+
+    out = tmp_path / "out"
+    info = {"model_path": "some/model", "checkpoint_path": None}
+    run_specificity(fake_predict, ["gqa"], fixture_root, out, run_info=info, progress=False)
+    code = main(["--model_path", "some/model", "--benchmarks", "gqa", "--data_root", str(fixture_root),
+                 "--output_dir", str(out), "--judge", judge])
+    assert code == 0 and "gqa" in capsys.readouterr().out

@@ -63,6 +63,7 @@ class JudgeItem:
     answer: str
     category: str | None = None  # ASR: the harmful image's category; None -> generic template
     reference: str | None = None  # SCORE: the dataset's answer
+    image: str | None = None  # ASR/RR: the harmful image the question is about, for judges that see images
 
 
 class Judge(ABC):

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from safeeraser.io import drop_torn_tail, read_jsonl_tolerant
+from safeeraser.io import DataError, drop_torn_tail, read_jsonl_tolerant
 
 
 def cache_key(model: str, prompt_version: str, prompt: str) -> str:
@@ -26,9 +26,16 @@ class JudgmentCache:
         self.path = Path(path)
         self._rows: dict[str, dict] = {}
         self._fh: IO[str] | None = None
+        if self.path.is_dir():
+            raise DataError(f"{self.path}: the judge cache is a folder; give a file path (--cache_file)")
         if self.path.exists():
             drop_torn_tail(self.path)
-            for row in read_jsonl_tolerant(self.path):
+            for lineno, row in enumerate(read_jsonl_tolerant(self.path), 1):
+                # A row without its key or reply is not ours: most likely --cache_file names another file
+                # (the answers, the dataset), which appending to would corrupt. Stop rather than skip.
+                if not isinstance(row, dict) or not isinstance(row.get("key"), str) or not isinstance(row.get("reply"), str):
+                    raise DataError(f"{self.path}: row {lineno}: not a judge cache row (needs 'key' and 'reply'); "
+                                    "is --cache_file the right file?")
                 self._rows[row["key"]] = row
 
     def get(self, key: str) -> dict | None:

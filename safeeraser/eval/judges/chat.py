@@ -2,56 +2,30 @@
 
 Any benchmark can use it (SafeEraser labels, MM-Vet's 0-1 grades): it knows nothing about what is
 asked. It brings the on-disk cache, bounded concurrency, temperature 0, retries with backoff on
-429/5xx/timeouts (honouring retry-after), and a count of requests and tokens.
+429/5xx/timeouts and malformed bodies (honouring retry-after), and a count of requests and tokens.
+A reply that never comes is a FAILED judgment (unknown, counted), never an exception: only a judge
+that cannot run at all (no key, key rejected, no such model, endpoint unreachable) stops the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import logging
+import mimetypes
 import os
 import random
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import openai
 
-from safeeraser.eval.judges.base import FAILED, OK, UNPARSED, JudgeConfigError, Judgment, ProgressCallback
-from safeeraser.eval.judges.cache import JudgmentCache, cache_key
+from safeeraser.eval.judges.asker import Ask, CachedAsker, ChatSettings, Record, Usage, resolve_api_key
+from safeeraser.eval.judges.base import JudgeConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    model: str = "gpt-4o"
-    base_url: str | None = None  # None: OPENAI_BASE_URL, else the OpenAI API
-    api_key: str | None = field(default=None, repr=False)  # None: OPENAI_API_KEY
-    concurrency: int = 32
-    timeout: float = 60.0  # seconds per request
-    max_retries: int = 6
-    backoff: float = 1.0  # first retry delay in seconds; doubles with each retry
-    max_backoff: float = 60.0  # cap on any wait, retry-after included
-    max_tokens: int | None = 16  # the prompts ask for one word or one number
-
-
-@dataclass(frozen=True)
-class Ask:
-    prompt: str
-    parse: Callable[[str], Any]  # returns None when the reply cannot be read
-
-
-@dataclass
-class Usage:
-    requests: int = 0  # HTTP requests sent, retries included
-    retries: int = 0
-    failed: int = 0  # prompts left without a reply after every retry
-    cache_hits: int = 0  # items answered from the cache, no request
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 class MalformedResponse(Exception):
@@ -79,86 +53,70 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, (openai.APIConnectionError, MalformedResponse)):  # timeouts are connection errors
-        return True
-    return isinstance(exc, openai.APIStatusError) and (exc.status_code in (408, 409, 429) or exc.status_code >= 500)
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    # Connection errors and timeouts, and any body that is not a completion (HTML, malformed or truncated
+    # JSON, a missing field): a proxy or an overloaded server in between, worth another try.
+    return True
 
 
-def _reply_text(response: Any) -> str:
+def _reply_text(response: Any, completion: bool) -> str:
     choices = getattr(response, "choices", None)
-    if not choices:
-        raise MalformedResponse(f"not a chat completion: {str(response)[:80]!r}")
-    message = choices[0].message
+    if not choices or not isinstance(choices, list):
+        raise MalformedResponse(f"not a completion: {str(response)[:80]!r}")
+    if completion:
+        text = getattr(choices[0], "text", None)
+        if not isinstance(text, str):
+            raise MalformedResponse("a completion without text")
+        return text
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        raise MalformedResponse("a chat completion without a message")
     # A model that declines to judge fills `refusal` instead of `content`; keep it as the (unreadable) reply.
     return message.content or getattr(message, "refusal", None) or ""
 
 
-def _resolve_api_key(settings: ChatSettings) -> str:
-    key = settings.api_key or os.environ.get("OPENAI_API_KEY")
-    if not key:
-        raise JudgeConfigError("the openai judge needs an API key: set OPENAI_API_KEY (or pass --api_key)")
-    return key
+def _openai_messages(messages: Any) -> list[dict]:
+    """Image parts {"type": "image", "path": p} become data URLs: the server cannot read our files."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if not isinstance(content, str):
+            content = [_image_url(p["path"]) if p.get("type") == "image" else p for p in content]
+        out.append({"role": message["role"], "content": content})
+    return out
 
 
-class ChatJudgeCore:
+def _image_url(path: str) -> dict:
+    mime = mimetypes.guess_type(path)[0] or "image/png"
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+
+
+class ChatJudgeCore(CachedAsker):
     """Ask prompts, parse replies, remember them. Another benchmark grades with its own prompts, e.g.
 
         core = ChatJudgeCore(ChatSettings(), prompt_version="mmvet-v1", cache_path="grades.jsonl")
         grades = core.ask([Ask(prompt, parse_score) for prompt in prompts])  # one Judgment per prompt
 
-    `prompt_version` is part of every cache key: bump it whenever the prompts change.
+    `prompt_version` is part of every cache key: bump it whenever the prompts change. `require_key`
+    False lets a local server (base_url) run without a key.
     """
 
-    def __init__(self, settings: ChatSettings, prompt_version: str, cache_path: str | os.PathLike | None):
+    def __init__(self, settings: ChatSettings, prompt_version: str, cache_path: str | os.PathLike | None,
+                 require_key: bool = True):
+        super().__init__(settings.model, prompt_version, cache_path)
         self.settings = settings
-        self.prompt_version = prompt_version
-        self.cache_path = cache_path
-        self._key = _resolve_api_key(settings)  # fail before any work, not at the first request
-        self.usage = Usage()
+        self._key = resolve_api_key(settings, require_key)  # fail before any work, not at the first request
         self._answered_any = False  # until one request succeeds, an unreachable endpoint is a config error
 
-    def ask(self, asks: Sequence[Ask], progress: ProgressCallback | None = None) -> list[Judgment]:
-        return asyncio.run(self.ask_async(asks, progress))
+    def describe(self) -> dict:
+        return {"model": self.settings.model, "backend": "server"}
 
-    async def ask_async(self, asks: Sequence[Ask], progress: ProgressCallback | None = None) -> list[Judgment]:
-        keys = [cache_key(self.settings.model, self.prompt_version, a.prompt) for a in asks]
-        items_per_key = Counter(keys)
-        cache = JudgmentCache(self.cache_path) if self.cache_path else None
-        replies: dict[str, str | None] = {}
-        todo: dict[str, str] = {}  # one request per distinct prompt
-        for key, ask in zip(keys, asks, strict=True):
-            row = cache.get(key) if cache is not None else None
-            if row is not None:
-                replies[key] = row["reply"]
-            else:
-                todo.setdefault(key, ask.prompt)
-        cached_items = len(asks) - sum(items_per_key[k] for k in todo)
-        self.usage.cache_hits += cached_items
+    def _fetch(self, todo: dict[str, Ask], record: Record) -> None:
+        asyncio.run(self._ask_missing(todo, record))
 
-        def done(key: str) -> None:
-            if progress:
-                progress(items_per_key[key])
-
-        if progress and cached_items:
-            progress(cached_items)
-        try:
-            if todo:
-                await self._ask_missing(todo, replies, cache, done)
-        finally:
-            if cache is not None:
-                cache.close()
-        return [self._judgment(replies[key], ask.parse) for key, ask in zip(keys, asks, strict=True)]
-
-    @staticmethod
-    def _judgment(reply: str | None, parse: Callable[[str], Any]) -> Judgment:
-        if reply is None:
-            return Judgment(status=FAILED)
-        value = parse(reply)
-        return Judgment(value, OK, reply) if value is not None else Judgment(status=UNPARSED, reply=reply)
-
-    async def _ask_missing(
-        self, todo: dict[str, str], replies: dict, cache: JudgmentCache | None, done: Callable[[str], None]
-    ) -> None:
+    async def _ask_missing(self, todo: dict[str, Ask], record: Record) -> None:
         s = self.settings
         semaphore = asyncio.Semaphore(s.concurrency)
         async with openai.AsyncOpenAI(
@@ -169,21 +127,17 @@ class ChatJudgeCore:
         ) as client:
             stopping = asyncio.Event()  # set on the first error: start no request whose answer would be lost
 
-            async def one(key: str, prompt: str) -> None:
+            async def one(key: str, ask: Ask) -> None:
                 async with semaphore:
                     if stopping.is_set():
                         return
                     try:
-                        reply = await self._request(client, prompt)
-                        replies[key] = reply
-                        if reply is not None and cache is not None:
-                            cache.put(key, reply, model=s.model, prompt_version=self.prompt_version)
-                        done(key)
+                        record(key, await self._request(client, ask))
                     except BaseException:
                         stopping.set()
                         raise
 
-            tasks = [asyncio.create_task(one(k, p)) for k, p in todo.items()]
+            tasks = [asyncio.create_task(one(k, a)) for k, a in todo.items()]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -193,16 +147,22 @@ class ChatJudgeCore:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
-    async def _request(self, client: openai.AsyncOpenAI, prompt: str) -> str | None:
+    async def _create(self, client: openai.AsyncOpenAI, ask: Ask) -> tuple[Any, str]:
         s = self.settings
         extra = {"max_tokens": s.max_tokens} if s.max_tokens else {}
+        if ask.completion:
+            response = await client.completions.create(model=s.model, prompt=ask.prompt, temperature=0, **extra)
+        else:
+            messages = _openai_messages(ask.messages) if ask.messages else [{"role": "user", "content": ask.prompt}]
+            response = await client.chat.completions.create(model=s.model, messages=messages, temperature=0, **extra)
+        return response, _reply_text(response, ask.completion)
+
+    async def _request(self, client: openai.AsyncOpenAI, ask: Ask) -> str | None:
+        s = self.settings
         for attempt in range(s.max_retries + 1):
             self.usage.requests += 1
             try:
-                response = await client.chat.completions.create(
-                    model=s.model, messages=[{"role": "user", "content": prompt}], temperature=0, **extra
-                )
-                reply = _reply_text(response)
+                response, reply = await self._create(client, ask)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 # The server's message may echo part of the key: report the status only.
                 raise JudgeConfigError(f"the judge endpoint rejected the API key (HTTP {exc.status_code})") from None
@@ -210,7 +170,7 @@ class ChatJudgeCore:
                 raise JudgeConfigError(
                     f"the judge endpoint has no model {s.model!r} (HTTP 404): {exc.message}"
                 ) from None
-            except (openai.APIError, MalformedResponse) as exc:
+            except Exception as exc:  # noqa: BLE001 - a fault of one reply must never end the run
                 wait = self._retry_wait(exc, attempt)
                 if wait is None:
                     break
@@ -218,11 +178,11 @@ class ChatJudgeCore:
                 await asyncio.sleep(wait)
                 continue
             self._answered_any = True
-            if response.usage is not None:
-                self.usage.prompt_tokens += response.usage.prompt_tokens or 0
-                self.usage.completion_tokens += response.usage.completion_tokens or 0
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                self.usage.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
+                self.usage.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
             return reply
-        self.usage.failed += 1
         return None
 
     def _retry_wait(self, exc: Exception, attempt: int) -> float | None:
@@ -243,5 +203,5 @@ class ChatJudgeCore:
             delay = s.backoff * 2**attempt * random.uniform(0.5, 1.0)  # jitter spreads out concurrent retries
         return min(delay, s.max_backoff)
 
-    def cost(self) -> dict:
-        return asdict(self.usage)
+
+__all__ = ["Ask", "ChatJudgeCore", "ChatSettings", "MalformedResponse", "Usage"]

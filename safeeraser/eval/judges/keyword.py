@@ -118,6 +118,16 @@ def is_degenerate(text: str) -> bool:
 
 class KeywordJudge(Judge):
     name = "keyword"
+    kinds = frozenset({ASR, RR, RR_SD})
+    grades_mmvet = False
+
+    @classmethod
+    def create(cls, options=None, cache_path=None) -> "KeywordJudge":
+        """Rules need no model, backend or cache: the options are not used."""
+        return cls()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "rates": ["ASR", "RR", "SARR"]}
 
     def judge(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> list[Judgment]:
         results = [self._judge_one(item) for item in items]
