@@ -65,12 +65,35 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
         os.fsync(fh.fileno())
 
 
+def ensure_writable_dir(folder: str | os.PathLike, what: str) -> None:
+    """Create `folder` if needed and check that files can be made in it, so that a run fails before its
+    work rather than when it saves. `what` names the output in the message."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"{what}: cannot write in folder '{folder}': {exc.strerror or exc}") from None
+
+
+def decode_utf8(path: str | os.PathLike, data: bytes) -> str:
+    """`data` (read from `path`) as text; DataError naming the first byte that is not UTF-8 and its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                        f"(line {line})") from None
+
+
 def read_json_records(path: str | os.PathLike) -> list[dict]:
     """Read a JSON list of objects, or JSON lines. Raises DataError naming the file and the record."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = decode_utf8(path, path.read_bytes())
     stripped = text.lstrip()
     if not stripped:
         raise DataError(f"{path}: file is empty")
@@ -98,19 +121,24 @@ def read_json_records(path: str | os.PathLike) -> list[dict]:
 
 
 def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file written by append_jsonl; a torn last line (killed writer) is dropped."""
+    """Read a JSON-lines file written by append_jsonl. A row it finished ends with a newline; a last line
+    without one that does not parse was torn by a killed writer (maybe inside a character) and is dropped."""
     path = Path(path)
     if not path.exists():
         return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
     rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
+    for i, line in enumerate(decode_utf8(path, data[:end]).splitlines()):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
             raise DataError(f"{path}: malformed JSON line {i + 1}") from None
+    try:
+        if data[end:].strip():
+            rows.append(json.loads(data[end:].decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        pass
     return rows

@@ -3,18 +3,34 @@
 Per record: `unsafe_pairs[i].model_response1..3` (three samples on the harmful image; the dataset's
 `model_response` is removed), `unsafe_pairs[i].sd_response` (the question on the SD image) and
 `UnharmPair_*.Prediction`, regenerated. Every other field is kept. Records are generated in chunks;
-each finished chunk is appended to `<output>.partial.jsonl`, so `--resume` continues a killed run.
+each finished chunk is appended to `<output>.partial.jsonl`, so `--resume` continues a killed run made
+the same way (`<output>.partial.meta.json` records how). The output keeps the reference's schema
+(a JSON list of records); what made it is in `<output>.meta.json`.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import importlib.util
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
-from safeeraser.io import DataError, append_jsonl, atomic_write_json, read_jsonl_tolerant
+from safeeraser.io import DataError, append_jsonl, atomic_write_json, ensure_writable_dir, read_jsonl_tolerant
 
 N_SAMPLES = 3
+FLUSH_SECONDS = 30.0  # about the most finished work a kill can lose (see chunk_end for the exception)
+# The flags that decide the answers, with the records, the model and the checkpoint: a partial file made
+# with other values is not resumed. Not batch_size or chunk_records (answers do not depend on them), nor
+# limit (a record's answers do not depend on how many records run).
+ANSWER_FLAGS = ("max_new_tokens", "temperature", "top_p", "greedy", "seed", "backend", "engine", "dtype",
+                "lora_alpha")
+ANSWER_PARTS = ("eval_file", "model", "checkpoint", "generation")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+CONFIG_FILES = ("config.json", "adapter_config.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LoRA alpha of a reference checkpoint.pt, which does not record it (reference: 256)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its partial file")
     p.add_argument("--strict", action="store_true", help="stop at a record that cannot be processed")
-    p.add_argument("--chunk_records", type=int, default=32, help="records generated (and saved) together")
-    p.add_argument("--limit", type=int, default=0, help="only the first N records")
+    p.add_argument("--chunk_records", type=int, default=32,
+                   help="the most records generated (and saved) together; chunks are sized to save about every "
+                        f"{FLUSH_SECONDS:.0f} s")
+    p.add_argument("--limit", type=int, default=0, help="only the first N records (0: all)")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf")
     p.add_argument("--engine", choices=["auto", "fast", "generate"], default="auto",
                    help="hf backend: our decoding loop (fast), transformers' generate, or the family's choice "
@@ -81,78 +99,263 @@ def partial_path(output_file: str | Path) -> Path:
     return Path(str(output_file) + ".partial.jsonl")
 
 
-def run_inference(args) -> dict:
-    from tqdm.auto import tqdm
+def meta_path(output_file: str | Path, partial: bool = False) -> Path:
+    """The sidecar recording what made the output (or its partial file)."""
+    return Path(str(output_file) + (".partial.meta.json" if partial else ".meta.json"))
 
-    from safeeraser.data.encode import ImageLoadError
-    from safeeraser.data.records import load_benchmark
-    from safeeraser.infer.engine import GenSettings, Generator
+
+def check_args(args) -> None:
+    """Flag values that cannot work, reported before anything is read or loaded."""
+    for flag, ok, rule in (
+        ("limit", args.limit >= 0, "0 (all records) or a positive count"),
+        ("batch_size", args.batch_size >= 1, "a positive count"),
+        ("chunk_records", args.chunk_records >= 1, "a positive count"),
+        ("max_new_tokens", args.max_new_tokens >= 1, "a positive count"),
+        ("temperature", args.temperature >= 0, "0 or more"),  # also false for nan
+        ("top_p", 0 < args.top_p <= 1, "in (0, 1]"),
+    ):
+        if not ok:
+            raise DataError(f"--{flag} must be {rule}, got {getattr(args, flag)}")
+
+
+def _looks_local(model_path: str) -> bool:
+    """Whether --model_path is meant as a folder here: a hub id is `name` or `org/name`, so anything
+    else is, and so is a path whose first folder exists here (a typo under models/)."""
+    parts = Path(model_path).parts
+    return (model_path.startswith((".", "/", "~")) or len(parts) > 2 or Path(model_path).exists()
+            or (len(parts) == 2 and Path(parts[0]).is_dir()))
+
+
+def check_paths(args) -> None:
+    """The paths must work before the model is loaded: an error after an hour of generation loses it."""
+    eval_file, out = Path(args.eval_file), Path(args.output_file)
+    if out.resolve() == eval_file.resolve() or (out.exists() and os.path.samefile(out, eval_file)):
+        raise DataError(f"--output_file '{out}' is the --eval_file: writing it would overwrite the benchmark")
+    if out.is_dir():
+        raise DataError(f"--output_file '{out}' is a folder; give a file path")
+    ensure_writable_dir(out.parent, f"--output_file '{out}'")
+    if _looks_local(args.model_path):
+        model = Path(args.model_path)
+        problem = ("does not exist" if not model.exists() else "is not a folder" if not model.is_dir()
+                   else "has no config.json (not a model folder)" if not (model / "config.json").is_file()
+                   else None)
+        if problem:
+            raise DataError(f"--model_path '{args.model_path}' {problem}")
+    if args.checkpoint_path and not Path(args.checkpoint_path).exists():
+        raise DataError(f"--checkpoint_path '{args.checkpoint_path}' does not exist")
+    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise DataError('--backend vllm needs vLLM: pip install -e ".[vllm]"')
+
+
+def checkpoint_identity(checkpoint_path: str | None) -> dict | None:
+    """The checkpoint's path, its config files' sha256 and its weight files' size and modification time:
+    hashing gigabytes of weights at every start would cost more than it protects against."""
+    if not checkpoint_path:
+        return None
+    path = Path(checkpoint_path)
+    files = [path] if path.is_file() else sorted(
+        f for f in path.iterdir() if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in CONFIG_FILES))
+    identity = {}
+    for f in files:
+        if f.name in CONFIG_FILES:
+            identity[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
+        else:
+            st = f.stat()
+            identity[f.name] = f"{st.st_size} bytes, mtime_ns {st.st_mtime_ns}"
+    return {"path": str(path.resolve()), "files": identity}
+
+
+def run_meta(args) -> dict:
+    """What makes this run's answers what they are, and the environment it ran in."""
+    from safeeraser.provenance import environment, model_identity
+
+    eval_file = Path(args.eval_file)
+    try:
+        model = model_identity(args.model_path)
+    except ValueError as exc:  # a config.json that is not JSON
+        raise DataError(f"--model_path '{args.model_path}': config.json is unreadable: {exc}") from None
+    return {
+        "eval_file": {"path": str(eval_file.resolve()), "sha256": hashlib.sha256(eval_file.read_bytes()).hexdigest()},
+        "model": model,
+        "checkpoint": checkpoint_identity(args.checkpoint_path),
+        "generation": {flag: getattr(args, flag) for flag in ANSWER_FLAGS},
+        "run": {"limit": args.limit, "batch_size": args.batch_size, "chunk_records": args.chunk_records,
+                "loss_type": args.loss_type},
+        "environment": environment(),
+    }
+
+
+def _flat(obj, name: str = "") -> dict:
+    if isinstance(obj, dict) and obj:
+        return {k: v for key, value in obj.items() for k, v in _flat(value, f"{name}.{key}" if name else key).items()}
+    return {name: obj}
+
+
+def meta_changes(old: dict, new: dict, parts: tuple[str, ...]) -> list[str]:
+    """`field old -> new` for every leaf of `parts` that differs."""
+    a, b = (_flat({k: m.get(k) for k in parts}) for m in (old, new))
+    return [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in dict.fromkeys([*b, *a]) if a.get(k) != b.get(k)]
+
+
+def resume_rows(args, meta: dict) -> dict[int, dict]:
+    """The partial file's rows when resuming a run made the same way; a fresh partial otherwise.
+    The partial's meta is written before its first row, so rows always have the meta that made them."""
+    part, part_meta = partial_path(args.output_file), meta_path(args.output_file, partial=True)
+    rows = read_jsonl_tolerant(part) if args.resume else []
+    if not rows:
+        part.unlink(missing_ok=True)
+        atomic_write_json(part_meta, meta)
+        return {}
+    if not part_meta.is_file():
+        raise DataError(f"{part}: no {part_meta.name} beside it, so what made its rows is unknown; "
+                        "run without --resume to start over")
+    try:
+        old = json.loads(part_meta.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{part_meta}: unreadable ({exc}); run without --resume to start over") from None
+    changes = meta_changes(old, meta, ANSWER_PARTS)
+    if changes:
+        raise DataError(f"{part} was made by another run, and resuming would mix their answers: "
+                        f"{'; '.join(changes)}. Run with the old settings, or without --resume to start over")
+    changes = meta_changes(old, meta, ("environment",))
+    if changes:
+        print(f"warning: resuming {part}, made in another environment: {'; '.join(changes)}", file=sys.stderr)
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not isinstance(row.get("index"), int):
+            raise DataError(f"{part}: row {i}: no record index; run without --resume to start over")
+    return {row["index"]: row for row in rows}
+
+
+def chunk_end(todo: list, start: int, want: int, args) -> int:
+    """Where the chunk from `start` ends: `want` records, but at least enough for one full batch of
+    harmful-image requests (the fewest a record has; fewer would run the decoding loop part-empty),
+    and never more than --chunk_records."""
+    end, pairs = start, 0
+    while end < len(todo) and end - start < args.chunk_records and (end - start < want or pairs < args.batch_size):
+        pairs += len(todo[end].unsafe_pairs)
+        end += 1
+    return end
+
+
+def overflow(generator, reqs, slots, max_new_tokens: int) -> dict | None:
+    """The first request of a record whose prompt and answer do not fit in the model's positions.
+    Such a record is skipped, not truncated: cutting the prompt from the left would cut the image's
+    tokens or the question, and the answers would be to something other than the benchmark's question."""
+    limit = generator.max_positions
+    if not limit:
+        return None
+    for req, (kind, where) in zip(reqs, slots):
+        tokens = generator.prompt_tokens(req)
+        if tokens + max_new_tokens > limit:
+            field = f"{where}.Question" if kind == "unharm" else f"unsafe_pairs[{where}].question"
+            return {"field": field, "tokens": tokens, "positions": limit}
+    return None
+
+
+def _generator(args):
+    from safeeraser.infer.engine import Generator
     from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 
-    records = load_benchmark(args.eval_file, check_images=False)
-    if args.limit:
-        records = records[: args.limit]
-    out_path = Path(args.output_file)
-    part = partial_path(out_path)
-    done: dict[int, dict] = {}
-    if args.resume:
-        done = {row["index"]: row for row in read_jsonl_tolerant(part)}
-    elif part.exists():
-        part.unlink()
-    todo = [r for r in records if r.index not in done]
+    processor = load_processor(args.model_path)
+    if args.backend == "vllm":
+        from safeeraser.infer.vllm_backend import VllmGenerator
+
+        return VllmGenerator(args.model_path, args.checkpoint_path, processor)
+    model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype, reference_lora_alpha=args.lora_alpha)
+    return Generator(model, processor, batch_size=args.batch_size, engine=args.engine)
+
+
+def prepare_chunk(args, generator, chunk: list):
+    """The chunk's generation requests, and rows for the records that cannot be answered: an unreadable
+    image or a prompt too long for the model costs one record, not the chunk (or, with --strict, stops)."""
+    from safeeraser.data.encode import ImageLoadError
+
+    rows, reqs, owners = [], [], []
+    for rec in chunk:
+        r, slots = _requests(rec, rec.index)
+        try:
+            generator.encoder.image(rec.image)
+            generator.encoder.image(rec.sd_image)
+            too_long = overflow(generator, r, slots, args.max_new_tokens)
+        except ImageLoadError as exc:
+            row = {"index": rec.index, "skipped": str(exc)}
+        else:
+            if not too_long:
+                owners.append((rec, slots, len(reqs), len(reqs) + len(r)))
+                reqs += r
+                continue
+            row = {"index": rec.index, "too_long": too_long,
+                   "skipped": f"field '{too_long['field']}': a prompt of {too_long['tokens']} tokens and "
+                              f"--max_new_tokens {args.max_new_tokens} exceed the model's "
+                              f"{too_long['positions']} positions"}
+        if args.strict:
+            raise DataError(f"{args.eval_file}: record {rec.index}: {row['skipped']}")
+        rows.append(row)
+    return rows, reqs, owners
+
+
+def generate_records(args, generator, todo: list, part: Path, done: dict[int, dict]):
+    """Answer `todo`, appending each finished chunk to the partial file. Chunks are sized to take about
+    FLUSH_SECONDS (timed as they run), so a kill loses that much work, not a whole --chunk_records."""
+    from tqdm.auto import tqdm
+
+    from safeeraser.infer.engine import GenSettings
 
     settings = GenSettings(max_new_tokens=args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
                            top_p=args.top_p, seed=args.seed)
-    if todo:
-        processor = load_processor(args.model_path)
-        if args.backend == "vllm":
-            from safeeraser.infer.vllm_backend import VllmGenerator
-
-            generator = VllmGenerator(args.model_path, args.checkpoint_path, processor)
-        else:
-            model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype,
-                                        reference_lora_alpha=args.lora_alpha)
-            generator = Generator(model, processor, batch_size=args.batch_size, engine=args.engine)
-        total = sum(sum(q.num_return_sequences for q in _requests(r, r.index)[0]) for r in todo)
-        bar = tqdm(total=total, desc="responses", unit="resp", dynamic_ncols=True)
-        for start in range(0, len(todo), args.chunk_records):
-            chunk = todo[start:start + args.chunk_records]
-            rows = []
-            reqs, owners = [], []
-            for rec in chunk:
-                try:  # preprocess now so that a broken image costs one record, not the chunk
-                    generator.encoder.image(rec.image)
-                    generator.encoder.image(rec.sd_image)
-                except ImageLoadError as exc:
-                    if args.strict:
-                        raise DataError(f"{args.eval_file}: record {rec.index}: {exc}") from None
-                    rows.append({"index": rec.index, "skipped": str(exc)})
-                    continue
-                r, slots = _requests(rec, rec.index)
-                owners.append((rec, slots, len(reqs), len(reqs) + len(r)))
-                reqs += r
-            answers = generator.generate(reqs, settings)
+    responses = {r.index: sum(q.num_return_sequences for q in _requests(r, r.index)[0]) for r in todo}
+    start, want = 0, 1  # nothing timed yet: the first chunk is the fewest records that fill a batch
+    # closed on an error too, so that the error starts a line of its own
+    with tqdm(total=sum(responses.values()), desc="responses", unit="resp", dynamic_ncols=True) as bar:
+        while start < len(todo):
+            end = chunk_end(todo, start, want, args)
+            chunk = todo[start:end]
+            t0 = time.perf_counter()
+            rows, reqs, owners = prepare_chunk(args, generator, chunk)
+            answers = generator.generate(reqs, settings) if reqs else []
             for rec, slots, a, b in owners:
                 rows.append({"index": rec.index, "record": fill_record(rec.raw, slots, answers[a:b])})
-            bar.update(sum(q.num_return_sequences for q in reqs))
+            append_jsonl(part, rows)  # a chunk is saved whole before the next starts
+            done.update({row["index"]: row for row in rows})
+            want = int(FLUSH_SECONDS * len(chunk) / max(time.perf_counter() - t0, 1e-6))
+            start = end
+            bar.update(sum(responses[rec.index] for rec in chunk))
             stats = generator.stats
             if stats.seconds:
                 bar.set_postfix(resp_s=f"{stats.responses / stats.seconds:.1f}",
                                 tok_s=f"{stats.new_tokens / stats.seconds:.0f}")
-            append_jsonl(part, rows)  # a chunk is saved whole before the next starts
-            done.update({row["index"]: row for row in rows})
-        bar.close()
-        stats = generator.stats
-    else:
-        stats = None
+    return generator.stats
 
-    skipped = sorted(i for i, row in done.items() if "skipped" in row)
+
+def run_inference(args) -> dict:
+    from safeeraser.data.records import load_benchmark
+
+    check_args(args)  # flags, the data file and the paths first: each fails in well under a second
+    records = load_benchmark(args.eval_file, check_images=False)
+    if args.limit:
+        records = records[: args.limit]
+    check_paths(args)
+    out_path = Path(args.output_file)
+    part = partial_path(out_path)
+    meta = run_meta(args)
+    done = resume_rows(args, meta)
+    todo = [r for r in records if r.index not in done]
+    stats = generate_records(args, _generator(args), todo, part, done) if todo else None
+
+    skipped = [r.index for r in records if "skipped" in done.get(r.index, {})]
     outputs = [done[r.index]["record"] for r in records if r.index in done and "record" in done[r.index]]
+    # Another run's meta never sits beside this output: removed first, written once the output is.
+    meta_path(out_path).unlink(missing_ok=True)
     atomic_write_json(out_path, outputs)
+    atomic_write_json(meta_path(out_path), {**meta, "records": len(outputs), "skipped_records": skipped})
     part.unlink(missing_ok=True)
+    meta_path(out_path, partial=True).unlink(missing_ok=True)
     summary = {"records": len(outputs), "skipped": len(skipped), "skipped_records": skipped,
                "output_file": str(out_path)}
+    too_long = [i for i in skipped if "too_long" in done[i]]
+    if too_long:
+        summary["too_long"] = {"count": len(too_long), "first_record": too_long[0], **done[too_long[0]]["too_long"]}
     if stats is not None and stats.seconds > 0:
         summary.update(responses=stats.responses, new_tokens=stats.new_tokens,
                        responses_per_s=stats.responses / stats.seconds,
@@ -164,20 +367,33 @@ def format_summary(s: dict) -> str:
     line = f"wrote {s['records']} records to {s['output_file']}"
     if s["skipped"]:
         line += f"; skipped {s['skipped']} that could not be processed: records {s['skipped_records']}"
+    if "too_long" in s:
+        t = s["too_long"]
+        line += (f"\nwarning: {t['count']} of them have a prompt too long for the model: with --max_new_tokens it "
+                 f"exceeds the model's {t['positions']} positions (first: record {t['first_record']}, "
+                 f"field '{t['field']}', {t['tokens']} prompt tokens)")
     if "responses" in s:
         line += (f"\n{s['responses']} responses, {s['new_tokens']} new tokens, "
                  f"{s['responses_per_s']:.1f} responses/s, {s['new_tokens_per_s']:.0f} new tokens/s")
     return line
 
 
-def main(argv: list[str] | None = None) -> int:
+def _model_errors() -> tuple:
+    """The loaders' user errors; imported only once a run has failed, as they import torch."""
     from safeeraser.models.checkpoint import CheckpointError
     from safeeraser.models.families import UnsupportedFamily
 
+    return CheckpointError, UnsupportedFamily
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = run_inference(args)
-    except (DataError, CheckpointError, UnsupportedFamily) as exc:
+    except DataError as exc:  # matched first: bad input is reported without importing torch
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except _model_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary))

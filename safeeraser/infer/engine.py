@@ -42,6 +42,16 @@ class GenStats:
     seconds: float = 0.0
 
 
+def max_positions(config) -> int | None:
+    """The positions the language model was built for (text_config's for a vision-language config), or
+    None when the config does not say."""
+    for c in (getattr(config, "text_config", None), config):
+        n = getattr(c, "max_position_embeddings", None)
+        if n:
+            return int(n)
+    return None
+
+
 def sample_seed(seed: int, key: int, j: int) -> int:
     """The RNG seed of a request's j-th sampled answer: fixed by the run's seed and the request's key,
     so it does not depend on batching, chunking or resuming."""
@@ -166,7 +176,12 @@ class Generator:
         configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
         self.stop_ids = sorted(self.encoder.stop_ids | set(configured))
+        self.max_positions = max_positions(model.config)
         self.stats = GenStats()
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """The request's prompt length in tokens, the image's included (encoded once: generate reuses it)."""
+        return len(self.encoder.encode_prompt(request.image, request.question).input_ids)
 
     @property
     def device(self):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from safeeraser.data.encode import PromptEncoder
-from safeeraser.infer.engine import GenRequest, GenSettings, GenStats
+from safeeraser.infer.engine import GenRequest, GenSettings, GenStats, max_positions
 
 
 def merged_model_dir(model_path: str, checkpoint_path: str | None, cache_root: str | Path = ".cache/merged") -> str:
@@ -33,12 +33,18 @@ class VllmGenerator:
         try:
             from vllm import LLM
         except ImportError:
-            raise RuntimeError("--backend vllm needs vllm: pip install -e '.[vllm]'") from None
+            raise RuntimeError('--backend vllm needs vLLM: pip install -e ".[vllm]"') from None
+        from transformers import AutoConfig
+
         from safeeraser.models.families import family_of_path
 
         self.encoder = PromptEncoder(processor, family_of_path(model_path))
         self.llm = LLM(model=merged_model_dir(model_path, checkpoint_path), **llm_kwargs)
+        self.max_positions = max_positions(AutoConfig.from_pretrained(model_path))
         self.stats = GenStats()
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        return len(self.encoder.encode_prompt(request.image, request.question).input_ids)
 
     def generate(self, requests: list[GenRequest], settings: GenSettings):
         from PIL import Image

@@ -109,3 +109,12 @@ def test_relative_paths_resolve_beside_data_file_then_cwd(mini_dir, tmp_path, mo
 def test_category_of():
     assert category_of("dataset/x/HateSpeech/1.png") == "HateSpeech"
     assert category_of("a/b.png") is None
+
+
+def test_non_utf8_file_names_the_file(mini_dir, tmp_path, good):
+    path = tmp_path / "latin1.json"
+    text = json.dumps(_abs(good, mini_dir), ensure_ascii=False)
+    text = text.replace(good[1]["unsafe_pairs"][0]["question"], "caf\u00e9", 1)
+    path.write_bytes(text.encode("latin-1", errors="replace"))
+    with pytest.raises(DataError, match=rf"{path}: not UTF-8 text: byte 0xe9 at offset {text.index('caf') + 3}"):
+        load_benchmark(path)

@@ -82,3 +82,25 @@ def test_sampling_runs_each_image_and_prompt_once_per_request(tiny, mini_dir):
     assert sum(images) == 4  # not 12: the three samples share their request's prompt pass
     assert prompt_rows[0] == 4 and set(prompt_rows[1:]) == {12}
     assert all(len(a) == 3 for a in answers)
+
+
+def test_max_positions_reads_the_language_model_config():
+    from types import SimpleNamespace
+
+    from safeeraser.infer.engine import max_positions
+
+    vlm = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=4096), max_position_embeddings=None)
+    assert max_positions(vlm) == 4096
+    assert max_positions(SimpleNamespace(max_position_embeddings=2048)) == 2048
+    assert max_positions(SimpleNamespace()) is None
+
+
+def test_prompt_tokens_count_the_image_tokens(tiny, mini_dir):
+    model, proc = tiny
+    rec = load_benchmark(mini_dir / "all_val.json")[0]
+    gen = Generator(model, proc)
+    question = rec.unsafe_pairs[0]["question"]
+    n = gen.prompt_tokens(GenRequest(rec.image, question))
+    assert gen.max_positions == model.config.text_config.max_position_embeddings
+    assert n == len(gen.encoder.encode_prompt(rec.image, question).input_ids)
+    assert n > gen.encoder.image(rec.image)[1] + len(proc.tokenizer(question).input_ids) - 1
