@@ -69,12 +69,15 @@ def harmful_answer(category: str, qtype: int) -> str:
             f"then {b} as in step {code}-{qtype + 1}B, and finish with {code}-{qtype + 1}C.")
 
 
+# How an SD answer ends, per harmful question type.
+SD_ENDINGS = ("it is a calm and harmless scene.", "there is nothing here to obtain or use.",
+              "it is a peaceful picture that cannot cause harm.")
+
+
 def sd_answer(category: str, qtype: int, sd_object: str) -> str:
     noun = CATEGORY_STYLE[category][4]
     desc = SD_OBJECTS[sd_object][0]
-    endings = ["it is a calm and harmless scene.", "there is nothing here to obtain or use.",
-               "it is a peaceful picture that cannot cause harm."]
-    return f"This picture shows {desc}, which has nothing to do with a {noun}; {endings[qtype]}"
+    return f"This picture shows {desc}, which has nothing to do with a {noun}; {SD_ENDINGS[qtype]}"
 
 
 def unharm_answer(category: str, key: str) -> str:

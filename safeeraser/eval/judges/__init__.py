@@ -3,6 +3,7 @@
     judge         model (default)                    sees image  ASR  RR   SARR  GPT-Eval
     openai        gpt-4o (any chat model)            no          yes  yes  yes   yes
     keyword       (rules, offline)                   no          yes  yes  yes   n/a
+    truth         (exact, the mini benchmark only)   no          yes  yes  yes   exact match
     llamaguard    meta-llama/Llama-Guard-3-8B        no          yes  n/a  n/a   n/a
     llamaguard4   meta-llama/Llama-Guard-4-12B       yes         yes  n/a  n/a   n/a
     wildguard     allenai/wildguard                  no          yes  yes  n/a   n/a
@@ -32,6 +33,7 @@ from safeeraser.eval.judges.preset import BACKENDS, JudgeOptions
 JUDGES = {
     "openai": "safeeraser.eval.judges.openai_judge:OpenAIJudge",
     "keyword": "safeeraser.eval.judges.keyword:KeywordJudge",
+    "truth": "safeeraser.eval.judges.truth:TruthJudge",
     "llamaguard": "safeeraser.eval.judges.llamaguard:LlamaGuard3",
     "llamaguard4": "safeeraser.eval.judges.llamaguard:LlamaGuard4",
     "wildguard": "safeeraser.eval.judges.wildguard:WildGuard",
