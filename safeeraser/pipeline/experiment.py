@@ -56,6 +56,13 @@ class ExperimentConfig:
     seeds: list = field(default_factory=list)
     infer: dict = field(default_factory=dict)  # ckpt_infer flags, e.g. {batch_size: 32, max_new_tokens: 64}
     judge: dict = field(default_factory=lambda: {"name": "keyword"})  # or {name: openai, model: gpt-4o, ...}
+    # Other judges run over the same answers, to report how far each agrees with `judge`
+    # (Cohen's kappa per metric): e.g. [{name: keyword}] beside the mini's exact judge.
+    agreement: list = field(default_factory=list)
+    # torch's CPU threads for the whole run. Results on a CPU depend on them (reductions split
+    # differently), so a run that must reproduce elsewhere fixes them; null keeps torch's default.
+    threads: Any = None
+    bootstrap: dict = field(default_factory=lambda: {"resamples": 2000, "seed": 0})  # the 95% intervals
     specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
 
 
@@ -89,18 +96,36 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
+    for i, block in enumerate(agreement_blocks(cfg)):
+        judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
+    if cfg.threads is not None and (not isinstance(cfg.threads, int) or isinstance(cfg.threads, bool)
+                                    or cfg.threads < 1):
+        raise ConfigError(f"{p}: key 'threads': a positive integer or null, got {cfg.threads!r}")
+    if not isinstance(cfg.bootstrap.get("resamples"), int) or cfg.bootstrap.resamples < 100:
+        raise ConfigError(f"{p}: key 'bootstrap.resamples': an integer of at least 100")
     return cfg
 
 
-def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True) -> tuple[str, dict]:
-    """(judge name, make_judge arguments) from the `judge:` block, through the judge registry.
-    Raises ConfigError naming the key, with check_key the API key where the judge needs one."""
+def agreement_blocks(cfg) -> list[dict]:
+    """The `agreement:` judges as judge blocks ("keyword" is short for {name: keyword})."""
+    blocks = []
+    for item in cfg.agreement:
+        block = {"name": item} if isinstance(item, str) else OmegaConf.to_container(item)
+        blocks.append(block)
+    return blocks
+
+
+def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True, block: dict | None = None,
+                  key: str = "judge") -> tuple[str, dict]:
+    """(judge name, make_judge arguments) from the `judge:` block (or another judge block), through the
+    judge registry. Raises ConfigError naming the key, with check_key the API key where the judge needs one."""
     from safeeraser.eval.judges import JudgeOptionError, options_from_config
 
+    block = OmegaConf.to_container(cfg.judge) if block is None else block
     try:
-        return options_from_config(OmegaConf.to_container(cfg.judge), check_key=check_key)
+        return options_from_config(block, check_key=check_key)
     except JudgeOptionError as exc:
-        raise ConfigError(f"{where}: key 'judge.{exc.key}': {exc.message}") from None
+        raise ConfigError(f"{where}: key '{key}.{exc.key}': {exc.message}") from None
 
 
 def mmvet_grader(cfg, cache_path: Path):
@@ -129,6 +154,8 @@ class Runner:
         self.work = Path(cfg.workdir)
         self.log = log
         self.executed: list[str] = []  # steps that did work in this run (the rest were found done)
+        # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
+        self.values: dict[str, list[dict]] = {}
 
     # --- shared inputs --------------------------------------------------------------------------
     def prepare_inputs(self) -> None:
@@ -207,24 +234,37 @@ class Runner:
             self.executed.append(f"infer:{tag}:{split}")
         return out
 
-    def judge(self) -> tuple[str, dict, dict]:
+    def judge(self, block: dict | None = None) -> tuple[str, dict, dict]:
         """(name, make_judge arguments, the options that name the judge's output: no secrets)."""
-        name, kwargs = judge_options(self.cfg)
-        extra = {k: v for k, v in OmegaConf.to_container(self.cfg.judge).items() if k not in ("name", "api_key")}
+        block = OmegaConf.to_container(self.cfg.judge) if block is None else block
+        name, kwargs = judge_options(self.cfg, block=block)
+        extra = {k: v for k, v in block.items() if k not in ("name", "api_key")}
         return name, kwargs, extra
 
-    def evaluate(self, tag: str, answers: Path, split: str) -> dict:
+    def evaluate(self, tag: str, answers: Path, split: str, block: dict | None = None) -> tuple[dict, Path]:
+        """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
         from safeeraser.eval import evaluate, make_judge, stats_path_for
 
-        name, kwargs, extra = self.judge()
+        name, kwargs, extra = self.judge(block)
         out = self.work / "eval" / f"{answers.stem}_{name}_{_digest(extra)}_rr.json"
         stats = stats_path_for(out)
         if not stats.exists():
             self.log(f"[{tag}] judging {split} with the {name} judge")
             judge = make_judge(name, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl", **kwargs)
             evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
-            self.executed.append(f"eval:{tag}:{split}")
-        return json.loads(stats.read_text())
+            self.executed.append(f"eval:{tag}:{split}" + ("" if block is None else f":{name}"))
+        return json.loads(stats.read_text()), out
+
+    def agreement(self, tag: str, answers: dict[str, Path], judged: dict[str, Path]) -> dict:
+        """Per agreement judge: its labels against the experiment judge's on both splits (no new calls
+        for what is judged already)."""
+        from safeeraser.eval.agreement import compare
+
+        result = {}
+        for block in agreement_blocks(self.cfg):
+            other = {split: self.evaluate(tag, answers[split], split, block)[1] for split in answers}
+            result[block["name"]] = {split: compare(judged[split], other[split]) for split in answers}
+        return result
 
     def specificity(self, tag: str, ckpt: Path | None) -> dict | None:
         spec = self.cfg.specificity
@@ -264,9 +304,24 @@ class Runner:
             tag, ckpt = f"{VANILLA}-{_digest(self.cfg.model.vanilla)}", None
         else:
             tag, ckpt = self.forget(method, seed)
-        stats = {split: self.evaluate(tag, self.infer(tag, ckpt, split), split) for split in ("train", "val")}
-        spec = self.specificity(tag, ckpt)
-        return row_from(method, stats, spec)
+        from safeeraser.eval.bootstrap import judged_values
+        from safeeraser.eval.degenerate import degenerate_by_view
+        from safeeraser.io import read_json_records
+
+        answers = {split: self.infer(tag, ckpt, split) for split in ("train", "val")}
+        evaluated = {split: self.evaluate(tag, answers[split], split) for split in answers}
+        stats = {split: s for split, (s, _) in evaluated.items()}
+        judged = {split: path for split, (_, path) in evaluated.items()}
+        values = {split: judged_values(read_json_records(path), str(path)) for split, path in judged.items()}
+        self.values.setdefault(method, []).append(values)
+        row = row_from(method, stats, self.specificity(tag, ckpt))
+        row["ci"] = intervals(values, self.cfg.bootstrap)
+        row["degenerate"] = {split: degenerate_by_view(read_json_records(path), str(path))
+                             for split, path in answers.items()}
+        row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
+        if self.cfg.agreement:
+            row["agreement"] = self.agreement(tag, answers, judged)
+        return row
 
     def run_method(self, method: str) -> dict:
         """The method's row: one run, or the mean ± sd over the experiment's seeds (the vanilla model
@@ -274,15 +329,68 @@ class Runner:
         seeds = list(self.cfg.seeds) if method != VANILLA else []
         if len(seeds) < 2:
             return self.run_once(method, seeds[0] if seeds else None)
-        return combine_seeds(method, seeds, [self.run_once(method, s) for s in seeds])
+        row = combine_seeds(method, seeds, [self.run_once(method, s) for s in seeds])
+        row["ci"] = intervals(self.values[method], self.cfg.bootstrap)
+        return row
 
     def run(self) -> list[dict]:
         self.prepare_inputs()
         return [self.run_method(m) for m in [VANILLA, *self.cfg.methods]]
 
+    def pd_effects(self) -> list[dict]:
+        """For every method run with and without PD: the +PD minus base difference of each rate on the
+        same records, with a paired bootstrap interval (over seeds: each record's counts pooled)."""
+        from safeeraser.eval.bootstrap import paired_bootstrap_diff
+
+        effects = []
+        for base in self.cfg.methods:
+            if f"{base}pd" not in self.values or base not in self.values:
+                continue
+            effect = {"method": base, "with_pd": f"{base}pd"}
+            for key, (split, metric) in CI_SOURCES.items():
+                a = _pooled(self.values[base], split, metric)
+                b = _pooled(self.values[f"{base}pd"], split, metric)
+                diff = paired_bootstrap_diff(a, b, n_resamples=self.cfg.bootstrap.resamples,
+                                             seed=self.cfg.bootstrap.seed)
+                effect[key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
+            effects.append(effect)
+        return effects
+
+
+# Where each rate column's per-record values come from: (split, metric of the judged file).
+CI_SOURCES = {"eff_asr": ("train", "ASR"), "eff_rr": ("train", "RR"), "gen_asr": ("val", "ASR"),
+              "gen_rr": ("val", "RR"), "rouge_l": ("val", "ROUGE-L"), "gpt_eval": ("val", "GPT-Eval"),
+              "sarr": ("val", "SARR")}
+
+
+def _percent(x):
+    return None if x is None else 100.0 * x
+
+
+def _pooled(runs: list[dict], split: str, metric: str) -> list[tuple[float, int]]:
+    """Each record's (num, den) summed over runs (seeds) of the same records."""
+    per_run = [run[split][metric] for run in runs]
+    return [(sum(r[i][0] for r in per_run), sum(r[i][1] for r in per_run)) for i in range(len(per_run[0]))]
+
+
+def intervals(runs, bootstrap) -> dict:
+    """95% bootstrap intervals (percent) of each rate column, resampling records (a record's three
+    samples are not independent); over several runs (seeds) a hierarchical bootstrap."""
+    from safeeraser.eval.bootstrap import bootstrap_ci, combine_seeds
+
+    runs = runs if isinstance(runs, list) else [runs]
+    out = {}
+    for key, (split, metric) in CI_SOURCES.items():
+        per_run = [run[split][metric] for run in runs]
+        opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
+        ci = bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else combine_seeds(per_run, **opts)
+        out[key] = None if ci.low is None else [_percent(ci.low), _percent(ci.high)]
+    return out
+
 
 COLUMNS = [("eff_asr", "Eff. ASR↓"), ("eff_rr", "Eff. RR↑"), ("gen_asr", "Gen. ASR↓"), ("gen_rr", "Gen. RR↑"),
-           ("rouge_l", "ROUGE-L↑"), ("gpt_eval", "GPT-Eval↑"), ("specificity", "Spec.↑"), ("sarr", "SARR↓")]
+           ("rouge_l", "ROUGE-L↑"), ("gpt_eval", "GPT-Eval↑"), ("specificity", "Spec.↑"), ("sarr", "SARR↓"),
+           ("degen", "Degen.")]
 
 
 def row_from(method: str, stats: dict, spec: dict | None) -> dict:
@@ -312,12 +420,27 @@ def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
 def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tuple[list[dict], Runner]:
     from safeeraser.pipeline.report import write_report
 
+    from safeeraser.provenance import digest, environment
+
     cfg = load_experiment(path, overrides)
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
+    if cfg.threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     runner = Runner(cfg, log=log)
     rows = runner.run()
-    files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", meta={
-        "config": OmegaConf.to_container(cfg), "seconds": time.perf_counter() - t0, "executed": runner.executed})
+    config = OmegaConf.to_container(cfg)
+    name, _, _ = runner.judge()
+    from safeeraser.eval.judges import judge_class
+
+    judge = {"name": name, "prompt_version": getattr(judge_class(name), "prompt_version", None)}
+    # A run over seeds is another table: it never replaces the single-run report.
+    stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
+    files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
+                         meta={"config": config, "config_sha256": digest(config), "judge": judge,
+                               "provenance": environment(), "seconds": time.perf_counter() - t0,
+                               "executed": runner.executed})
     log(f"report: {', '.join(str(f) for f in files)}")
     return rows, runner

@@ -1,4 +1,5 @@
-"""The experiment's table as Markdown, CSV, JSON and a chart."""
+"""The experiment's table as Markdown, CSV, JSON and a chart: every rate with its 95% interval, the
+effect of PD with a paired interval, and how far other judges agree with the experiment's judge."""
 from __future__ import annotations
 
 import csv
@@ -7,14 +8,22 @@ from pathlib import Path
 
 from safeeraser.io import atomic_write_json, atomic_write_text
 
+AGREEMENT_METRICS = ("ASR", "RR", "SARR")
+
 
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.1f}"
 
 
 def _cell(row: dict, key: str) -> str:
+    text = _fmt(row[key])
     sd = row.get("sd", {}).get(key)
-    return _fmt(row[key]) if sd is None else f"{_fmt(row[key])} ± {sd:.1f}"
+    if sd is not None:
+        text += f" ± {sd:.1f}"
+    ci = (row.get("ci") or {}).get(key)
+    if ci is not None:
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return text
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -29,54 +38,151 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def pd_table(effects: list[dict]) -> str:
+    """+PD minus base per rate, in points, with the paired interval; * where it excludes 0."""
+    from safeeraser.pipeline.experiment import CI_SOURCES, COLUMNS
+
+    labels = dict(COLUMNS)
+    keys = [k for k in CI_SOURCES]
+    lines = ["| method | " + " | ".join(labels[k] for k in keys) + " |", "| --- |" + " ---: |" * len(keys)]
+    for e in effects:
+        cells = []
+        for k in keys:
+            d = e[k]
+            if d["estimate"] is None or d["low"] is None:
+                cells.append("n/a")
+                continue
+            star = "*" if d["excludes_zero"] else ""
+            cells.append(f"{100 * d['estimate']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{star}")
+        lines.append(f"| {e['method']} → {e['with_pd']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pooled_agreement(rows: list[dict]) -> dict:
+    """Per agreement judge and metric: Cohen's kappa and raw agreement over every answer of every row
+    and split that both judges labelled (confusion matrices summed)."""
+    from safeeraser.eval.agreement import cohen_kappa
+
+    out: dict = {}
+    for row in rows:
+        for run in row.get("runs") or [row]:  # a row over seeds holds its runs
+            for judge, splits in (run.get("agreement") or {}).items():
+                for result in splits.values():
+                    for metric in AGREEMENT_METRICS:
+                        r = result.get(metric, {})
+                        if not r.get("available"):
+                            continue
+                        confusion = out.setdefault(judge, {}).setdefault(metric, {})
+                        for a, cells in r["confusion"].items():
+                            for b, n in cells.items():
+                                confusion[(a, b)] = confusion.get((a, b), 0) + n
+    pooled: dict = {}
+    for judge, metrics in out.items():
+        for metric, confusion in metrics.items():
+            pairs = [pair for pair, n in confusion.items() for _ in range(n)]
+            pooled.setdefault(judge, {})[metric] = {
+                "items": len(pairs), "kappa": cohen_kappa(pairs),
+                "agreement": sum(a == b for a, b in pairs) / len(pairs) if pairs else None}
+    return pooled
+
+
+def agreement_text(pooled: dict, judge: str) -> str:
+    lines = []
+    for other, metrics in pooled.items():
+        cells = []
+        for metric in AGREEMENT_METRICS:
+            m = metrics.get(metric)
+            if m is None or m["kappa"] is None:
+                cells.append(f"{metric} n/a")
+            else:
+                cells.append(f"{metric} κ = {m['kappa']:.2f} (agree {100 * m['agreement']:.1f}% of {m['items']})")
+        lines.append(f"- `{other}` against `{judge}`: " + "; ".join(cells))
+    return "\n".join(lines)
+
+
 def plot_report(rows: list[dict], out: Path, title: str) -> Path:
+    """One panel per headline rate; each method's bar beside its +PD bar, 95% intervals as error bars,
+    per-seed values as dots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    panels = [("gen_asr", "Generality ASR % (↓ forgotten)"), ("sarr", "SARR % (↓ no over-forgetting)"),
-              ("rouge_l", "ROUGE-L % (↑ utility kept)"), ("specificity", "Specificity % (↑)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.45 * len(rows) + 1.8), sharey=True)
+    panels = [("eff_asr", "Efficacy ASR %", "↓ forgotten"), ("gen_asr", "Generality ASR %", "↓ forgotten"),
+              ("sarr", "SARR %", "↓ no over-forgetting"), ("rouge_l", "ROUGE-L %", "↑ utility kept"),
+              ("degen", "degenerate answers %", "harmful val answers")]
+    colour = {"vanilla": "#888888", "base": "#e76f51", "pd": "#2a9d8f"}
+    kind = lambda n: "vanilla" if n == "vanilla" else ("pd" if n.endswith("pd") else "base")  # noqa: E731
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 0.42 * len(rows) + 2.2), sharey=True)
     names = [r["method"] for r in rows]
-    colours = ["#888888" if n == "vanilla" else ("#2a9d8f" if n.endswith("pd") else "#e76f51") for n in names]
-    for ax, (key, label) in zip(axes, panels):
-        values = [r[key] if r[key] is not None else 0.0 for r in rows]
-        errors = [r.get("sd", {}).get(key) or 0.0 for r in rows]
-        ax.barh(range(len(rows)), values, color=colours, xerr=errors if any(errors) else None, capsize=2)
+    for ax, (key, label, direction) in zip(axes, panels):
         for i, r in enumerate(rows):
-            ax.text(values[i] + 1, i, _fmt(r[key]), va="center", fontsize=8)
+            value = r.get(key)
+            ci = (r.get("ci") or {}).get(key)
+            err = None if ci is None or value is None else [[value - ci[0]], [ci[1] - value]]
+            ax.barh(i, value or 0.0, color=colour[kind(r["method"])], xerr=err, capsize=2,
+                    error_kw={"elinewidth": 0.8})
+            ax.text((value or 0.0) + 1, i, _fmt(value), va="center", fontsize=7)
+            seeds = [run.get(key) for run in r.get("runs", []) if run.get(key) is not None]
+            if seeds:
+                ax.plot(seeds, [i] * len(seeds), "k.", markersize=3)
         ax.set_xlim(0, 115)
         ax.set_title(label, fontsize=10)
+        ax.set_xlabel(f"% ({direction})", fontsize=8)
     axes[0].set_yticks(range(len(rows)), names)
     axes[0].invert_yaxis()  # shared: once for all panels, vanilla on top
-    fig.suptitle(f"{title}   (grey: vanilla, orange: method, green: method + PD)", fontsize=10)
-    fig.tight_layout()
+    handles = [Patch(color=colour["vanilla"], label="vanilla"), Patch(color=colour["base"], label="method"),
+               Patch(color=colour["pd"], label="method + PD")]
+    if any(r.get("runs") for r in rows):
+        handles.append(plt.Line2D([], [], color="k", marker=".", linestyle="", label="one seed"))
+    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles))
+    fig.suptitle(f"{title}   (bars: 95% bootstrap intervals over records)", fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def write_report(rows: list[dict], folder: Path, title: str, meta: dict) -> list[Path]:
+def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: str = "report",
+                 pd: list[dict] | None = None) -> list[Path]:
     from safeeraser.pipeline.experiment import COLUMNS
 
     folder.mkdir(parents=True, exist_ok=True)
-    md = folder / "report.md"
+    md = folder / f"{stem}.md"
     with_sd = any("sd" in r for r in rows)
-    note = " Rows with n=k: mean ± sample sd over k unlearning seeds." if with_sd else ""
-    atomic_write_text(md, f"# {title}\n\nAll values in percent.{note}\n\n{markdown_table(rows)}\n")
+    notes = ["All values in percent; [low, high]: 95% bootstrap interval over records."]
+    if with_sd:
+        notes.append("Rows with n=k: mean ± sample sd over k unlearning seeds, the interval from a "
+                     "hierarchical bootstrap (seeds, then records).")
+    if all(r.get("specificity") is None for r in rows):
+        notes.append("Spec.: not measured in this run.")
+    notes.append("Degen.: share of harmful (val) answers that are empty, wordless or a repetition loop.")
+    judge = meta.get("judge", {}).get("name", "?")
+    text = f"# {title}\n\n" + " ".join(notes) + f" Judge: `{judge}`.\n\n{markdown_table(rows)}\n"
+    if pd:
+        text += ("\n## PD's effect (+PD minus base, points; paired bootstrap; * = the interval excludes 0)\n\n"
+                 f"{pd_table(pd)}\n")
+    pooled = pooled_agreement(rows)
+    if pooled:
+        text += f"\n## Judge agreement (all rows and splits)\n\n{agreement_text(pooled, judge)}\n"
+    atomic_write_text(md, text)
     buf = io.StringIO()
     columns = [k for k, _ in COLUMNS]
-    writer = csv.DictWriter(buf, fieldnames=["method", *columns, *([f"{k}_sd" for k in columns] + ["seeds"]
-                                                                   if with_sd else [])])
+    ci_columns = [f"{k}_{end}" for k in columns for end in ("low", "high")]
+    writer = csv.DictWriter(buf, fieldnames=["method", *columns, *ci_columns,
+                                             *([f"{k}_sd" for k in columns] + ["seeds"] if with_sd else [])])
     writer.writeheader()
-    for r in rows:  # means in the columns; with seeds, their standard deviations and the seeds beside
+    for r in rows:  # means in the columns; intervals, and with seeds their standard deviations, beside
         line = {"method": r["method"], **{k: r[k] for k in columns}}
+        for k in columns:
+            ci = (r.get("ci") or {}).get(k)
+            line[f"{k}_low"], line[f"{k}_high"] = (None, None) if ci is None else ci
         if with_sd:
             line.update({f"{k}_sd": r.get("sd", {}).get(k) for k in columns})
             line["seeds"] = " ".join(str(s) for s in r.get("seeds", []))
         writer.writerow(line)
-    atomic_write_text(folder / "report.csv", buf.getvalue())
-    atomic_write_json(folder / "report.json", {"rows": rows, **meta})
-    png = plot_report(rows, folder / "report.png", title)
-    return [md, folder / "report.csv", folder / "report.json", png]
+    atomic_write_text(folder / f"{stem}.csv", buf.getvalue())
+    atomic_write_json(folder / f"{stem}.json", {"rows": rows, "pd_effects": pd or [], "agreement": pooled, **meta})
+    png = plot_report(rows, folder / f"{stem}.png", title)
+    return [md, folder / f"{stem}.csv", folder / f"{stem}.json", png]

@@ -76,10 +76,14 @@ def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, 
         values = [r[key] for r in ga["runs"]]
         assert ga[key] == pytest.approx(sum(values) / 2)
         assert ga["sd"][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
-    md = (work / "report.md").read_text()
-    assert "| ga (n=2) |" in md and " ± " in md
-    header = (work / "report.csv").read_text().splitlines()[0]
-    assert "rouge_l_sd" in header and header.endswith("seeds")
+    # a run over seeds is its own report: it never replaces the single-run one
+    assert not (work / "report.md").exists()
+    md = (work / "report-seeds-1-2.md").read_text()
+    assert "| ga (n=2) |" in md and " ± " in md and "hierarchical bootstrap" in md
+    header = (work / "report-seeds-1-2.csv").read_text().splitlines()[0]
+    assert "rouge_l_sd" in header and header.endswith("seeds") and "sarr_low" in header
+    lo, hi = ga["ci"]["eff_asr"]
+    assert lo <= ga["eff_asr"] <= hi
 
 
 def test_combine_seeds_keeps_a_missing_column_missing():

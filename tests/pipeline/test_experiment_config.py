@@ -24,3 +24,19 @@ def test_overrides_of_an_unknown_method_are_an_error(tmp_path):
     path.write_text("methods: [ga]\nmethod_overrides: {gx: [lr=1]}\n")
     with pytest.raises(ConfigError, match="method_overrides.gx': unknown method 'gx'"):
         load_experiment(path)
+
+
+def test_bad_threads_and_agreement_judges_are_config_errors(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("methods: [ga]\nthreads: 0\n")
+    with pytest.raises(ConfigError, match="key 'threads'"):
+        load_experiment(path)
+    path.write_text("methods: [ga]\nagreement: [nosuchjudge]\n")
+    with pytest.raises(ConfigError, match=r"key 'agreement\[0\].name'"):
+        load_experiment(path)
+
+
+def test_mini_uses_the_exact_judge_fixed_threads_and_no_fake_specificity():
+    cfg = load_experiment("mini.yaml")
+    assert cfg.judge.name == "truth" and list(cfg.agreement) == ["keyword"]
+    assert cfg.threads == 2 and cfg.specificity is None
