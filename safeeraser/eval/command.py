@@ -130,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         kept = f"; the judgments received so far are kept in {cache_file}" if args.judge != "keyword" else ""
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
-    print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"]))
+    print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"]))
+    harmful = stats["degenerate"]["harmful"]
+    if harmful["degenerate"]:
+        print(f"degenerate harmful answers: {harmful['degenerate']}/{harmful['n']} "
+              f"({', '.join(f'{k} {v}' for k, v in harmful['counts_by_reason'].items() if v)}): a low ASR from "
+              "answers that say nothing is not forgetting")
     if stats["cost"]:
         cost = stats["cost"]
         print(

@@ -18,12 +18,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from safeeraser.data.records import UNHARM_KEYS
+from safeeraser.eval.bootstrap import rate_cis
+from safeeraser.eval.degenerate import degenerate_by_view
 from safeeraser.eval import metrics
 from safeeraser.eval.judges import make_judge
 from safeeraser.eval.judges.base import ASR, KINDS, RR, RR_SD, SCORE, Judge, JudgeItem
 from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, MatchedRecord, load_matched
 from safeeraser.eval.rouge import rouge_l
 from safeeraser.io import atomic_write_json
+from safeeraser.provenance import environment, file_sha256
 
 
 def stats_path_for(output_file: str | os.PathLike) -> Path:
@@ -98,8 +101,15 @@ def evaluate(
         "stats_asr_rr": stats_asr_rr,
         "stats_unharmpair": stats_unharmpair,
         "summary": metrics.summary(stats_asr_rr, stats_unharmpair),
+        # 95% bootstrap intervals of the summary's rates, resampling records (percent)
+        "ci": {name: None if ci.low is None else [100 * ci.low, 100 * ci.high]
+               for name, ci in rate_cis(judged, source=str(output_file)).items()},
+        # so that "forgot everything" and "says nothing" cannot look alike
+        "degenerate": degenerate_by_view([m.answers for m in matched], str(input_file)),
         "judge": judge.describe(),
         "cost": judge.cost(),
+        "provenance": {**environment(), "input_sha256": file_sha256(input_file),
+                       "refer_sha256": file_sha256(refer_file)},
     }
     atomic_write_json(output_file, judged)
     atomic_write_json(stats_path_for(output_file), stats)

@@ -95,8 +95,11 @@ def summary(stats_asr_rr: dict, stats_unharmpair: dict) -> dict:
     }
 
 
-def format_table(stats_asr_rr: dict, stats_unharmpair: dict) -> str:
+def format_table(stats_asr_rr: dict, stats_unharmpair: dict, ci: dict | None = None) -> str:
+    """The summary's rates with their item counts and, given `ci` (metric -> [low, high] percent),
+    their 95% intervals."""
     row = summary(stats_asr_rr, stats_unharmpair)
+    ci = ci or {}
     counts = {
         "ASR": (stats_asr_rr["total"], stats_asr_rr["asr_unknown"]),
         "RR": (stats_asr_rr["total"], stats_asr_rr["rr_unknown"]),
@@ -104,9 +107,11 @@ def format_table(stats_asr_rr: dict, stats_unharmpair: dict) -> str:
         "ROUGE-L": (stats_unharmpair["total"], 0),
         "GPT-Eval": (stats_unharmpair["total"], stats_unharmpair["gpt_unknown"]),
     }
-    lines = [f"{'metric':<9} {'value %':>8} {'items':>7} {'unknown':>8}"]
+    lines = [f"{'metric':<9} {'value %':>8} {'items':>7} {'unknown':>8} {'95% interval':>16}"]
     for name, value in row.items():
         shown = "n/a" if value is None else f"{value:.2f}"
         items, unknown = counts[name]
-        lines.append(f"{name:<9} {shown:>8} {items:>7} {unknown:>8}")
+        interval = ci.get(name)
+        interval = "" if interval is None else f"[{interval[0]:.1f}, {interval[1]:.1f}]"
+        lines.append(f"{name:<9} {shown:>8} {items:>7} {unknown:>8} {interval:>16}")
     return "\n".join(lines)

@@ -167,7 +167,7 @@ def checkpoint_identity(checkpoint_path: str | None) -> dict | None:
 
 def run_meta(args) -> dict:
     """What makes this run's answers what they are, and the environment it ran in."""
-    from safeeraser.provenance import environment, model_identity
+    from safeeraser.provenance import environment, file_sha256, model_identity
 
     eval_file = Path(args.eval_file)
     try:
@@ -175,7 +175,7 @@ def run_meta(args) -> dict:
     except ValueError as exc:  # a config.json that is not JSON
         raise DataError(f"--model_path '{args.model_path}': config.json is unreadable: {exc}") from None
     return {
-        "eval_file": {"path": str(eval_file.resolve()), "sha256": hashlib.sha256(eval_file.read_bytes()).hexdigest()},
+        "eval_file": {"path": str(eval_file.resolve()), "sha256": file_sha256(eval_file)},
         "model": model,
         "checkpoint": checkpoint_identity(args.checkpoint_path),
         "generation": {flag: getattr(args, flag) for flag in ANSWER_FLAGS},

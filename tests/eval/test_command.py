@@ -132,3 +132,22 @@ def test_killed_run_resumes_with_no_duplicate_calls(sample_files, tmp_path, judg
     stats = json.loads(out.with_suffix(".txt").read_text())
     assert stats["stats_asr_rr"]["unsafe_count"] == 5 and stats["stats_asr_rr"]["sd_refuse_count"] == 3
     assert stats["cost"]["cache_hits"] == len(kept)
+
+
+def test_stats_carry_intervals_degenerate_answers_and_provenance(sample_files, tmp_path, capsys):
+    out = tmp_path / "val_rr.json"
+    rc = main(["--input_file", str(sample_files[0]), "--output_file_rr", str(out), "--file_refer",
+               str(sample_files[1]), "--judge", "keyword", "--no_progress"])
+    assert rc == 0
+    stats = json.loads(out.with_suffix(".txt").read_text())
+    for metric, value in stats["summary"].items():
+        ci = stats["ci"][metric]
+        assert (value is None) == (ci is None), metric
+        if ci is not None:
+            assert ci[0] - 0.01 <= value <= ci[1] + 0.01, metric  # the summary is rounded
+    answers = json.loads(Path(sample_files[0]).read_text())
+    harmful = sum(len(r["unsafe_pairs"]) * 3 for r in answers)
+    assert stats["degenerate"]["harmful"]["n"] == harmful
+    prov = stats["provenance"]
+    assert prov["code"]["commit"] and prov["packages"]["torch"] and len(prov["input_sha256"]) == 64
+    assert "95% interval" in capsys.readouterr().out
