@@ -15,7 +15,7 @@ from safeeraser.eval.judges.base import JudgeConfigError
 from safeeraser.eval.judges.local import DTYPES
 from safeeraser.eval.matching import load_matched
 from safeeraser.eval.metrics import format_table
-from safeeraser.io import DataError
+from safeeraser.io import DataError, atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache_file", default=None, help="judge reply cache, JSON lines (default: <output_file_rr>.judge_cache.jsonl)"
     )
+    g = p.add_argument_group("judge-free metrics (optional; they load the model)")
+    g.add_argument("--model_path", default=None,
+                   help="base model: adds each view's mean answer NLL and probability (forget, retain, PD) "
+                        "under the unlearned and the vanilla model to the stats")
+    g.add_argument("--checkpoint_path", default=None, help="the unlearned adapter / model (omit: vanilla only)")
+    g.add_argument("--unseen_file", default=None,
+                   help="harmful items the vanilla model never trained on: adds Min-K%% / Min-K%%++ membership "
+                        "AUCs of the forget set (--file_refer) against them")
+    g.add_argument("--likelihood_batch_size", type=int, default=8)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -99,12 +108,31 @@ def check_paths(args: argparse.Namespace, cache_file: Path) -> None:
         raise DataError(f"--cache_file {cache_file} is a folder; give a file path")
 
 
+def format_likelihood(report: dict) -> str:
+    lines = [f"{'model':<10} {'view':<7} {'mean NLL':>9} {'mean p':>7}"]
+    for name in ("unlearned", "vanilla"):
+        for view, v in report.get(name, {}).get("views", {}).items():
+            nll = "n/a" if v["mean_nll"] is None else f"{v['mean_nll']:.3f}"
+            prob = "n/a" if v["mean_prob"] is None else f"{v['mean_prob']:.3f}"
+            lines.append(f"{name:<10} {view:<7} {nll:>9} {prob:>7}")
+        auc = report.get(name, {}).get("membership_auc")
+        if auc:
+            shown = ", ".join(f"{k} {'n/a' if auc[k] is None else f'{auc[k]:.3f}'}"
+                              for k in ("min_k", "min_k_plus_plus", "loss"))
+            lines.append(f"{name:<10} membership AUC (forget vs unseen; 0.5 = looks unseen): {shown}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0 or args.batch_size < 1:
         print("error: --concurrency and --batch_size must be >= 1, --max_retries >= 0 and --timeout > 0",
               file=sys.stderr)
+        return 2
+    if (args.checkpoint_path or args.unseen_file) and not args.model_path or args.likelihood_batch_size < 1:
+        print("error: --checkpoint_path and --unseen_file need --model_path (the judge-free metrics), and "
+              "--likelihood_batch_size must be >= 1", file=sys.stderr)
         return 2
     cache_file = Path(args.cache_file) if args.cache_file else default_cache_path(args.output_file_rr)
     try:
@@ -123,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
                            batch_size=args.batch_size, dtype=args.dtype, device=args.device)
         stats = evaluate(args.input_file, args.file_refer, args.output_file_rr, judge,
                          show_progress=not args.no_progress, matched=matched)
+        if args.model_path:
+            from safeeraser.eval.likelihood import likelihood_report
+
+            stats["likelihood"] = likelihood_report(args.model_path, args.checkpoint_path, args.file_refer,
+                                                    unseen_file=args.unseen_file,
+                                                    batch_size=args.likelihood_batch_size, dtype=args.dtype)
+            atomic_write_json(stats_path_for(args.output_file_rr), stats)
+            print(format_likelihood(stats["likelihood"]))
     except (DataError, JudgeConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -201,3 +201,32 @@ def membership_auc(model, processor, forget_records: Sequence[Record], unseen_re
     }
     out = {name: mia_auc([f(s) for s in members], [f(s) for s in others]) for name, f in scores.items()}
     return {**out, "members": len(members), "nonmembers": len(others)}
+
+
+def likelihood_report(model_path: str, checkpoint_path: str | None, refer_file, *, unseen_file=None,
+                      batch_size: int = 8, dtype: str = "auto", k: float = 0.2) -> dict:
+    """eval_all's judge-free block: per view of `refer_file` the mean answer NLL and probability under
+    the unlearned model (`model_path` + `checkpoint_path`) and under the vanilla one (`model_path`
+    alone), and with `unseen_file` the membership AUCs of both (forget set vs unseen harmful items).
+    The models are loaded one after the other, so the memory of one is enough."""
+    import gc
+
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.models.checkpoint import load_for_generation
+    from safeeraser.models.loading import load_processor
+
+    records = load_benchmark(refer_file)
+    unseen = load_benchmark(unseen_file) if unseen_file else None
+    processor = load_processor(model_path)
+    report = {"k": k, "unseen_file": None if unseen_file is None else str(unseen_file)}
+    for name, ckpt in (("unlearned", checkpoint_path), ("vanilla", None)):
+        if name == "unlearned" and checkpoint_path is None:
+            continue  # no checkpoint: the model judged is the vanilla one
+        model = load_for_generation(model_path, ckpt, dtype)
+        block = {"views": view_likelihoods(model, processor, records, batch_size=batch_size)}
+        if unseen is not None:
+            block["membership_auc"] = membership_auc(model, processor, records, unseen, k=k, batch_size=batch_size)
+        report[name] = block
+        del model
+        gc.collect()
+    return report
