@@ -30,13 +30,21 @@ def cmd_make_mini(args) -> int:
     return 0
 
 
+def is_main_process() -> bool:
+    """Under `accelerate launch` every process runs the command: only the main one reports."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def cmd_finetune(args) -> int:
     from safeeraser.pipeline.vanilla import finetune, format_check
     from safeeraser.train.config import CONFIG_DIR
 
     out, report = finetune(args.config or str(CONFIG_DIR / "finetune_tiny.yaml"), args.overrides)
-    print(format_check(report))
-    print(f"saved to {out}")
+    if is_main_process():
+        print(format_check(report))
+        print(f"saved to {out}")
     return 0
 
 
@@ -46,7 +54,8 @@ def cmd_forget(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out = run_training(cfg)
-    print(f"saved to {out}")
+    if is_main_process():
+        print(f"saved to {out}")
     return 0
 
 
@@ -62,7 +71,7 @@ def cmd_run(args) -> int:
 
 def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--config", "--config-name", "--config_name", dest="config", default=default,
-                   help="YAML file, or a name under config/ (Hydra's --config-name is accepted)")
+                   help="YAML file, or a name under config/ with or without .yaml (Hydra's --config-name)")
     p.add_argument("--config-path", "--config_path", dest="config_path", default=None,
                    help="folder of --config-name (Hydra compatibility)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. forget_loss=gdpd lr=2e-4")
@@ -92,10 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-per-category", type=int, default=6)
     p.add_argument("--val-per-category", type=int, default=3)
     p.set_defaults(func=cmd_make_mini)
-    p = sub.add_parser("finetune", help="the vanilla step: full fine-tune, then check what the model answers")
+    from safeeraser.train.config import config_help
+
+    p = sub.add_parser("finetune", help="the vanilla step: full fine-tune, then check what the model answers",
+                       epilog=config_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, None)
     p.set_defaults(func=cmd_finetune)
-    p = sub.add_parser("forget", help="LoRA unlearning (same as forget.py)")
+    p = sub.add_parser("forget", help="LoRA unlearning (same as forget.py)", epilog=config_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, "forget_lora.yaml")
     p.set_defaults(func=cmd_forget)
     # Commands with their own parsers (shared with the top-level scripts): listed here for --help,

@@ -3,14 +3,22 @@ reference's `checkpoint.pt` (every trainable parameter, torch.save'd). Loading i
 that does not match is an error that names it, never a silent skip."""
 from __future__ import annotations
 
+import json
+import logging
 import re
 from pathlib import Path
 
 import torch
 
+from safeeraser.io import DataError
+from safeeraser.models.loading import first_line
 
-class CheckpointError(ValueError):
-    pass
+log = logging.getLogger(__name__)
+PROVENANCE_FILE = "safeeraser_adapter.json"  # written beside the adapter by train/loop.py
+
+
+class CheckpointError(DataError):
+    """A checkpoint that cannot be applied: one line naming it and what is wrong."""
 
 
 def _strict_compare(expected: set[str], got: set[str], source: str) -> None:
@@ -24,17 +32,68 @@ def _strict_compare(expected: set[str], got: set[str], source: str) -> None:
         raise CheckpointError(f"{source}: checkpoint does not match the model: " + ", ".join(parts))
 
 
-def load_adapter(model, adapter_dir: str | Path):
-    from peft import PeftModel
-    from peft.utils import get_peft_model_state_dict
+def check_base_model(model, adapter_dir: Path) -> None:
+    """An adapter records the base model it was made on: another family is refused; another model of the
+    family (the shapes may well fit) is loaded with a warning naming both."""
+    from safeeraser.provenance import model_identity
+
+    record = adapter_dir / PROVENANCE_FILE
+    if not record.is_file():
+        return  # made before adapters recorded their base model
+    try:
+        made_on = json.loads(record.read_text(encoding="utf-8"))["base_model"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{record}: unreadable ({first_line(exc)})") from None
+    here = model_identity(getattr(model, "name_or_path", "") or "")
+    model_type = model.config.model_type
+    if made_on.get("model_type") and made_on["model_type"] != model_type:
+        raise CheckpointError(f"{adapter_dir}: the adapter was made on a '{made_on['model_type']}' model "
+                              f"({made_on.get('model_path')}), not on this '{model_type}' one ({here['model_path']})")
+    same_path = Path(str(made_on.get("model_path"))).resolve() == Path(here["model_path"]).resolve()
+    if made_on.get("config_sha256") != here["config_sha256"] or not same_path:
+        log.warning("%s was made on base model %s (config sha256 %s) but is loaded onto %s (config sha256 %s): "
+                    "results may not be comparable", adapter_dir, made_on.get("model_path"),
+                    made_on.get("config_sha256"), here["model_path"], here["config_sha256"])
+
+
+def _read_adapter_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        raise CheckpointError(f"{adapter_dir}: not an adapter folder")
+    config = adapter_dir / "adapter_config.json"
+    if not config.is_file():
+        raise CheckpointError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter folder, nor a model "
+                              "folder: no config.json either)")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config}: unreadable ({first_line(exc)})") from None
     weights = adapter_dir / "adapter_model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"{adapter_dir}: no adapter_model.safetensors")
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
-    saved = load_file(str(weights))
+    try:
+        return load_file(str(weights))
+    except Exception as exc:  # safetensors reports a cut-off file in several ways
+        raise CheckpointError(f"{weights}: corrupt or truncated ({first_line(exc)})") from None
+
+
+def load_adapter(model, adapter_dir: str | Path):
+    from peft import PeftModel
+    from peft.utils import get_peft_model_state_dict
+
+    adapter_dir = Path(adapter_dir)
+    weights = adapter_dir / "adapter_model.safetensors"
+    saved = _read_adapter_weights(adapter_dir)
+    check_base_model(model, adapter_dir)
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    except RuntimeError as exc:
+        mismatch = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        if not mismatch:
+            raise
+        raise CheckpointError(f"{adapter_dir}: the adapter does not fit this model's shapes (made on another base "
+                              f"model?): {mismatch[0]}") from None
     expected = get_peft_model_state_dict(model)
     _strict_compare(set(expected), set(saved), str(weights))
     for k, v in saved.items():  # the values really landed
@@ -62,7 +121,12 @@ def load_reference_checkpoint(model, path: str | Path, lora_alpha: int = 256):
 
     family = family_of_model(model)
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        # weights_only: a checkpoint is data; a pickle that would run code is refused, not executed
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the restricted unpickler and a damaged file fail in many ways
+        raise CheckpointError(f"{path}: not a loadable checkpoint.pt (only plain tensors are loaded; this file is "
+                              f"damaged or holds other objects): {first_line(exc, 80)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a dict of tensors (the reference's checkpoint.pt)")
     state = {_normalise_reference_key(k, family): v for k, v in state.items()}

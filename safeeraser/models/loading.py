@@ -4,13 +4,55 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
+from pathlib import Path
 
 import torch
+
+from safeeraser.io import DataError
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
+# owner/name on the hub; anything else that is not an existing folder cannot be a model
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+class ModelLoadError(DataError):
+    """A model or processor that cannot be loaded from model_path: one line naming the path and why."""
+
+
+def check_model_path(model_path: str) -> None:
+    """model_path is a model folder (with its config.json) or looks like a hub id: checked without loading."""
+    path = Path(model_path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model_path '{model_path}': the folder has no config.json (not a model folder)")
+        return
+    if path.exists():
+        raise ModelLoadError(f"model_path '{model_path}': a file, not a model folder")
+    if not _HUB_ID.fullmatch(str(model_path)) or str(model_path).startswith((".", "/", "~")):
+        raise ModelLoadError(f"model_path '{model_path}': no such folder")
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one short line, for errors that must stay one line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _from_pretrained(kind: str, load, model_path: str, keep: tuple = (), **kwargs):
+    """transformers' loading, its errors (a missing folder is reported as a bad hub id, an offline hub as a
+    connection error) turned into one line naming the path; errors of the types in `keep` pass as they are."""
+    check_model_path(model_path)
+    try:
+        return load(model_path, **kwargs)
+    except keep:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model_path '{model_path}': cannot load the {kind}: {first_line(exc)}") from None
 
 
 def attention_implementation() -> str:
@@ -30,10 +72,17 @@ def resolve_dtype(name: str | None) -> torch.dtype:
     return DTYPES[name]
 
 
+def family_of(model_path: str):
+    """The family of model_path, from its config.json alone."""
+    from safeeraser.models.families import UnsupportedFamily, family_of_path
+
+    return _from_pretrained("config", family_of_path, model_path, keep=(UnsupportedFamily,))
+
+
 def load_processor(model_path: str):
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(model_path)
+    return _from_pretrained("processor", AutoProcessor.from_pretrained, model_path)
 
 
 def load_model(model_path: str, dtype: str | None = "auto", device: str | torch.device | None = None):
@@ -43,7 +92,8 @@ def load_model(model_path: str, dtype: str | None = "auto", device: str | torch.
     attn = attention_implementation()
     if attn == "flash_attention_2" and torch_dtype == torch.float32:
         attn = "sdpa"  # flash-attn has no fp32 kernels
-    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch_dtype, attn_implementation=attn)
+    model = _from_pretrained("model", AutoModelForImageTextToText.from_pretrained, model_path, dtype=torch_dtype,
+                             attn_implementation=attn)
     if device is not None:
         model.to(device)
     return model

@@ -5,13 +5,17 @@ extra keys are ours (marked below).
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
@@ -26,6 +30,13 @@ class ConfigError(ValueError):
     pass
 
 
+# The reference's model_family names, as the model_type of the checkpoints they name.
+REFERENCE_FAMILIES = {"llava-v1.5-vicuna": "llava"}
+# Keys a resumed run may change: how long it trains, how often it saves, where it reports; not what it trains.
+RESUME_FREE_KEYS = ("max_train_steps", "num_epochs", "save_steps", "save_dir", "resume_from_checkpoint", "overwrite",
+                    "report_to", "workers", "logging_steps", "preset", "model_family")
+
+
 @dataclass
 class LoRAConfig:
     r: int = 32  # 0 means full fine-tuning
@@ -38,7 +49,10 @@ class LoRAConfig:
 
 @dataclass
 class TrainConfig:
-    model_family: str = "llava-v1.5-vicuna"  # recorded only: the family comes from the checkpoint's model_type
+    # The family is read from the checkpoint's config.model_type; a family name here (as the presets set,
+    # e.g. qwen2_5_vl) is checked against it. "" = whatever the checkpoint is; the reference's
+    # llava-v1.5-vicuna is accepted for its configs (see check_model_family).
+    model_family: str = ""
     model_path: str = "llava-hf/llava-1.5-7b-hf"
     # ours: a model preset under config/models/ (model_path, LoRA targets, tuned parts, dtype, max_length);
     # it overrides the config file and is overridden by key=value overrides
@@ -82,6 +96,31 @@ class TrainConfig:
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
 
 
+def config_help() -> str:
+    """The keys and their defaults, and the methods, for `forget.py --help`."""
+    import textwrap
+
+    from safeeraser.train.methods import SUMMARIES
+
+    schema = OmegaConf.to_container(OmegaConf.structured(TrainConfig))
+
+    def show(v) -> str:
+        return "[" + ",".join(v) + "]" if isinstance(v, list) else str(v) if v != "" else "''"
+
+    keys = []
+    for k, v in schema.items():
+        if isinstance(v, dict) and v:
+            keys += [f"{k}.{sub}={show(x)}" for sub, x in v.items()]
+        else:
+            keys.append(f"{k}={show(v)}")
+    methods = [f"  {name:<8} {summary}" for name, summary in sorted(SUMMARIES.items())]
+    return "\n".join([
+        "methods (forget_loss=NAME; NAMEpd adds the PD term, e.g. gdpd; idk = po):", *methods, "",
+        "config keys, as key=value overrides (schema defaults; the config file sets many of them):",
+        textwrap.fill("  ".join(keys), width=110, initial_indent="  ", subsequent_indent="  ",
+                      break_long_words=False, break_on_hyphens=False)])
+
+
 def _parse_overrides(overrides: list[str]) -> DictConfig:
     bad = [o for o in overrides if "=" not in o]
     if bad:
@@ -106,11 +145,7 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
     schema = OmegaConf.structured(TrainConfig)
     layers = [schema]
     if config:
-        path = Path(config)
-        if not path.exists() and (CONFIG_DIR / path).exists():
-            path = CONFIG_DIR / path  # Hydra-style --config-name
-        if not path.exists():
-            raise ConfigError(f"config file '{config}' not found (looked in . and {CONFIG_DIR})")
+        path = find_config(config)
         try:
             layers.append(OmegaConf.load(path))
         except Exception as exc:
@@ -126,6 +161,17 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
         raise ConfigError(_friendly(exc)) from None
     validate(cfg, validate_paths=validate_paths)
     return cfg
+
+
+def find_config(config: str | os.PathLike) -> Path:
+    """A config file given as a path, or Hydra-style as a name under config/, with or without `.yaml`."""
+    given = Path(config)
+    names = [given] if given.suffix in (".yaml", ".yml") else [given, given.with_name(given.name + ".yaml")]
+    for name in names:
+        for path in (name, CONFIG_DIR / name):
+            if path.is_file():
+                return path
+    raise ConfigError(f"config file '{config}' not found (looked in . and {CONFIG_DIR}, with and without .yaml)")
 
 
 def presets() -> list[str]:
@@ -165,11 +211,21 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.num_epochs}")
     need(cfg.max_train_steps >= 0, "max_train_steps", "must be >= 0")
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
+    # LoRA scales its update by alpha / r: alpha 0 trains an adapter that changes nothing
+    need(cfg.LoRA.r == 0 or cfg.LoRA.alpha > 0, "LoRA.alpha", f"must be > 0, got {cfg.LoRA.alpha}")
+    need(cfg.npo_beta > 0, "npo_beta", f"must be > 0 (the loss divides by it), got {cfg.npo_beta}")
+    need(cfg.simnpo_beta > 0, "simnpo_beta", f"must be > 0 (the loss divides by it), got {cfg.simnpo_beta}")
+    need(cfg.simnpo_gamma >= 0, "simnpo_gamma", f"must be >= 0 (a margin), got {cfg.simnpo_gamma}")
     need(0 <= cfg.LoRA.dropout < 1, "LoRA.dropout", "must be in [0, 1)")
     targets = cfg.LoRA.target_modules
     need((isinstance(targets, str) and targets.strip() != "")
          or (not isinstance(targets, str) and len(targets) > 0 and all(isinstance(t, str) and t for t in targets)),
          "LoRA.target_modules", "a non-empty list of module names (q_proj, ...) or a regex string")
+    if isinstance(targets, str):
+        try:
+            re.compile(targets)
+        except re.error as exc:
+            raise ConfigError(f"key 'LoRA.target_modules': '{targets}' is not a valid regex: {exc}") from None
     need(cfg.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
     need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(0 <= cfg.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
@@ -188,6 +244,8 @@ def validate(cfg, validate_paths: bool = True) -> None:
              f"{', '.join(sorted(method.args)) or 'none'}")
         need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
              f"method_args.{name}", "must be a number")
+        problem = method.arg_problem(name, value)
+        need(problem is None, f"method_args.{name}", problem or "")
     terms = set(method.term_names())
     for name, weight in cfg.loss_weights.items():
         need(name in terms, f"loss_weights.{name}",
@@ -201,7 +259,64 @@ def validate(cfg, validate_paths: bool = True) -> None:
         for p in data_paths(cfg):
             need(Path(p).is_file(), "data_path", f"file '{p}' not found")
         if "idk" in method.views():
-            need(Path(cfg.idk_path).is_file(), "idk_path", f"file '{cfg.idk_path}' not found")
+            _default_idk_path(cfg)
         if cfg.resume_from_checkpoint and cfg.resume_from_checkpoint != "latest":
             need(Path(cfg.resume_from_checkpoint).is_dir(), "resume_from_checkpoint",
                  f"folder '{cfg.resume_from_checkpoint}' not found")
+
+
+def check_model_family(cfg, model_type: str) -> None:
+    """model_family, when set to one of our family names (as the presets do), must be the checkpoint's: a
+    config for one family run on another's checkpoint is a mistake in model_path or in the config.
+
+    The reference's value (`llava-v1.5-vicuna`) is boilerplate of its LLaVA-only configs, which are reused
+    unchanged for every family (forget_lora.yaml, forget_tiny.yaml): it says nothing about the model, so a
+    mismatch there is only noted."""
+    name = cfg.model_family
+    if not name or name == model_type:
+        return
+    hint = f"the family is read from the checkpoint: set model_family={model_type} or leave it empty"
+    if REFERENCE_FAMILIES.get(name) == model_type:
+        return
+    if name in REFERENCE_FAMILIES:
+        log.warning("model_family '%s' (the reference's LLaVA-only key) is ignored: model_path '%s' is a '%s' "
+                    "checkpoint (%s)", name, cfg.model_path, model_type, hint)
+        return
+    raise ConfigError(f"key 'model_family': '{name}', but model_path '{cfg.model_path}' is a '{model_type}' "
+                      f"checkpoint ({hint})")
+
+
+def _default_idk_path(cfg) -> None:
+    """idk_path, or else the prompt.json next to the (first) data file: the benchmark ships them together."""
+    if Path(cfg.idk_path).is_file():
+        return
+    beside = Path(data_paths(cfg)[0]).parent / "prompt.json"
+    if not beside.is_file():
+        raise ConfigError(f"key 'idk_path': file '{cfg.idk_path}' not found (nor {beside} beside data_path)")
+    log.warning("idk_path '%s' not found: using %s, beside data_path", cfg.idk_path, beside)
+    cfg.idk_path = str(beside)
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def resume_differences(saved: dict, cfg) -> list[str]:
+    """The keys, other than the budget ones, whose value differs from the checkpoint's run: `key: old -> new`."""
+    old = _flatten(saved)
+    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    missing = object()
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        if key.split(".", 1)[0] in RESUME_FREE_KEYS:
+            continue
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            show = lambda v: "(unset)" if v is missing else repr(v)  # noqa: E731
+            diffs.append(f"{key}: {show(a)} -> {show(b)}")
+    return diffs

@@ -5,6 +5,9 @@ import copy
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,12 +15,13 @@ import torch
 from omegaconf import OmegaConf
 
 from safeeraser.io import atomic_write_json, atomic_write_text, append_jsonl, read_jsonl_tolerant
-from safeeraser.train.config import ConfigError, data_paths
+from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, data_paths, resume_differences
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
+from safeeraser.train.state import (FORMAT, STATE_FILE, checkpoint_dir, latest_checkpoint, load_training_state,
+                                    publish, read_state, remove_partial, save_training_state, temporary_dir)
 
 log = logging.getLogger(__name__)
-STATE_FILE = "trainer_state.json"
 
 
 class TrainingDiverged(RuntimeError):
@@ -46,13 +50,62 @@ def load_records_first(cfg) -> list:
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
-def _latest_checkpoint(save_dir: Path) -> Path | None:
-    ckpts = sorted(save_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return ckpts[-1] if ckpts else None
+def check_writable(save_dir: Path) -> None:
+    """Fail before any model loads when the run could not save: a read-only or missing-parent save_dir
+    would otherwise be found after the whole training."""
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=save_dir, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"key 'save_dir': cannot write to '{save_dir}': {exc.strerror or exc}") from None
+
+
+def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume from and its state, checked against this run's config before any model
+    loads: a resumed run must train what the checkpoint's run trained; only its budget may change."""
+    resume = cfg.resume_from_checkpoint
+    if not resume:
+        return None, None
+    ckpt = latest_checkpoint(save_dir) if resume == "latest" else Path(resume)
+    if ckpt is None:
+        log.warning("resume_from_checkpoint=latest but %s has no complete checkpoint; starting fresh", save_dir)
+        return None, None
+    state = read_state(ckpt)
+    diffs = resume_differences(state["config"], cfg)
+    if diffs:
+        raise ConfigError(f"key 'resume_from_checkpoint': {ckpt} was trained with other settings: {'; '.join(diffs)}. "
+                          f"A resumed run may change only {', '.join(RESUME_FREE_KEYS)}; start a new run "
+                          "(another save_dir) to change the others")
+    return ckpt, state
+
+
+def _local_part(p: torch.Tensor) -> torch.Tensor:
+    shard = getattr(p, "ds_tensor", None)  # ZeRO-3 keeps this process's partition there; p itself is empty
+    return p if shard is None else shard
+
+
+def _all_agree_finite(acc, local_ok: bool) -> bool:
+    return acc.gather(torch.tensor([float(local_ok)], device=acc.device)).min().item() == 1
+
+
+def require_finite_weights(acc, model, where: str, last_ckpt: Path | None) -> None:
+    """A checkpoint or adapter is written only with finite weights: one with NaN/inf would be taken for the
+    last good state. Every process checks its own part and all agree, so all raise together."""
+    ok = all(bool(torch.isfinite(_local_part(p).detach()).all())
+             for p in acc.unwrap_model(model).parameters() if p.requires_grad)
+    if not _all_agree_finite(acc, ok):
+        last = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no good checkpoint was saved"
+        raise TrainingDiverged(f"trainable weights are not finite {where}: nothing saved ({last}); lower lr or "
+                               "add a retain term")
 
 
 def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
     from accelerate.utils import DistributedType
+
+    from safeeraser.models.checkpoint import PROVENANCE_FILE
+    from safeeraser.provenance import digest, environment, model_identity
 
     unwrapped = acc.unwrap_model(model)
     if acc.distributed_type == DistributedType.DEEPSPEED and cfg.LoRA.r > 0:
@@ -64,17 +117,47 @@ def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
         unwrapped.save_pretrained(save_dir, state_dict=state_dict, safe_serialization=True)
         if cfg.LoRA.r == 0:
             processor.save_pretrained(save_dir)  # a full model folder loads like any hub model
+        # What the adapter was made on: loading it onto another base model is then noticed (models/checkpoint.py).
+        config = OmegaConf.to_container(cfg, resolve=True)
+        atomic_write_json(save_dir / PROVENANCE_FILE, {"base_model": model_identity(cfg.model_path),
+                                                       "config_sha256": digest(config),
+                                                       "environment": environment()})
     acc.wait_for_everyone()
 
 
-def _checkpoint(acc, save_dir: Path, step: int, epoch: int, batches_in_epoch: int) -> Path:
-    ckpt = save_dir / f"checkpoint-{step}"
-    acc.save_state(str(ckpt))
+def _checkpoint(acc, model, optimizer, scheduler, cfg, save_dir: Path, step: int, epoch: int,
+                batches_in_epoch: int, last_ckpt: Path | None) -> Path:
+    """Save under a temporary name and rename when complete, the state file written last: a run killed
+    mid-save leaves only the hidden temporary folder, which `latest` never picks."""
+    require_finite_weights(acc, model, f"at step {step}", last_ckpt)
+    tmp, final = temporary_dir(save_dir, step), checkpoint_dir(save_dir, step)
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)  # left by a save that was cut off
+    acc.wait_for_everyone()
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_training_state(acc, model, optimizer, tmp)
+    acc.wait_for_everyone()
     if acc.is_main_process:
-        atomic_write_json(ckpt / STATE_FILE, {"global_step": step, "epoch": epoch,
-                                              "batches_in_epoch": batches_in_epoch})
+        atomic_write_json(tmp / STATE_FILE, {
+            "format": FORMAT, "global_step": step, "epoch": epoch, "batches_in_epoch": batches_in_epoch,
+            "scheduler": scheduler.state_dict(), "accelerate_step": acc.step,
+            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+            "config": OmegaConf.to_container(cfg, resolve=True)})
+        publish(tmp, final)
     acc.wait_for_everyone()
-    return ckpt
+    return final
+
+
+def _require_finite_grad_norm(acc, grad_norm, step: int, epoch: int, last_ckpt: Path | None) -> None:
+    """A NaN/inf gradient would be applied and make every weight NaN. Under fp16 the loss scaler skips such
+    a step by design (its scale was too high), so there it is not divergence."""
+    if grad_norm is None or acc.mixed_precision == "fp16":
+        return
+    norm = float(grad_norm)
+    if not _all_agree_finite(acc, math.isfinite(norm)):
+        where = f" (last good checkpoint: {last_ckpt})" if last_ckpt else ""
+        raise TrainingDiverged(f"gradient norm is {norm} at step {step}, epoch {epoch}: training diverged; "
+                               f"lower lr or add a retain term{where}")
 
 
 def loader_for_epoch(acc, loader, sampler, dataset, epoch: int, skip_batches: int = 0):
@@ -101,8 +184,8 @@ def run_training(cfg) -> Path:
     from transformers import get_scheduler
 
     from safeeraser.data.encode import pad_token_id
-    from safeeraser.models.families import family_of_path
-    from safeeraser.models.loading import load_model, load_processor
+    from safeeraser.models.loading import check_model_path, family_of, load_model, load_processor
+    from safeeraser.train.config import check_model_family
     from safeeraser.train.dataset import EpochSampler, ViewCollator
     from safeeraser.train.methods import parse_method
     from safeeraser.train.model_setup import optimizer_groups, prepare_model
@@ -113,7 +196,10 @@ def run_training(cfg) -> Path:
     save_dir = Path(cfg.save_dir)
     if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
         raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
+    check_writable(save_dir)
+    ckpt, resume_state = resume_point(cfg, save_dir)
     records = load_records_first(cfg)
+    check_model_path(cfg.model_path)
 
     acc = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -126,7 +212,8 @@ def run_training(cfg) -> Path:
 
     sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
     set_seed(cfg.seed)
-    family = family_of_path(cfg.model_path)
+    family = family_of(cfg.model_path)
+    check_model_family(cfg, family.model_type)
     processor = load_processor(cfg.model_path)
     pad_id = pad_token_id(processor.tokenizer)
     dataset = build_dataset(cfg, method, processor, family, records)
@@ -166,25 +253,25 @@ def run_training(cfg) -> Path:
     scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
                               num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    acc.register_for_checkpointing(scheduler)
 
     global_step, start_epoch, skip_batches = 0, 0, 0
     log_path = save_dir / "log.jsonl"
-    resume = cfg.resume_from_checkpoint
-    if resume:
-        ckpt = _latest_checkpoint(save_dir) if resume == "latest" else Path(resume)
-        if ckpt is None:
-            log.warning("resume_from_checkpoint=latest but %s has no checkpoint; starting fresh", save_dir)
-        else:
-            acc.load_state(str(ckpt))
-            state = json.loads((ckpt / STATE_FILE).read_text())
-            global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["batches_in_epoch"]
-            if acc.is_main_process:  # drop log rows written after the checkpoint
-                rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= global_step]
-                atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
-            acc.print(f"resumed from {ckpt} at step {global_step}")
+    if ckpt is not None:
+        state = resume_state
+        load_training_state(acc, model, optimizer, ckpt)
+        scheduler.load_state_dict(state["scheduler"])
+        acc.step = state["accelerate_step"]
+        if acc.scaler is not None and state["scaler"] is not None:
+            acc.scaler.load_state_dict(state["scaler"])
+        global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["batches_in_epoch"]
+        if acc.is_main_process:  # drop log rows written after the checkpoint
+            rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= global_step]
+            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
+        acc.print(f"resumed from {ckpt} at step {global_step}")
     elif acc.is_main_process and log_path.exists():
         log_path.unlink()
+    if acc.is_main_process:
+        remove_partial(save_dir)
 
     if acc.is_main_process:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +283,7 @@ def run_training(cfg) -> Path:
                desc=f"{method.name}", dynamic_ncols=True)
     window: dict[str, list[torch.Tensor]] = {}
     window_samples, window_start = 0, time.perf_counter()
-    last_ckpt = _latest_checkpoint(save_dir) if resume else None
+    last_ckpt = ckpt
     done = global_step >= total_steps
     model.train()
     for epoch in range(start_epoch, cfg.num_epochs):
@@ -215,8 +302,11 @@ def run_training(cfg) -> Path:
                         f"lower lr or add a retain term{where}")
                 acc.backward(loss)
                 grad_norm = None
-                if acc.sync_gradients and cfg.max_grad_norm > 0:
-                    grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                if acc.sync_gradients:
+                    # An infinite bound measures the norm without changing the gradients (they scale by 1).
+                    grad_norm = acc.clip_grad_norm_(model.parameters(),
+                                                    cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+                    _require_finite_grad_norm(acc, grad_norm, global_step + 1, epoch, last_ckpt)
                 optimizer.step()
                 optimizer.zero_grad()
             for k, v in {"total": loss.detach(), **parts}.items():
@@ -240,13 +330,15 @@ def run_training(cfg) -> Path:
             bar.update(1)
             window, window_samples, window_start = {}, 0, time.perf_counter()
             if cfg.save_steps and global_step % cfg.save_steps == 0:
-                last_ckpt = _checkpoint(acc, save_dir, global_step, epoch, i + 1)
+                last_ckpt = _checkpoint(acc, model, optimizer, scheduler, cfg, save_dir, global_step, epoch, i + 1,
+                                        last_ckpt)
             if global_step >= total_steps:
                 done = True
                 break
         skip_batches = 0
     bar.close()
     acc.wait_for_everyone()
+    require_finite_weights(acc, model, f"after step {global_step}", last_ckpt)
     _save_final(acc, model, processor, cfg, save_dir)
     if acc.is_main_process:
         rows = read_jsonl_tolerant(log_path)

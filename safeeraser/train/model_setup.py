@@ -17,6 +17,28 @@ def lora_target_modules(cfg, family) -> str:
     return targets if isinstance(targets, str) else family.lora_targets(list(targets))
 
 
+def check_lora_targets(model, cfg, family) -> None:
+    """Every name in LoRA.target_modules (or the regex) must match a module of the language model:
+    a misspelt name would otherwise leave that part untouched, or the adapter empty."""
+    import torch
+
+    from safeeraser.train.config import ConfigError
+
+    names = [n for n, _ in model.named_modules()]
+    targets = cfg.LoRA.target_modules
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    unmatched = []
+    for target in wanted:
+        pattern = re.compile(target if isinstance(targets, str) else family.lora_targets([target]))
+        if not any(pattern.fullmatch(n) for n in names):
+            unmatched.append(target)
+    if unmatched:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                         if isinstance(m, torch.nn.Linear) and family.part_of(n) == "language"})
+        raise ConfigError(f"key 'LoRA.target_modules': {', '.join(unmatched)} matches no module of the language "
+                          f"model. Its linear layers are named: {', '.join(linear[:12])}")
+
+
 def prepare_model(model, cfg, family):
     """Return the model to train. With LoRA the projector (and vision tower) are full copies in
     `modules_to_save`, so the saved adapter holds everything that changed."""
@@ -28,10 +50,8 @@ def prepare_model(model, cfg, family):
         return model
     from peft import LoraConfig, get_peft_model
 
+    check_lora_targets(model, cfg, family)
     targets = lora_target_modules(cfg, family)
-    pattern = re.compile(targets)
-    if not any(pattern.fullmatch(n) for n, _ in model.named_modules()):
-        raise ValueError(f"LoRA.target_modules '{targets}' matches no module of the model")
     modules_to_save = family.modules_to_save(cfg.tune_vision_tower, cfg.tune_mm_projector)
     lora = LoraConfig(r=cfg.LoRA.r, lora_alpha=cfg.LoRA.alpha, lora_dropout=cfg.LoRA.dropout,
                       target_modules=targets, modules_to_save=modules_to_save or None, bias="none")

@@ -1,11 +1,22 @@
 """Registry of unlearning methods. Adding one: a module with METHOD, and a line here."""
 from __future__ import annotations
 
+import re
+
 from safeeraser.train.methods import dpo, ga, gd, idkdpo, kl, npo, po, rmu, scrub, sft, simnpo, undial, wga
 from safeeraser.train.methods.base import Method, Term  # noqa: F401
 
-REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo,
-                                                                 undial, wga, scrub)}
+_MODULES = (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo, undial, wga, scrub)
+REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in _MODULES}
+
+
+def _summary(doc: str) -> str:
+    """A method module's first sentence, cut to one line: what --help lists."""
+    sentence = re.split(r"(?<!\bal)\.\s", " ".join(doc.split()), maxsplit=1)[0].rstrip(".")
+    return sentence if len(sentence) <= 100 else sentence[:99].rstrip() + "…"
+
+
+SUMMARIES = {m.METHOD.name: _summary(m.__doc__) for m in _MODULES}
 ALIASES = {"idk": "po"}  # the reference's code calls PO `idk`
 METHOD_NAMES = sorted(REGISTRY) + [n + "pd" for n in sorted(REGISTRY) if n != "sft"] + ["idk", "idkpd"]
 

@@ -36,6 +36,9 @@ class Method:
     pd_weight: float = 1.0
     pd_overrides: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # the method's own arguments and their defaults
+    # Each argument's allowed range: "> 0", ">= 0" or "int >= 1" (a layer index); None is always allowed
+    # where the default is None.
+    arg_bounds: dict = field(default_factory=dict)
 
     def with_pd(self) -> "Method":
         terms = tuple(replace(t, weight=self.pd_overrides.get(t.name, t.weight)) for t in self.terms)
@@ -54,6 +57,19 @@ class Method:
         if unknown:
             raise KeyError(unknown[0])
         return {**self.args, **given}
+
+    def arg_problem(self, name: str, value) -> str | None:
+        """Why `value` is not allowed for argument `name`, or None."""
+        bound = self.arg_bounds.get(name)
+        if value is None:
+            return None if self.args.get(name) is None else "must be a number"
+        if bound == "int >= 1":
+            return None if isinstance(value, int) and value >= 1 else f"must be an integer >= 1, got {value}"
+        if bound == "> 0" and not value > 0:
+            return f"must be > 0, got {value}"
+        if bound == ">= 0" and not value >= 0:
+            return f"must be >= 0, got {value}"
+        return None
 
     def term_names(self) -> list[str]:
         return [t.name for t in self.terms]

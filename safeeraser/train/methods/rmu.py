@@ -6,4 +6,5 @@ random direction; the paper's 6.5 for a 7B model whose activations have norms of
 from safeeraser.train.methods.base import Method, Term
 
 METHOD = Method("rmu", (Term("forget", "forget", "rmu_forget", 1.0), Term("retain", "retain", "rmu_retain", 1.0)),
-                pd_weight=1.0, args={"layer": None, "steering": 6.5, "alpha": 1200.0})
+                pd_weight=1.0, args={"layer": None, "steering": 6.5, "alpha": 1200.0},
+                arg_bounds={"layer": "int >= 1", "steering": "> 0", "alpha": ">= 0"})

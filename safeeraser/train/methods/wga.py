@@ -4,4 +4,4 @@ retain NLL."""
 from safeeraser.train.methods.base import Method, Term
 
 METHOD = Method("wga", (Term("forget", "forget", "wga", 1.0), Term("retain", "retain", "nll", 1.0)),
-                pd_weight=1.0, args={"beta": 1.0})
+                pd_weight=1.0, args={"beta": 1.0}, arg_bounds={"beta": ">= 0"})
