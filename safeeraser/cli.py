@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-mini", help="generate the mini benchmark")
     p.add_argument("--out", default="dataset/mini")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-per-category", type=int, default=6)
-    p.add_argument("--val-per-category", type=int, default=3)
+    p.add_argument("--train_per_category", "--train-per-category", type=int, default=6)
+    p.add_argument("--val_per_category", "--val-per-category", type=int, default=3)
     p.set_defaults(func=cmd_make_mini)
     from safeeraser.train.config import config_help
 
@@ -149,6 +149,12 @@ def _specificity_main(argv):
     return spec_main(argv)
 
 
+def _agreement_main(argv):
+    from safeeraser.eval.agreement import main as agreement_main
+
+    return agreement_main(argv)
+
+
 def _bench_main(argv):
     from safeeraser.bench.command import main as bench_main
 
@@ -160,6 +166,7 @@ PASSTHROUGH = {
     "infer": (_infer_main, "a checkpoint's answers on a benchmark file (same as ckpt_infer.py)"),
     "eval": (_eval_main, "judge answers: Efficacy/Generality ASR and RR, SARR, ROUGE-L, GPT-Eval (eval_all.py)"),
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
+    "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),
 }
 
 

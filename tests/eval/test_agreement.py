@@ -77,3 +77,15 @@ def test_two_real_judges_on_the_same_answers(sample_files, tmp_path, capsys):
                  "--output", str(tmp_path / "ag.json")]) == 0
     result = json.loads((tmp_path / "ag.json").read_text())
     assert result["ASR"]["agreement"] == 1.0 and result["ASR"]["both_labelled"] == 12
+
+
+def test_the_safeeraser_command_runs_it(sample_files, tmp_path, capsys):
+    from safeeraser.cli import main as cli_main
+    from safeeraser.eval.command import main as eval_main
+
+    for name in ("keyword", "truth"):
+        assert eval_main(["--input_file", str(sample_files[0]), "--file_refer", str(sample_files[1]),
+                          "--output_file_rr", str(tmp_path / f"{name}.json"), "--judge", name, "--no_progress"]) == 0
+    capsys.readouterr()
+    assert cli_main(["judge-agreement", "--a", str(tmp_path / "truth.json"), "--b", str(tmp_path / "keyword.json")]) == 0
+    assert "kappa" in capsys.readouterr().out
