@@ -156,6 +156,28 @@ class Runner:
         self.executed: list[str] = []  # steps that did work in this run (the rest were found done)
         # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
         self.values: dict[str, list[dict]] = {}
+        self.reused_notes: list[str] = []  # finished steps reused although other code or packages made them
+
+    def note_reuse(self, what: str, environment: dict | None) -> None:
+        """A finished step is reused by its hash name; if other code or other package versions made it,
+        say so (in the log and in report.json) instead of mixing silently."""
+        from safeeraser.provenance import environment as current
+
+        if environment is None:
+            self.reused_notes.append(f"{what}: made before steps recorded their provenance")
+            return
+        now, then = current(), environment
+        changes = []
+        if then.get("code", {}).get("commit") != now["code"]["commit"]:
+            changes.append(f"code {then.get('code', {}).get('commit', '?')[:10]} -> {now['code']['commit'][:10]}")
+        changes += [f"{k} {then.get('packages', {}).get(k)} -> {v}" for k, v in now["packages"].items()
+                    if then.get("packages", {}).get(k) != v]
+        if then.get("torch_threads") != now["torch_threads"]:
+            changes.append(f"torch threads {then.get('torch_threads')} -> {now['torch_threads']}")
+        if changes:
+            note = f"{what}: reused, made with {'; '.join(changes)} (delete it to remake)"
+            self.log(f"note: {note}")
+            self.reused_notes.append(note)
 
     # --- shared inputs --------------------------------------------------------------------------
     def prepare_inputs(self) -> None:
@@ -214,14 +236,24 @@ class Runner:
             run_training(load_config(self.cfg.forget_config, [*overrides, f"save_dir={out}", "overwrite=true",
                                                               *resume]))
             self.executed.append(f"forget:{method}")
+        else:
+            from safeeraser.models.checkpoint import PROVENANCE_FILE
+
+            made = out / PROVENANCE_FILE
+            self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
         return tag, out
 
     def infer(self, tag: str, ckpt: Path | None, split: str) -> Path:
-        from safeeraser.infer.ckpt_infer import build_parser, format_summary, run_inference
+        from safeeraser.infer.ckpt_infer import build_parser, format_summary, meta_path, run_inference
 
         flags = dict(self.cfg.infer)
         key = _digest({"flags": flags, "model": self.cfg.model.vanilla, "data": self.cfg.data[split]})
         out = self.work / "infer" / f"{tag}_{split}_{key}.json"
+        made = meta_path(out)
+        skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
+        if skipped:  # answers missing for records that could not be read then: not done (the input may be fixed)
+            self.log(f"note: {out} lacks records {skipped} (skipped when it was made): answering again")
+            out.unlink()
         if not out.exists():
             argv = ["--eval_file", self.cfg.data[split], "--model_path", self.cfg.model.vanilla,
                     "--output_file", str(out), "--resume"]
@@ -232,6 +264,8 @@ class Runner:
             self.log(f"[{tag}] inference on {split}")
             self.log(format_summary(run_inference(build_parser().parse_args(argv))))
             self.executed.append(f"infer:{tag}:{split}")
+        else:
+            self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
         return out
 
     def judge(self, block: dict | None = None) -> tuple[str, dict, dict]:
@@ -245,15 +279,23 @@ class Runner:
         """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
         from safeeraser.eval import evaluate, make_judge, stats_path_for
 
+        from safeeraser.provenance import file_sha256
+
         name, kwargs, extra = self.judge(block)
-        out = self.work / "eval" / f"{answers.stem}_{name}_{_digest(extra)}_rr.json"
+        # Named from the answers' content too: answers made again (e.g. once a broken image is fixed)
+        # are judged again, never matched with the stats of the earlier ones.
+        key = _digest({"judge": extra, "answers": file_sha256(answers)})
+        out = self.work / "eval" / f"{answers.stem}_{name}_{key}_rr.json"
         stats = stats_path_for(out)
         if not stats.exists():
             self.log(f"[{tag}] judging {split} with the {name} judge")
             judge = make_judge(name, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl", **kwargs)
             evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
             self.executed.append(f"eval:{tag}:{split}" + ("" if block is None else f":{name}"))
-        return json.loads(stats.read_text()), out
+            return json.loads(stats.read_text()), out
+        result = json.loads(stats.read_text())
+        self.note_reuse(str(stats), result.get("provenance"))
+        return result, out
 
     def agreement(self, tag: str, answers: dict[str, Path], judged: dict[str, Path]) -> dict:
         """Per agreement judge: its labels against the experiment judge's on both splits (no new calls
@@ -441,6 +483,6 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tu
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
                          meta={"config": config, "config_sha256": digest(config), "judge": judge,
                                "provenance": environment(), "seconds": time.perf_counter() - t0,
-                               "executed": runner.executed})
+                               "executed": runner.executed, "reused_from_other_code": runner.reused_notes})
     log(f"report: {', '.join(str(f) for f in files)}")
     return rows, runner

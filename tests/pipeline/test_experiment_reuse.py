@@ -1,0 +1,64 @@
+"""When `safeeraser run` reuses a finished step, and when it must not."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from safeeraser.io import DataError
+
+from safeeraser.pipeline.experiment import run_experiment
+
+
+def _experiment(tmp_path, vanilla_dir, data):
+    cfg = {"name": "r", "workdir": str(tmp_path / "work"),
+           "data": {"train": str(data / "all_train.json"), "val": str(data / "all_val.json"),
+                    "prompt": str(data / "prompt.json")},
+           "model": {"vanilla": str(vanilla_dir)}, "methods": [],
+           "infer": {"batch_size": 16, "max_new_tokens": 4, "seed": 0},
+           "judge": {"name": "keyword"}, "specificity": None}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_answers_made_while_an_image_was_broken_are_made_again_once_it_is_fixed(tmp_path, vanilla_dir, mini_dir):
+    data = tmp_path / "data"
+    shutil.copytree(mini_dir, data)
+    record = json.loads((data / "all_val.json").read_text())[0]
+    image = data / record["image_path"]
+    good = image.read_bytes()
+    image.write_bytes(b"not an image")
+    path = _experiment(tmp_path, vanilla_dir, data)
+    # the skipped record leaves answers that cannot be scored against the dataset: one clear error
+    with pytest.raises(DataError, match="5 records, but .* has 6"):
+        run_experiment(path, log=lambda *_: None)
+    image.write_bytes(good)
+    logs: list[str] = []
+    (fixed,), runner = run_experiment(path, log=logs.append)
+    assert any("lacks records [0]" in line for line in logs)
+    assert "infer:vanilla" in " ".join(runner.executed) and "eval:vanilla" in " ".join(runner.executed)
+    assert fixed["degenerate"]["val"]["harmful"]["n"] == 6 * 2 * 3  # every record answered: 2 pairs x 3 samples
+    # and now that nothing was skipped, the next run reuses everything
+    _, again = run_experiment(path, log=lambda *_: None)
+    assert again.executed == []
+
+
+def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanilla_dir, mini_dir):
+    path = _experiment(tmp_path, vanilla_dir, mini_dir)
+    run_experiment(path, log=lambda *_: None)
+    (meta,) = (tmp_path / "work" / "infer").glob("*_val_*.json.meta.json")
+    made = json.loads(meta.read_text())
+    made["environment"]["code"]["commit"] = "0" * 40
+    made["environment"]["packages"]["torch"] = "0.0"
+    meta.write_text(json.dumps(made))
+    logs: list[str] = []
+    _, runner = run_experiment(path, log=logs.append)
+    assert runner.executed == []
+    (note,) = runner.reused_notes
+    assert "code 0000000000 ->" in note and "torch 0.0 ->" in note
+    assert any(line.startswith("note: ") and "reused" in line for line in logs)
+    report = json.loads((tmp_path / "work" / "report.json").read_text())
+    assert report["reused_from_other_code"] == [note]
