@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+CONFIG_FILES = ("config.json", "adapter_config.json")
 PACKAGES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "safetensors", "numpy", "pillow")
 
 
@@ -81,3 +83,22 @@ def model_identity(model_path: str | os.PathLike) -> dict:
     for key in ("transformers_version", "_name_or_path", "_commit_hash"):
         data.pop(key, None)
     return {"model_path": str(model_path), "model_type": data.get("model_type"), "config_sha256": digest(data)}
+
+
+def weights_identity(checkpoint_path: str | os.PathLike | None) -> dict | None:
+    """A model or adapter folder (or weights file): its path, its config files' sha256 and its weight
+    files' size and modification time (hashing gigabytes of weights at every start would cost more
+    than it protects against). Retrained in place, it is another identity."""
+    if not checkpoint_path:
+        return None
+    path = Path(checkpoint_path)
+    files = [path] if path.is_file() else sorted(
+        f for f in path.iterdir() if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in CONFIG_FILES))
+    identity = {}
+    for f in files:
+        if f.name in CONFIG_FILES:
+            identity[f.name] = file_sha256(f)
+        else:
+            st = f.stat()
+            identity[f.name] = f"{st.st_size} bytes, mtime_ns {st.st_mtime_ns}"
+    return {"path": str(path.resolve()), "files": identity}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import importlib.util
 import json
 import os
@@ -29,8 +28,6 @@ FLUSH_SECONDS = 30.0  # about the most finished work a kill can lose (see chunk_
 ANSWER_FLAGS = ("max_new_tokens", "temperature", "top_p", "greedy", "seed", "backend", "engine", "dtype",
                 "lora_alpha")
 ANSWER_PARTS = ("eval_file", "model", "checkpoint", "generation")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-CONFIG_FILES = ("config.json", "adapter_config.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,27 +144,9 @@ def check_paths(args) -> None:
         raise DataError('--backend vllm needs vLLM: pip install -e ".[vllm]"')
 
 
-def checkpoint_identity(checkpoint_path: str | None) -> dict | None:
-    """The checkpoint's path, its config files' sha256 and its weight files' size and modification time:
-    hashing gigabytes of weights at every start would cost more than it protects against."""
-    if not checkpoint_path:
-        return None
-    path = Path(checkpoint_path)
-    files = [path] if path.is_file() else sorted(
-        f for f in path.iterdir() if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in CONFIG_FILES))
-    identity = {}
-    for f in files:
-        if f.name in CONFIG_FILES:
-            identity[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
-        else:
-            st = f.stat()
-            identity[f.name] = f"{st.st_size} bytes, mtime_ns {st.st_mtime_ns}"
-    return {"path": str(path.resolve()), "files": identity}
-
-
 def run_meta(args) -> dict:
     """What makes this run's answers what they are, and the environment it ran in."""
-    from safeeraser.provenance import environment, file_sha256, model_identity
+    from safeeraser.provenance import environment, file_sha256, model_identity, weights_identity
 
     eval_file = Path(args.eval_file)
     try:
@@ -177,7 +156,7 @@ def run_meta(args) -> dict:
     return {
         "eval_file": {"path": str(eval_file.resolve()), "sha256": file_sha256(eval_file)},
         "model": model,
-        "checkpoint": checkpoint_identity(args.checkpoint_path),
+        "checkpoint": weights_identity(args.checkpoint_path),
         "generation": {flag: getattr(args, flag) for flag in ANSWER_FLAGS},
         "run": {"limit": args.limit, "batch_size": args.batch_size, "chunk_records": args.chunk_records,
                 "loss_type": args.loss_type},

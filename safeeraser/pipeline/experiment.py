@@ -184,7 +184,7 @@ class Runner:
         from safeeraser.data.mini import make_mini
         from safeeraser.models.families import DEFAULT_FAMILY
         from safeeraser.models.tiny import make_tiny
-        from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check
+        from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check, stale_settings
 
         d, m = self.cfg.data, self.cfg.model
         if d.make_mini is not None and not Path(d.val).exists():
@@ -204,10 +204,17 @@ class Runner:
             make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
                       size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
+        tune = None if m.finetune is None else [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
+                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true"]
+        if tune is not None and (Path(m.vanilla) / "run_complete.json").exists():
+            changed = stale_settings(m.finetune.config, tune, m.vanilla)
+            if changed:  # e.g. a longer fine-tune in a newer finetune_tiny.yaml: the old model is another model
+                self.log(f"note: the vanilla model in {m.vanilla} was made with other settings "
+                         f"({'; '.join(changed)}): fine-tuning it again")
+                (Path(m.vanilla) / "run_complete.json").unlink()
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
             self.log(f"fine-tuning the vanilla model into {m.vanilla}")
-            _, check = finetune(m.finetune.config, [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
-                                                    f"data_path=[{d.train},{d.val}]", "overwrite=true"])
+            _, check = finetune(m.finetune.config, tune)
             self.log(format_check(check))
             self.executed.append("finetune")
         elif m.finetune is not None and not (Path(m.vanilla) / CHECK_FILE).exists():
@@ -215,6 +222,15 @@ class Runner:
             splits = {Path(p).stem.replace("all_", ""): p for p in (d.train, d.val)}
             self.log(format_check(check_model(m.vanilla, splits)))
             self.executed.append("vanilla-check")
+
+    def vanilla_identity(self) -> dict | str:
+        """What every step starting from the vanilla model is keyed by: its folder's identity (config hash,
+        weight files' size and time), so a vanilla model made again is never matched with results of
+        the old one; a hub id stands for itself."""
+        from safeeraser.provenance import weights_identity
+
+        vanilla = Path(self.cfg.model.vanilla)
+        return weights_identity(vanilla) if vanilla.is_dir() else self.cfg.model.vanilla
 
     # --- per method -----------------------------------------------------------------------------
     def forget(self, method: str, seed: int | None = None) -> tuple[str, Path]:
@@ -228,7 +244,7 @@ class Runner:
         probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."])
         resolved = OmegaConf.to_container(probe)
         resolved.pop("save_dir")
-        tag = f"{method}-{_digest(resolved)}"
+        tag = f"{method}-{_digest({'config': resolved, 'vanilla': self.vanilla_identity()})}"
         out = self.work / "forget" / tag
         if not (out / "run_complete.json").exists():
             self.log(f"[{method}] unlearning -> {out}")
@@ -247,7 +263,7 @@ class Runner:
         from safeeraser.infer.ckpt_infer import build_parser, format_summary, meta_path, run_inference
 
         flags = dict(self.cfg.infer)
-        key = _digest({"flags": flags, "model": self.cfg.model.vanilla, "data": self.cfg.data[split]})
+        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split]})
         out = self.work / "infer" / f"{tag}_{split}_{key}.json"
         made = meta_path(out)
         skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
@@ -343,7 +359,7 @@ class Runner:
 
     def run_once(self, method: str, seed: int | None = None) -> dict:
         if method == VANILLA:
-            tag, ckpt = f"{VANILLA}-{_digest(self.cfg.model.vanilla)}", None
+            tag, ckpt = f"{VANILLA}-{_digest(self.vanilla_identity())}", None
         else:
             tag, ckpt = self.forget(method, seed)
         from safeeraser.eval.bootstrap import judged_values

@@ -308,12 +308,18 @@ def _flatten(value, prefix: str = "") -> dict:
 
 def resume_differences(saved: dict, cfg) -> list[str]:
     """The keys, other than the budget ones, whose value differs from the checkpoint's run: `key: old -> new`."""
+    return config_differences(saved, cfg, RESUME_FREE_KEYS)
+
+
+def config_differences(saved: dict, cfg, ignore=()) -> list[str]:
+    """`key: old -> new` for every key (top-level names in `ignore` aside) whose value differs between a
+    run's saved config and `cfg`."""
     old = _flatten(saved)
     new = _flatten(OmegaConf.to_container(cfg, resolve=True))
     missing = object()
     diffs = []
     for key in sorted(set(old) | set(new)):
-        if key.split(".", 1)[0] in RESUME_FREE_KEYS:
+        if key.split(".", 1)[0] in ignore:
             continue
         a, b = old.get(key, missing), new.get(key, missing)
         if a != b:

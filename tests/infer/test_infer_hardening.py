@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from safeeraser.infer import ckpt_infer
+from safeeraser.provenance import weights_identity
 from safeeraser.infer.engine import Generator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,16 +129,16 @@ def test_checkpoint_identity_changes_when_its_weights_are_rewritten(tmp_path):
     (ckpt / "adapter_config.json").write_text('{"r": 8}')
     (ckpt / "adapter_model.safetensors").write_bytes(b"x" * 10)
     (ckpt / "README.md").write_text("notes")
-    first = ckpt_infer.checkpoint_identity(str(ckpt))
+    first = weights_identity(str(ckpt))
     assert set(first["files"]) == {"adapter_config.json", "adapter_model.safetensors"}
     (ckpt / "README.md").write_text("other notes")  # not what the answers depend on
-    assert ckpt_infer.checkpoint_identity(str(ckpt)) == first
+    assert weights_identity(str(ckpt)) == first
     (ckpt / "adapter_model.safetensors").write_bytes(b"y" * 11)
-    assert ckpt_infer.checkpoint_identity(str(ckpt)) != first
+    assert weights_identity(str(ckpt)) != first
     (ckpt / "adapter_model.safetensors").write_bytes(b"x" * 10)
     os.utime(ckpt / "adapter_model.safetensors", ns=(1, 1))
     (ckpt / "adapter_config.json").write_text('{"r": 16}')
-    second = ckpt_infer.checkpoint_identity(str(ckpt))
+    second = weights_identity(str(ckpt))
     assert second["files"]["adapter_config.json"] != first["files"]["adapter_config.json"]
 
 

@@ -62,3 +62,28 @@ def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanil
     assert any(line.startswith("note: ") and "reused" in line for line in logs)
     report = json.loads((tmp_path / "work" / "report.json").read_text())
     assert report["reused_from_other_code"] == [note]
+
+
+def test_a_vanilla_model_made_with_other_settings_is_made_again_and_nothing_downstream_is_reused(
+        tmp_path, tiny_dir, mini_dir):
+    cfg = {"name": "v", "workdir": str(tmp_path / "work"),
+           "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
+                    "prompt": str(mini_dir / "prompt.json")},
+           "model": {"vanilla": str(tmp_path / "vanilla"),
+                     "finetune": {"config": "finetune_tiny.yaml",
+                                  "overrides": [f"model_path={tiny_dir}", "num_epochs=1"]}},
+           "methods": [], "infer": {"batch_size": 16, "max_new_tokens": 2, "seed": 0},
+           "judge": {"name": "keyword"}, "specificity": None}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    _, first = run_experiment(path, log=lambda *_: None)
+    assert "finetune" in first.executed
+    cfg["model"]["finetune"]["overrides"] = [f"model_path={tiny_dir}", "num_epochs=2"]
+    path.write_text(yaml.safe_dump(cfg))
+    logs: list[str] = []
+    _, second = run_experiment(path, log=logs.append)
+    assert any("num_epochs: 1 -> 2" in line for line in logs)
+    assert "finetune" in second.executed
+    assert any(s.startswith("infer:vanilla") for s in second.executed)  # answers of the new model
+    _, third = run_experiment(path, log=lambda *_: None)
+    assert third.executed == []
