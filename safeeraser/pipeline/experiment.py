@@ -95,6 +95,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
             raise ConfigError(f"{p}: key 'method_overrides.{m}': unknown method '{m}'")
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
+    check_infer_flags(cfg, p)
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
@@ -104,6 +105,39 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if not isinstance(cfg.bootstrap.get("resamples"), int) or cfg.bootstrap.resamples < 100:
         raise ConfigError(f"{p}: key 'bootstrap.resamples': an integer of at least 100")
     return cfg
+
+
+# Set by the pipeline itself for every inference step: not `infer:` keys.
+PIPELINE_INFER_FLAGS = ("eval_file", "model_path", "checkpoint_path", "output_file", "resume")
+
+
+def infer_argv(flags: dict) -> list[str]:
+    argv = []
+    for k, v in flags.items():
+        argv += [f"--{k}"] if v is True else ([] if v is False else [f"--{k}", str(v)])
+    return argv
+
+
+def check_infer_flags(cfg, where) -> None:
+    """The `infer:` block checked as ckpt_infer checks its flags, each problem naming its key."""
+    from safeeraser.infer.ckpt_infer import build_parser, check_args
+    from safeeraser.io import DataError
+
+    parser = build_parser()
+    known = {a.dest for a in parser._actions} - set(PIPELINE_INFER_FLAGS) - {"help"}
+    for key in cfg.infer:
+        if key not in known:
+            raise ConfigError(f"{where}: key 'infer.{key}': not an inference setting; known: {', '.join(sorted(known))}")
+    required = ["--eval_file", "x", "--output_file", "y"]
+    try:
+        args = parser.parse_args(required + infer_argv(dict(cfg.infer)))
+    except SystemExit:  # argparse has printed why (a value of the wrong type or choice)
+        raise ConfigError(f"{where}: key 'infer': a value ckpt_infer cannot parse (see above)") from None
+    try:
+        check_args(args)
+    except DataError as exc:
+        key = str(exc).split()[0].lstrip("-")
+        raise ConfigError(f"{where}: key 'infer.{key}': {str(exc).split(' ', 1)[1]}") from None
 
 
 def agreement_blocks(cfg) -> list[dict]:
@@ -275,8 +309,7 @@ class Runner:
                     "--output_file", str(out), "--resume"]
             if ckpt is not None:
                 argv += ["--checkpoint_path", str(ckpt)]
-            for k, v in flags.items():
-                argv += [f"--{k}"] if v is True else ([] if v is False else [f"--{k}", str(v)])
+            argv += infer_argv(flags)
             self.log(f"[{tag}] inference on {split}")
             self.log(format_summary(run_inference(build_parser().parse_args(argv))))
             self.executed.append(f"infer:{tag}:{split}")

@@ -40,3 +40,11 @@ def test_mini_uses_the_exact_judge_fixed_threads_and_no_fake_specificity():
     cfg = load_experiment("mini.yaml")
     assert cfg.judge.name == "truth" and list(cfg.agreement) == ["keyword"]
     assert cfg.threads == 2 and cfg.specificity is None
+
+
+@pytest.mark.parametrize("override, key", [("infer.batch_size=0", "infer.batch_size"),
+                                           ("infer.max_new_tokens=-1", "infer.max_new_tokens"),
+                                           ("infer.bacth_size=4", "infer.bacth_size")])
+def test_bad_infer_settings_are_config_errors_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=rf"key '{key}'"):
+        load_experiment("mini.yaml", [override])
