@@ -15,7 +15,7 @@ from safeeraser.eval.judges.base import JudgeConfigError
 from safeeraser.eval.judges.local import DTYPES
 from safeeraser.eval.matching import load_matched
 from safeeraser.eval.metrics import format_table
-from safeeraser.io import DataError, atomic_write_json
+from safeeraser.io import DataError, atomic_write_json, ensure_writable_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +106,9 @@ def check_paths(args: argparse.Namespace, cache_file: Path) -> None:
         raise DataError(f"--output_file_rr {out} is a folder; give a file path")
     if cache_file.is_dir():
         raise DataError(f"--cache_file {cache_file} is a folder; give a file path")
+    # before any judging: an output that cannot be written would be found after every call was paid for
+    ensure_writable_dir(out.parent, "--output_file_rr")
+    ensure_writable_dir(cache_file.parent, "--cache_file")
 
 
 def format_likelihood(report: dict) -> str:

@@ -5,16 +5,15 @@ import copy
 import json
 import logging
 import math
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from safeeraser.io import atomic_write_json, atomic_write_text, append_jsonl, read_jsonl_tolerant
+from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
+                           read_jsonl_tolerant)
 from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, data_paths, resume_differences
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
@@ -48,18 +47,6 @@ def load_records_first(cfg) -> list:
     from safeeraser.data.records import load_benchmark
 
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
-
-
-def check_writable(save_dir: Path) -> None:
-    """Fail before any model loads when the run could not save: a read-only or missing-parent save_dir
-    would otherwise be found after the whole training."""
-    try:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=save_dir, prefix=".write-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"key 'save_dir': cannot write to '{save_dir}': {exc.strerror or exc}") from None
 
 
 def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
@@ -196,7 +183,10 @@ def run_training(cfg) -> Path:
     save_dir = Path(cfg.save_dir)
     if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
         raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
-    check_writable(save_dir)
+    try:  # before any model loads: a save_dir that cannot be written would be found after the training
+        ensure_writable_dir(save_dir, "key 'save_dir'")
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
     ckpt, resume_state = resume_point(cfg, save_dir)
     records = load_records_first(cfg)
     check_model_path(cfg.model_path)

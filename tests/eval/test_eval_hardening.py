@@ -90,3 +90,14 @@ def test_malformed_input_is_reported_before_heavy_imports(sample_files, tmp_path
     assert done.stdout.strip() == "2 []", done.stderr
     assert done.stderr.startswith(f"error: {bad}: malformed JSON") and done.stderr.count("\n") == 1
     assert elapsed < 5  # no model, no client: well under a second of work plus the interpreter
+
+
+def test_output_in_a_folder_that_cannot_be_made_is_one_error_before_judging(sample_files, tmp_path, capsys):
+    from safeeraser.eval.command import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    rc = main(["--input_file", str(sample_files[0]), "--file_refer", str(sample_files[1]), "--judge", "keyword",
+               "--output_file_rr", str(blocker / "out" / "val_rr.json"), "--no_progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: --output_file_rr: cannot write in folder") and err.count("\n") == 1

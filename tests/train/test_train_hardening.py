@@ -266,7 +266,7 @@ def test_lora_target_matching_nothing_names_the_key_and_the_layers(vanilla_dir):
 def test_unwritable_save_dir_fails_before_the_model_loads(forget_cfg, tmp_path, no_model_load):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(ConfigError, match="key 'save_dir': cannot write to"):
+    with pytest.raises(ConfigError, match="key 'save_dir': cannot write in folder"):
         loop.run_training(forget_cfg(f"save_dir={blocker / 'run'}"))
 
 
@@ -276,7 +276,7 @@ def test_read_only_save_dir_fails_before_the_model_loads(forget_cfg, tmp_path, n
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        with pytest.raises(ConfigError, match="key 'save_dir': cannot write to"):
+        with pytest.raises(ConfigError, match="key 'save_dir': cannot write in folder"):
             loop.run_training(forget_cfg(f"save_dir={ro}"))
     finally:
         ro.chmod(0o755)
