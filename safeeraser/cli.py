@@ -5,13 +5,17 @@ import argparse
 import logging
 import sys
 
+
 def _user_errors():
     from safeeraser.io import DataError
     from safeeraser.models.families import UnsupportedFamily
     from safeeraser.train.config import ConfigError
-    from safeeraser.train.loop import TrainingDiverged
 
-    return (DataError, ConfigError, TrainingDiverged, FileExistsError, UnsupportedFamily)
+    errors = (DataError, ConfigError, FileExistsError, UnsupportedFamily)
+    # The training loop imports torch: when it never ran, its error cannot have been raised, and a bad
+    # input must not wait for torch to be reported.
+    loop = sys.modules.get("safeeraser.train.loop")
+    return errors + ((loop.TrainingDiverged,) if loop else ())
 
 
 def cmd_make_tiny(args) -> int:
@@ -49,11 +53,13 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from safeeraser.train.config import load_config
-    from safeeraser.train.loop import run_training
+    from safeeraser.train.config import load_config, load_records_first
 
     cfg = load_config(args.config, args.overrides)
-    out = run_training(cfg)
+    records = load_records_first(cfg)  # bad data is reported before torch is even imported
+    from safeeraser.train.loop import run_training
+
+    out = run_training(cfg, records=records)
     if is_main_process():
         print(f"saved to {out}")
     return 0

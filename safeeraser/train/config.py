@@ -193,6 +193,14 @@ def data_paths(cfg) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def load_records_first(cfg) -> list:
+    """Every data file's records, validated (images included) before any model loads (and before torch
+    is imported): bad data must fail in a second, not after loading 7B."""
+    from safeeraser.data.records import load_benchmark
+
+    return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
+
+
 def validate(cfg, validate_paths: bool = True) -> None:
     from safeeraser.train.methods import METHOD_NAMES, parse_method
 

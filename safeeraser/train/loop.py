@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
                            read_jsonl_tolerant)
-from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, data_paths, resume_differences
+from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, load_records_first, resume_differences
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
 from safeeraser.train.state import (FORMAT, STATE_FILE, checkpoint_dir, latest_checkpoint, load_training_state,
@@ -39,14 +39,6 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
         return TargetDataset(vanilla_examples(records), encoder)
     refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
     return UnlearnDataset(forget_items(records), method.views(), encoder, refusals, cfg.seed)
-
-
-def load_records_first(cfg) -> list:
-    """Every data file's records, validated (images included) before any model loads: bad data must fail
-    in seconds, not after loading 7B."""
-    from safeeraser.data.records import load_benchmark
-
-    return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
 def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
@@ -162,8 +154,9 @@ def loader_for_epoch(acc, loader, sampler, dataset, epoch: int, skip_batches: in
     return epoch_loader
 
 
-def run_training(cfg) -> Path:
-    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder."""
+def run_training(cfg, records: list | None = None) -> Path:
+    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder. `records`: the data files'
+    records when the caller has read them already (load_records_first)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -188,7 +181,7 @@ def run_training(cfg) -> Path:
     except DataError as exc:
         raise ConfigError(str(exc)) from None
     ckpt, resume_state = resume_point(cfg, save_dir)
-    records = load_records_first(cfg)
+    records = load_records_first(cfg) if records is None else records
     check_model_path(cfg.model_path)
 
     acc = Accelerator(

@@ -368,3 +368,18 @@ def test_config_name_without_extension(tmp_path, no_training):
     assert no_training[-1].lr == 0.123
     with pytest.raises(ConfigError, match="config file 'nope' not found"):
         load_config("nope", validate_paths=False)
+
+
+@pytest.mark.parametrize("override", ["data_path={bad}", "LoRA.alpha=0", "forget_loss=nope"])
+def test_bad_input_to_forget_is_reported_before_torch_is_imported(tmp_path, override):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff[{}]")
+    code = ("import sys; from safeeraser.cli import main; "
+            f"rc = main(['forget', '--config', 'forget_tiny.yaml', {override.format(bad=bad)!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from safeeraser.models.families.base import Family
+if TYPE_CHECKING:  # the family classes import torch: the registry's names must not (CLI start-up, input checks)
+    from safeeraser.models.families.base import Family
 
 REGISTRY = {
     "llava": "llava",
@@ -42,6 +44,14 @@ def family_of_path(model_path: str) -> Family:
     from transformers import AutoConfig
 
     return family_for(AutoConfig.from_pretrained(model_path).model_type)
+
+
+def __getattr__(name: str):
+    if name == "Family":  # re-exported, imported only when asked for
+        from safeeraser.models.families.base import Family
+
+        return Family
+    raise AttributeError(name)
 
 
 __all__ = ["DEFAULT_FAMILY", "Family", "REGISTRY", "UnsupportedFamily", "family_for", "family_of_model", "family_of_path"]
