@@ -68,7 +68,7 @@ def resolve_dtype(name: str | None) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     if name not in DTYPES:
-        raise ValueError(f"unknown dtype '{name}'; choose auto or one of {', '.join(DTYPES)}")
+        raise ModelLoadError(f"unknown dtype '{name}'; choose auto or one of {', '.join(DTYPES)}")
     return DTYPES[name]
 
 

@@ -154,3 +154,12 @@ def test_adapter_of_another_family_is_refused(adapter, vanilla_dir, tmp_path):
     with pytest.raises(CheckpointError) as err:
         apply_checkpoint(str(vanilla_dir), str(other), "float32")
     assert "made on a 'qwen2_vl' model" in _one_line(err, other)
+
+
+def test_unknown_dtype_is_one_line_from_ckpt_infer(tmp_path, vanilla_dir, mini_dir, capsys):
+    from safeeraser.infer.ckpt_infer import main
+
+    rc = main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
+               "--output_file", str(tmp_path / "o.json"), "--dtype", "float13"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown dtype 'float13'" in err and "Traceback" not in err
