@@ -8,9 +8,9 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_server import LocalServer, QuietHandler
 
 from safeeraser.eval.judges.chat import ChatSettings
 
@@ -40,12 +40,7 @@ def rule_reply(prompt: str) -> str:
     raise AssertionError(f"the fake judge does not know this prompt: {prompt[:80]!r}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default backlog of 5 drops connections when 32 requests start at once
-
-
-class FakeJudgeServer:
+class FakeJudgeServer(LocalServer):
     """Answers /v1/chat/completions by `rule` (rule_reply). Markers in the prompt inject faults on the
     first request for that prompt: RATE_LIMIT (429 + retry-after), FLAKY (500), SLOW (answers after
     the client's timeout), HTML (200 with a web page); BADREQ gets 400 every time."""
@@ -67,45 +62,23 @@ class FakeJudgeServer:
         self.hold_at: int | None = None  # this request number (1-based) waits for `release`
         self.held = threading.Event()
         self.release = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        super().__init__()
 
     @property
     def requests(self) -> int:
         return sum(self.attempts.values())
 
-    def start(self) -> "FakeJudgeServer":
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         self.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
 
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: bytes, content_type="application/json", headers=()):
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    for name, value in headers:
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout) before the answer
-
+        class Handler(QuietHandler):
             def _error(self, status: int, headers=()):
                 body = json.dumps({"error": {"message": f"fake error {status}", "type": "test"}}).encode()
-                self._send(status, body, headers=headers)
+                self.send_body(status, body, headers=headers)
 
             def do_POST(self):
                 with server.lock:
@@ -140,7 +113,7 @@ class FakeJudgeServer:
                 if first and "FLAKY" in prompt:
                     return self._error(500)
                 if first and "HTML" in prompt:
-                    return self._send(200, b"<html>proxy says hello</html>", content_type="text/html")
+                    return self.send_body(200, b"<html>proxy says hello</html>", content_type="text/html")
                 if first and "SLOW" in prompt:
                     time.sleep(server.slow_seconds)  # past the client's timeout: nobody reads what follows
                     return self._error(504)
@@ -163,7 +136,7 @@ class FakeJudgeServer:
                 with server.lock:
                     server.served[prompt] += 1
                     server.usage_sent.update(usage)
-                self._send(200, json.dumps(completion).encode())
+                self.send_body(200, json.dumps(completion).encode())
 
         return Handler
 

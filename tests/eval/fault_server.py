@@ -13,7 +13,8 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from local_server import LocalServer, QuietHandler
 
 FAULTS = ("malformed", "truncated", "html", "plain", "empty_choices", "429", "500", "503", "timeout")
 
@@ -48,12 +49,7 @@ def guard_reply(prompt: str) -> str:
     return "Yes" if harmful else "No"  # HarmBench
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
-class FaultServer:
+class FaultServer(LocalServer):
     def __init__(self, rule=guard_reply, faults=None, timeout_sleep: float = 0.8):
         self.rule = rule
         self.faults = faults or (lambda prompt, attempt: None)
@@ -64,39 +60,12 @@ class FaultServer:
         self.injected: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.last_messages = None
-        self._httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    def start(self) -> "FaultServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__()
 
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _raw(self, status: int, body: bytes, content_type: str, length: int | None = None, headers=()):
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(body) if length is None else length))
-                    for name, value in headers:
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 completion = self.path.rstrip("/").endswith("/completions") and "/chat/" not in self.path
@@ -123,27 +92,27 @@ class FaultServer:
                        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}
                 with server.lock:
                     server.served[prompt] += 1
-                self._raw(200, json.dumps(out).encode(), "application/json")
+                self.send_body(200, json.dumps(out).encode(), "application/json")
 
             def _fault(self, fault: str):
                 if fault == "malformed":
-                    return self._raw(200, b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assi',
+                    return self.send_body(200, b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assi',
                                      "application/json")
                 if fault == "truncated":
-                    return self._raw(200, b'{"id": "x", "choices": [', "application/json", length=400)
+                    return self.send_body(200, b'{"id": "x", "choices": [', "application/json", length=400)
                 if fault == "html":
-                    return self._raw(200, b"<html>gateway says hello</html>", "text/html")
+                    return self.send_body(200, b"<html>gateway says hello</html>", "text/html")
                 if fault == "plain":
-                    return self._raw(200, b"OK", "text/plain")
+                    return self.send_body(200, b"OK", "text/plain")
                 if fault == "empty_choices":
-                    return self._raw(200, b'{"id": "x", "object": "chat.completion", "choices": []}',
+                    return self.send_body(200, b'{"id": "x", "object": "chat.completion", "choices": []}',
                                      "application/json")
                 if fault == "timeout":
                     time.sleep(server.timeout_sleep)
-                    return self._raw(504, b"{}", "application/json")
+                    return self.send_body(504, b"{}", "application/json")
                 status = int(fault)
                 headers = [("retry-after", "0.01")] if status == 429 else []
                 body = json.dumps({"error": {"message": f"injected {status}", "type": "test"}}).encode()
-                return self._raw(status, body, "application/json", headers=headers)
+                return self.send_body(status, body, "application/json", headers=headers)
 
         return Handler

@@ -93,12 +93,12 @@ class LlamaGuard3(PresetJudge):
         return Ask(prompt, parse_llamaguard, completion=True)
 
 
-class LlamaGuard4(PresetJudge):
+class LlamaGuard4(LlamaGuard3):
+    """Same labels and reply format as version 3; the conversation goes as chat messages, with the image."""
+
     name = "llamaguard4"
     default_model = "meta-llama/Llama-Guard-4-12B"
     prompt_version = "llamaguard4-v1"
-    kinds = frozenset({ASR})
-    max_tokens = 20
 
     def ask_for(self, item: JudgeItem) -> Ask:
         if item.image is None or not Path(item.image).is_file():
