@@ -89,3 +89,14 @@ def test_a_bad_record_names_the_file_record_and_field(answers):
         degenerate_by_view(answers, "answers.json")
     with pytest.raises(DataError, match="r: field 'unsafe_pairs': expected a list"):
         record_answers({"unsafe_pairs": "x"}, "r")
+
+
+@pytest.mark.parametrize("text", ["C" * 64, "CC." + "C" * 61, "abababababababababab", "xyzxyzxyzxyzxyzxyzxyzxyz!"])
+def test_a_loop_without_spaces_is_repetition(text):
+    assert is_degenerate(text) == "repetition"
+
+
+@pytest.mark.parametrize("text", ["Mmmm, good question: the main shape is grey.", "Call 1-800-0000000 now.",
+                                  "IgroundC.", "The answer is 1111111111 plus the rest of a long sentence here."])
+def test_short_character_runs_inside_real_text_are_not_repetition(text):
+    assert is_degenerate(text) is None
