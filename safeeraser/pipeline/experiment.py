@@ -430,8 +430,9 @@ class Runner:
 
     def pd_effects(self) -> list[dict]:
         """For every method run with and without PD: the +PD minus base difference of each rate on the
-        same records, with a paired bootstrap interval (over seeds: each record's counts pooled)."""
-        from safeeraser.eval.bootstrap import paired_bootstrap_diff
+        same records, with a paired bootstrap interval (over several seeds: seeds and records resampled,
+        a seed's two runs kept together)."""
+        from safeeraser.eval.bootstrap import paired_seeds_diff
 
         effects = []
         for base in self.cfg.methods:
@@ -439,10 +440,10 @@ class Runner:
                 continue
             effect = {"method": base, "with_pd": f"{base}pd"}
             for key, (split, metric) in CI_SOURCES.items():
-                a = _pooled(self.values[base], split, metric)
-                b = _pooled(self.values[f"{base}pd"], split, metric)
-                diff = paired_bootstrap_diff(a, b, n_resamples=self.cfg.bootstrap.resamples,
-                                             seed=self.cfg.bootstrap.seed)
+                a = [run[split][metric] for run in self.values[base]]
+                b = [run[split][metric] for run in self.values[f"{base}pd"]]
+                diff = paired_seeds_diff(a, b, n_resamples=self.cfg.bootstrap.resamples,
+                                         seed=self.cfg.bootstrap.seed)
                 effect[key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
             effects.append(effect)
         return effects
@@ -456,12 +457,6 @@ CI_SOURCES = {"eff_asr": ("train", "ASR"), "eff_rr": ("train", "RR"), "gen_asr":
 
 def _percent(x):
     return None if x is None else 100.0 * x
-
-
-def _pooled(runs: list[dict], split: str, metric: str) -> list[tuple[float, int]]:
-    """Each record's (num, den) summed over runs (seeds) of the same records."""
-    per_run = [run[split][metric] for run in runs]
-    return [(sum(r[i][0] for r in per_run), sum(r[i][1] for r in per_run)) for i in range(len(per_run[0]))]
 
 
 def intervals(runs, bootstrap) -> dict:

@@ -183,3 +183,22 @@ def test_judged_values_of_a_judge_without_scores_and_bad_values(sample_files, tm
     judged[2]["UnharmPair_image1"]["rougeL"] = "0.5"
     with pytest.raises(DataError, match="record 2: field 'UnharmPair_image1.rougeL': expected a number"):
         judged_values(judged)
+
+
+def test_paired_seeds_diff_carries_the_seed_spread():
+    from safeeraser.eval.bootstrap import paired_bootstrap_diff, paired_seeds_diff
+
+    records = 40
+    base = [[(0, 3)] * records] * 3
+    # +PD moves the rate by +100 points under one seed and not at all under the two others
+    pd = [[(3, 3)] * records, [(0, 3)] * records, [(0, 3)] * records]
+    diff = paired_seeds_diff(base, pd, seed=0)
+    assert diff.estimate == pytest.approx(1 / 3)
+    assert diff.low == pytest.approx(0.0) and diff.high == pytest.approx(1.0)  # seeds drawn: 0 to 3 of 3
+    # pooling each record's counts over the seeds would call the same effect certain
+    pooled = paired_bootstrap_diff([(0, 9)] * records, [(3, 9)] * records)
+    assert pooled.low == pooled.high == pytest.approx(1 / 3)
+    # one seed: the plain paired bootstrap over records
+    one = paired_seeds_diff([[(1, 3), (0, 3), (2, 3)]], [[(2, 3), (0, 3), (3, 3)]], seed=1)
+    plain = paired_bootstrap_diff([(1, 3), (0, 3), (2, 3)], [(2, 3), (0, 3), (3, 3)], seed=1)
+    assert one.estimate == pytest.approx(plain.estimate)
