@@ -14,6 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from safeeraser.pipeline.columns import COLUMNS, RATES
 from safeeraser.train.config import ConfigError
 
 VANILLA = "vanilla"
@@ -439,20 +440,14 @@ class Runner:
             if f"{base}pd" not in self.values or base not in self.values:
                 continue
             effect = {"method": base, "with_pd": f"{base}pd"}
-            for key, (split, metric) in CI_SOURCES.items():
-                a = [run[split][metric] for run in self.values[base]]
-                b = [run[split][metric] for run in self.values[f"{base}pd"]]
+            for col in RATES:
+                a = [run[col.split][col.metric] for run in self.values[base]]
+                b = [run[col.split][col.metric] for run in self.values[f"{base}pd"]]
                 diff = paired_seeds_diff(a, b, n_resamples=self.cfg.bootstrap.resamples,
                                          seed=self.cfg.bootstrap.seed)
-                effect[key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
+                effect[col.key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
             effects.append(effect)
         return effects
-
-
-# Where each rate column's per-record values come from: (split, metric of the judged file).
-CI_SOURCES = {"eff_asr": ("train", "ASR"), "eff_rr": ("train", "RR"), "gen_asr": ("val", "ASR"),
-              "gen_rr": ("val", "RR"), "rouge_l": ("val", "ROUGE-L"), "gpt_eval": ("val", "GPT-Eval"),
-              "sarr": ("val", "SARR")}
 
 
 def _percent(x):
@@ -466,24 +461,22 @@ def intervals(runs, bootstrap) -> dict:
 
     runs = runs if isinstance(runs, list) else [runs]
     out = {}
-    for key, (split, metric) in CI_SOURCES.items():
-        per_run = [run[split][metric] for run in runs]
+    for col in RATES:
+        per_run = [run[col.split][col.metric] for run in runs]
         opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
         ci = bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else combine_seeds(per_run, **opts)
-        out[key] = None if ci.low is None else [_percent(ci.low), _percent(ci.high)]
+        out[col.key] = None if ci.low is None else [_percent(ci.low), _percent(ci.high)]
     return out
 
 
-COLUMNS = [("eff_asr", "Eff. ASR↓"), ("eff_rr", "Eff. RR↑"), ("gen_asr", "Gen. ASR↓"), ("gen_rr", "Gen. RR↑"),
-           ("rouge_l", "ROUGE-L↑"), ("gpt_eval", "GPT-Eval↑"), ("specificity", "Spec.↑"), ("sarr", "SARR↓"),
-           ("degen", "Degen.")]
-
-
 def row_from(method: str, stats: dict, spec: dict | None) -> dict:
-    tr, va = stats["train"]["summary"], stats["val"]["summary"]
-    return {"method": method, "eff_asr": tr["ASR"], "eff_rr": tr["RR"], "gen_asr": va["ASR"], "gen_rr": va["RR"],
-            "rouge_l": va["ROUGE-L"], "gpt_eval": va["GPT-Eval"],
-            "specificity": None if spec is None else spec.get("average"), "sarr": va["SARR"]}
+    row = {"method": method}
+    for col in COLUMNS:
+        if col.split:
+            row[col.key] = stats[col.split]["summary"][col.metric]
+        elif col.key == "specificity":
+            row[col.key] = None if spec is None else spec.get("average")
+    return row  # degen is set by the runner, from the answers
 
 
 def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
@@ -493,7 +486,7 @@ def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
 
     row: dict = {"method": method, "seeds": seeds}
     sd: dict = {}
-    for key, _ in COLUMNS:
+    for key in (c.key for c in COLUMNS):
         values = [r[key] for r in runs]
         missing = any(v is None for v in values)
         row[key] = None if missing else statistics.fmean(values)

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from safeeraser.io import atomic_write_json, atomic_write_text
+from safeeraser.pipeline.columns import COLUMNS, RATES
 
 AGREEMENT_METRICS = ("ASR", "RR", "SARR")
 
@@ -27,24 +28,19 @@ def _cell(row: dict, key: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    from safeeraser.pipeline.experiment import COLUMNS
-
-    head = "| method | " + " | ".join(label for _, label in COLUMNS) + " |"
+    head = "| method | " + " | ".join(c.label for c in COLUMNS) + " |"
     sep = "| --- |" + " ---: |" * len(COLUMNS)
     body = []
     for r in rows:
         name = r["method"] + (f" (n={len(r['seeds'])})" if "seeds" in r else "")
-        body.append("| " + name + " | " + " | ".join(_cell(r, k) for k, _ in COLUMNS) + " |")
+        body.append("| " + name + " | " + " | ".join(_cell(r, c.key) for c in COLUMNS) + " |")
     return "\n".join([head, sep, *body])
 
 
 def pd_table(effects: list[dict]) -> str:
     """+PD minus base per rate, in points, with the paired interval; * where it excludes 0."""
-    from safeeraser.pipeline.experiment import CI_SOURCES, COLUMNS
-
-    labels = dict(COLUMNS)
-    keys = [k for k in CI_SOURCES]
-    lines = ["| method | " + " | ".join(labels[k] for k in keys) + " |", "| --- |" + " ---: |" * len(keys)]
+    keys = [c.key for c in RATES]
+    lines = ["| method | " + " | ".join(c.label for c in RATES) + " |", "| --- |" + " ---: |" * len(keys)]
     for e in effects:
         cells = []
         for k in keys:
@@ -146,8 +142,6 @@ def plot_report(rows: list[dict], out: Path, title: str) -> Path:
 
 def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: str = "report",
                  pd: list[dict] | None = None) -> list[Path]:
-    from safeeraser.pipeline.experiment import COLUMNS
-
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"{stem}.md"
     with_sd = any("sd" in r for r in rows)
@@ -168,7 +162,7 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
         text += f"\n## Judge agreement (all rows and splits)\n\n{agreement_text(pooled, judge)}\n"
     atomic_write_text(md, text)
     buf = io.StringIO()
-    columns = [k for k, _ in COLUMNS]
+    columns = [c.key for c in COLUMNS]
     ci_columns = [f"{k}_{end}" for k in columns for end in ("low", "high")]
     writer = csv.DictWriter(buf, fieldnames=["method", *columns, *ci_columns,
                                              *([f"{k}_sd" for k in columns] + ["seeds"] if with_sd else [])])

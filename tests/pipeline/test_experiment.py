@@ -87,9 +87,10 @@ def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, 
 
 
 def test_combine_seeds_keeps_a_missing_column_missing():
-    from safeeraser.pipeline.experiment import COLUMNS, combine_seeds
+    from safeeraser.pipeline.columns import COLUMNS
+    from safeeraser.pipeline.experiment import combine_seeds
 
-    runs = [{k: 10.0 * i for k, _ in COLUMNS} for i in (1, 2, 3)]
+    runs = [{c.key: 10.0 * i for c in COLUMNS} for i in (1, 2, 3)]
     runs[1]["gpt_eval"] = None
     row = combine_seeds("gd", [0, 1, 2], runs)
     assert row["eff_asr"] == pytest.approx(20.0) and row["sd"]["eff_asr"] == pytest.approx(10.0)
