@@ -355,7 +355,10 @@ class Runner:
         result = {}
         for block in agreement_blocks(self.cfg):
             other = {split: self.evaluate(tag, answers[split], split, block)[1] for split in answers}
-            result[block["name"]] = {split: compare(judged[split], other[split]) for split in answers}
+            # without the two files' paths: those name steps by the vanilla folder's identity, which
+            # differs between machines, and report rows must not
+            result[block["name"]] = {split: {k: v for k, v in compare(judged[split], other[split]).items()
+                                             if k not in ("a", "b")} for split in answers}
         return result
 
     def specificity(self, tag: str, ckpt: Path | None) -> dict | None:
