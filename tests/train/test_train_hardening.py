@@ -338,12 +338,14 @@ def no_training(monkeypatch, tmp_path):
     """cli forget without training or path checks: the configs it would train, in order."""
     seen = []
 
-    def record(cfg):
+    def record(cfg, records=None):
         seen.append(cfg)
         return tmp_path
 
     monkeypatch.setattr(loop, "run_training", record)
     monkeypatch.setattr("safeeraser.train.config.validate", lambda cfg, validate_paths=True: None)
+    # nor data: the CLI reads the data files before the loop, and a fresh clone has no dataset/mini
+    monkeypatch.setattr("safeeraser.train.config.load_records_first", lambda cfg: [])
     return seen
 
 
