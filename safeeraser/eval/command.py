@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--judge",
         choices=list(JUDGES),
         default="openai",
-        help="openai: GPT-4o-style prompts to a chat model; keyword: offline rules; llamaguard, llamaguard4, "
-        "wildguard, harmbench: open safety classifiers (rates they cannot judge are n/a)",
+        help="a judge of the registry (safeeraser/eval/judges/: the README's table says which rates each "
+        "gives; rates a judge cannot produce are n/a)",
     )
     p.add_argument(
         "--judge_model",

@@ -31,7 +31,6 @@ class ConfigError(ValueError):
 
 
 # The reference's model_family names, as the model_type of the checkpoints they name.
-REFERENCE_FAMILIES = {"llava-v1.5-vicuna": "llava"}
 # Keys a resumed run may change: how long it trains, how often it saves, where it reports; not what it trains.
 RESUME_FREE_KEYS = ("max_train_steps", "num_epochs", "save_steps", "save_dir", "resume_from_checkpoint", "overwrite",
                     "report_to", "workers", "logging_steps", "preset", "model_family")
@@ -50,8 +49,8 @@ class LoRAConfig:
 @dataclass
 class TrainConfig:
     # The family is read from the checkpoint's config.model_type; a family name here (as the presets set,
-    # e.g. qwen2_5_vl) is checked against it. "" = whatever the checkpoint is; the reference's
-    # llava-v1.5-vicuna is accepted for its configs (see check_model_family).
+    # e.g. qwen2_5_vl) is checked against it. "" = whatever the checkpoint is; the reference's value (a
+    # family's reference_names, e.g. LLaVA's) is accepted for its configs (see check_model_family).
     model_family: str = ""
     model_path: str = "llava-hf/llava-1.5-7b-hf"
     # ours: a model preset under config/models/ (model_path, LoRA targets, tuned parts, dtype, max_length);
@@ -280,13 +279,13 @@ def check_model_family(cfg, model_type: str) -> None:
     The reference's value (`llava-v1.5-vicuna`) is boilerplate of its LLaVA-only configs, which are reused
     unchanged for every family (forget_lora.yaml, forget_tiny.yaml): it says nothing about the model, so a
     mismatch there is only noted."""
+    from safeeraser.models.families import REGISTRY, family_for
+
     name = cfg.model_family
-    if not name or name == model_type:
+    if not name or name == model_type or name in family_for(model_type).reference_names:
         return
     hint = f"the family is read from the checkpoint: set model_family={model_type} or leave it empty"
-    if REFERENCE_FAMILIES.get(name) == model_type:
-        return
-    if name in REFERENCE_FAMILIES:
+    if any(name in family_for(other).reference_names for other in REGISTRY):
         log.warning("model_family '%s' (the reference's LLaVA-only key) is ignored: model_path '%s' is a '%s' "
                     "checkpoint (%s)", name, cfg.model_path, model_type, hint)
         return

@@ -30,6 +30,8 @@ class Family:
     stop_tokens: tuple[str, ...] = ()
     # (pattern, replacement) pairs mapping older key names (the reference's checkpoint.pt) to today's.
     legacy_keys: tuple[tuple[str, str], ...] = ()
+    # Other names configs use for this family (the reference's `model_family` values)
+    reference_names: tuple[str, ...] = ()
     # The engine's own decoding loop (reserved cache, positions from prefill_positions/step_positions)
     # serves the family; False sends it through transformers' `generate` instead.
     fast_decoding: bool = True

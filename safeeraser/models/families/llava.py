@@ -50,6 +50,7 @@ def llama_text_config(s, tokenizer):
 
 class Llava(Family):
     model_type = "llava"
+    reference_names = ("llava-v1.5-vicuna",)  # the reference's configs' model_family
     # transformers < 5 named LLaVA's modules differently; the reference's checkpoint.pt uses those names.
     legacy_keys = ((r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
                    (r"^vision_tower\.", "model.vision_tower."),
