@@ -506,6 +506,8 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tu
 
     cfg = load_experiment(path, overrides)
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
+    for i, block in enumerate(agreement_blocks(cfg)):
+        judge_options(cfg, path, block=block, key=f"agreement[{i}]")
     if cfg.threads is not None:
         import torch
 

@@ -48,3 +48,16 @@ def test_mini_uses_the_exact_judge_fixed_threads_and_no_fake_specificity():
 def test_bad_infer_settings_are_config_errors_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=rf"key '{key}'"):
         load_experiment("mini.yaml", [override])
+
+
+def test_an_agreement_judge_without_its_key_fails_before_any_step(monkeypatch, tmp_path):
+    from safeeraser.pipeline.experiment import run_experiment
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"workdir: {tmp_path / 'work'}\nmethods: [ga]\njudge: {{name: keyword}}\n"
+                    "agreement: [openai]\nspecificity: null\n")
+    with pytest.raises(ConfigError, match=r"key 'agreement\[0\].api_key'"):
+        run_experiment(path, log=lambda *_: None)
+    assert not (tmp_path / "work").exists()
