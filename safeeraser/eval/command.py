@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        kept = f"; the judgments received so far are kept in {cache_file}" if args.judge != "keyword" else ""
+        kept = f"; the judgments received so far are kept in {cache_file}" if cache_file.exists() else ""
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
     print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"]))
