@@ -17,7 +17,22 @@ from omegaconf.errors import OmegaConfBaseException
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+def _config_dir() -> Path:
+    """The shipped configs. A wheel installs the checkout's config/ folder as the package `safeeraser.config`
+    (setup.py's package_dir); an editable install or the checkout on PYTHONPATH finds no such package
+    (setuptools' editable finder does not resolve a namespace package remapped under a regular one) and
+    reads the folder beside the package, the same files."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("safeeraser.config")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "forget_lora.yaml").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parents[2] / "config"
+
+
+CONFIG_DIR = _config_dir()
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -33,7 +48,8 @@ class ConfigError(ValueError):
 # The reference's model_family names, as the model_type of the checkpoints they name.
 # Keys a resumed run may change: how long it trains, how often it saves, where it reports; not what it trains.
 RESUME_FREE_KEYS = ("max_train_steps", "num_epochs", "save_steps", "save_dir", "resume_from_checkpoint", "overwrite",
-                    "report_to", "workers", "logging_steps", "preset", "model_family")
+                    "report_to", "workers", "logging_steps", "preset", "model_family", "eval_steps", "eval_samples",
+                    "eval_data_path")
 
 
 @dataclass
@@ -71,6 +87,9 @@ class TrainConfig:
     npo_beta: float = 0.1  # ours
     simnpo_beta: float = 2.5  # ours
     simnpo_gamma: float = 0.0  # ours
+    # ours: where a KL term's frozen reference comes from: "adapter" = the model with its LoRA adapter
+    # disabled (no second copy); "copy" = a second loaded model, as the reference toolkit does
+    kl_reference: str = "adapter"
     kl_all_positions: bool = False  # ours: the reference's KL over every position, prompt and padding included
     fused_forward: bool = True  # ours: one forward over all views of a step
     answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
@@ -91,6 +110,12 @@ class TrainConfig:
     save_steps: int = 0
     logging_steps: int = 1  # accepted for the reference's configs; log.jsonl has every step
     report_to: str = "none"
+    # ours: every eval_steps optimizer steps (0: never), the mean answer NLL of a fixed sample of
+    # eval_samples forget / retain / PD examples, logged beside the losses and plotted; drawn from
+    # eval_data_path (e.g. the val split: held out) or, when empty, from the training data
+    eval_steps: int = 0
+    eval_samples: int = 8
+    eval_data_path: str = ""
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
 
@@ -243,6 +268,12 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.report_to in REPORT_TO, "report_to",
          f"unknown '{cfg.report_to}'. Valid choices: {', '.join(REPORT_TO)}")
     need(cfg.save_steps >= 0, "save_steps", "must be >= 0")
+    need(cfg.kl_reference in ("adapter", "copy"), "kl_reference",
+         f"unknown '{cfg.kl_reference}'. Valid choices: adapter, copy")
+    need(cfg.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
+    need(cfg.eval_samples >= 1, "eval_samples", "must be >= 1")
+    if validate_paths and cfg.eval_data_path:
+        need(Path(cfg.eval_data_path).is_file(), "eval_data_path", f"file '{cfg.eval_data_path}' not found")
     need(cfg.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
          "choose auto, float32, bfloat16 or float16")
     for name, value in cfg.method_args.items():
@@ -318,11 +349,22 @@ def resume_differences(saved: dict, cfg) -> list[str]:
     return config_differences(saved, cfg, RESUME_FREE_KEYS)
 
 
+# Keys added after runs were first named by their config (the pipeline's hash names, the vanilla model's
+# stale check): at these values they change nothing a run makes, so they are left out of a run's identity
+# and the runs made before the keys existed keep their names.
+LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": ""}
+
+
+def identity_config(config: dict) -> dict:
+    """A resolved config (a dict) without the later keys that hold their neutral values."""
+    return {k: v for k, v in config.items() if not (k in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[k])}
+
+
 def config_differences(saved: dict, cfg, ignore=()) -> list[str]:
     """`key: old -> new` for every key (top-level names in `ignore` aside) whose value differs between a
     run's saved config and `cfg`."""
-    old = _flatten(saved)
-    new = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    old = _flatten(identity_config(saved))
+    new = _flatten(identity_config(OmegaConf.to_container(cfg, resolve=True)))
     missing = object()
     diffs = []
     for key in sorted(set(old) | set(new)):

@@ -68,6 +68,11 @@ class EpochSampler(Sampler):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
+def train_sampler(dataset, cfg):
+    """The training loop's sampler (an object with set_epoch)."""
+    return EpochSampler(len(dataset), cfg.seed)
+
+
 class ViewCollator:
     def __init__(self, pad_id: int, family):
         self.pad_id, self.family = pad_id, family

@@ -17,6 +17,7 @@ from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_wr
 from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, load_records_first, resume_differences
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
+from safeeraser.train import step as train_step  # looked up per call: tests replace compute_loss
 from safeeraser.train.state import (FORMAT, STATE_FILE, checkpoint_dir, latest_checkpoint, load_training_state,
                                     publish, read_state, remove_partial, save_training_state, temporary_dir)
 
@@ -154,179 +155,261 @@ def loader_for_epoch(acc, loader, sampler, dataset, epoch: int, skip_batches: in
     return epoch_loader
 
 
-def run_training(cfg, records: list | None = None) -> Path:
-    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder. `records`: the data files'
-    records when the caller has read them already (load_records_first)."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
+class TrainHooks:
+    """Points where code outside the loop joins a run without a second loop: the bench's timers, the
+    in-training evaluation. Every method is optional; the loop calls them in this order per micro-batch:
+    on_batch (the views just loaded), on_phase("data" | "forward" | "backward" | "optimizer"), and after
+    an optimizer step on_step (its log row: the dict returned is merged into the row before it is
+    logged) and on_phase("logging")."""
 
-    from safeeraser.data.encode import pad_token_id
-    from safeeraser.models.loading import check_model_path, family_of, load_model, load_processor
-    from safeeraser.train.config import check_model_family
-    from safeeraser.train.dataset import EpochSampler, ViewCollator
-    from safeeraser.train.methods import parse_method
-    from safeeraser.train.model_setup import optimizer_groups, prepare_model
-    from safeeraser.train.plots import plot_loss_curves
-    from safeeraser.train.step import compute_loss
+    def on_start(self, trainer: "Trainer") -> None: ...
 
-    method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
-    save_dir = Path(cfg.save_dir)
-    if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
-        raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
-    try:  # before any model loads: a save_dir that cannot be written would be found after the training
-        ensure_writable_dir(save_dir, "key 'save_dir'")
-    except DataError as exc:
-        raise ConfigError(str(exc)) from None
-    ckpt, resume_state = resume_point(cfg, save_dir)
-    records = load_records_first(cfg) if records is None else records
-    check_model_path(cfg.model_path)
+    def on_batch(self, trainer: "Trainer", views: dict) -> None: ...
 
-    acc = Accelerator(
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        mixed_precision=cfg.mixed_precision or None,
-        log_with=None if cfg.report_to == "none" else cfg.report_to,
-        project_dir=str(save_dir),
-        **accelerator_kwargs(),
-    )
-    from safeeraser.models.loading import resolve_dtype
+    def on_phase(self, trainer: "Trainer", name: str) -> None: ...
 
-    sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
-    set_seed(cfg.seed)
-    family = family_of(cfg.model_path)
-    check_model_family(cfg, family.model_type)
-    processor = load_processor(cfg.model_path)
-    pad_id = pad_token_id(processor.tokenizer)
-    dataset = build_dataset(cfg, method, processor, family, records)
-    model = load_model(cfg.model_path, cfg.model_dtype)
-    ref_model = None
-    if method.reference_views() and cfg.LoRA.r == 0:
-        # Full fine-tuning has no adapter to switch off: only then is a frozen copy needed.
-        if acc.state.deepspeed_plugin is not None and acc.state.deepspeed_plugin.zero_stage == 3:
-            raise ConfigError(f"key 'LoRA.r': '{method.name}' needs a frozen reference; with full fine-tuning "
-                              "(LoRA.r=0) that is a second copy of the model, which ZeRO-3 cannot shard: use LoRA")
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    # The adapter's initial weights must depend on the seed alone: under ZeRO-3, transformers builds
-    # the model inside deepspeed.zero.Init, which draws random numbers a plain load does not.
-    set_seed(cfg.seed)
-    model = prepare_model(model, cfg, family)
-    fill_size_autos(acc, model)
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sampler = EpochSampler(len(dataset), cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id, family),
-                        num_workers=cfg.workers,
-                        # Its own generator: creating an iterator must not draw from the global RNG that
-                        # dropout uses, or a resumed run would drop out different units.
-                        generator=torch.Generator().manual_seed(cfg.seed))
-    note = uneven_batches_note(len(dataset), cfg.batch_size, acc.num_processes)
-    if note and acc.is_main_process:
-        log.warning(note)
-    model, optimizer, loader = acc.prepare(model, optimizer, loader)
-    if ref_model is not None:
-        ref_model.to(acc.device)
+    def on_step(self, trainer: "Trainer", row: dict) -> dict | None: ...
 
-    steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
-    total_steps = cfg.num_epochs * steps_per_epoch
-    if cfg.max_train_steps > 0:
-        total_steps = min(total_steps, cfg.max_train_steps)
-    # The schedule counts optimizer steps and is stepped by us once per step: the same schedule
-    # whatever the number of processes for the same global batch.
-    scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
-                              num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
+    def on_end(self, trainer: "Trainer") -> None: ...
 
-    global_step, start_epoch, skip_batches = 0, 0, 0
-    log_path = save_dir / "log.jsonl"
-    if ckpt is not None:
-        state = resume_state
-        load_training_state(acc, model, optimizer, ckpt)
-        scheduler.load_state_dict(state["scheduler"])
-        acc.step = state["accelerate_step"]
-        if acc.scaler is not None and state["scaler"] is not None:
-            acc.scaler.load_state_dict(state["scaler"])
-        global_step, start_epoch, skip_batches = state["global_step"], state["epoch"], state["batches_in_epoch"]
-        if acc.is_main_process:  # drop log rows written after the checkpoint
-            rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= global_step]
-            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
-        acc.print(f"resumed from {ckpt} at step {global_step}")
-    elif acc.is_main_process and log_path.exists():
-        log_path.unlink()
-    if acc.is_main_process:
-        remove_partial(save_dir)
 
-    if acc.is_main_process:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(save_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    if cfg.report_to != "none":
-        acc.init_trackers("safeeraser", config=OmegaConf.to_container(cfg, resolve=True))
+class Trainer:
+    """One unlearning (or fine-tuning) run: `setup()` loads and prepares everything, `train()` runs the
+    optimizer steps, `finish()` saves. `run()` does all three. `load_model(path, dtype)` replaces the
+    loading of cfg.model_path's weights (the bench's randomly initialised 7B model)."""
 
-    bar = tqdm(total=total_steps, initial=global_step, disable=not acc.is_local_main_process,
-               desc=f"{method.name}", dynamic_ncols=True)
-    window: dict[str, list[torch.Tensor]] = {}
-    window_samples, window_start = 0, time.perf_counter()
-    last_ckpt = ckpt
-    done = global_step >= total_steps
-    model.train()
-    for epoch in range(start_epoch, cfg.num_epochs):
-        if done:
-            break
-        epoch_loader = loader_for_epoch(acc, loader, sampler, dataset, epoch, skip_batches)
-        for i, views in enumerate(epoch_loader, start=skip_batches):
-            with acc.accumulate(model):
-                loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model,
-                                           step=global_step)
-                finite = torch.isfinite(loss.detach()).float()
-                if acc.gather(finite.reshape(1)).min() < 1:
-                    where = f" (last good checkpoint: {last_ckpt})" if last_ckpt else ""
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at step {global_step + 1}, epoch {epoch}: training diverged; "
-                        f"lower lr or add a retain term{where}")
-                acc.backward(loss)
-                grad_norm = None
-                if acc.sync_gradients:
-                    # An infinite bound measures the norm without changing the gradients (they scale by 1).
-                    grad_norm = acc.clip_grad_norm_(model.parameters(),
-                                                    cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
-                    _require_finite_grad_norm(acc, grad_norm, global_step + 1, epoch, last_ckpt)
-                optimizer.step()
-                optimizer.zero_grad()
-            for k, v in {"total": loss.detach(), **parts}.items():
-                window.setdefault(k, []).append(v)
-            window_samples += next(iter(views.values()))["input_ids"].shape[0]
-            if not acc.sync_gradients:
-                continue
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            global_step += 1
-            means = {k: acc.reduce(torch.stack(v).mean(), reduction="mean").item() for k, v in window.items()}
-            samples = acc.reduce(torch.tensor(float(window_samples), device=acc.device), reduction="sum").item()
-            elapsed = time.perf_counter() - window_start
-            row = {"step": global_step, "epoch": epoch, **{f"loss/{k}": v for k, v in means.items()}, "lr": lr,
-                   "grad_norm": None if grad_norm is None else float(grad_norm), "samples_per_s": samples / elapsed}
-            if acc.is_main_process:
-                append_jsonl(log_path, [row])
-            if cfg.report_to != "none":
-                acc.log({k: v for k, v in row.items() if v is not None}, step=global_step)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
-            bar.update(1)
-            window, window_samples, window_start = {}, 0, time.perf_counter()
-            if cfg.save_steps and global_step % cfg.save_steps == 0:
-                last_ckpt = _checkpoint(acc, model, optimizer, scheduler, cfg, save_dir, global_step, epoch, i + 1,
-                                        last_ckpt)
-            if global_step >= total_steps:
-                done = True
+    def __init__(self, cfg, records: list | None = None, hooks=(), load_model=None):
+        self.cfg, self.records, self.hooks = cfg, records, list(hooks)
+        self._load_model = load_model
+
+    def _call(self, name: str, *args):
+        out = {}
+        for hook in self.hooks:
+            method = getattr(hook, name, None)  # a hook implements the points it needs
+            extra = method(self, *args) if method is not None else None
+            if extra:
+                out.update(extra)
+        return out
+
+    def setup(self) -> "Trainer":
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from torch.utils.data import DataLoader
+        from transformers import get_scheduler
+
+        from safeeraser.data.encode import pad_token_id
+        from safeeraser.models.loading import check_model_path, family_of, load_model, load_processor, resolve_dtype
+        from safeeraser.train.config import check_model_family
+        from safeeraser.train.dataset import ViewCollator, train_sampler
+        from safeeraser.train.methods import parse_method
+        from safeeraser.train.model_setup import optimizer_groups, prepare_model
+        from safeeraser.train.tracking import check_tracker, tracker_config
+
+        cfg = self.cfg
+        check_tracker(cfg)  # a missing tracker package: one clear error before any model loads
+        self.method = method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
+        self.save_dir = save_dir = Path(cfg.save_dir)
+        if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
+            raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
+        try:  # before any model loads: a save_dir that cannot be written would be found after the training
+            ensure_writable_dir(save_dir, "key 'save_dir'")
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
+        ckpt, resume_state = resume_point(cfg, save_dir)
+        records = load_records_first(cfg) if self.records is None else self.records
+        check_model_path(cfg.model_path)
+
+        self.acc = acc = Accelerator(
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            mixed_precision=cfg.mixed_precision or None,
+            log_with=None if cfg.report_to == "none" else cfg.report_to,
+            project_dir=str(save_dir),
+            **accelerator_kwargs(),
+        )
+        sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
+        set_seed(cfg.seed)
+        self.family = family = family_of(cfg.model_path)
+        check_model_family(cfg, family.model_type)
+        self.processor = processor = load_processor(cfg.model_path)
+        self.pad_id = pad_token_id(processor.tokenizer)
+        self.dataset = dataset = build_dataset(cfg, method, processor, family, records)
+        loader_fn = self._load_model or load_model
+        model = loader_fn(cfg.model_path, cfg.model_dtype)
+        self.ref_model = None
+        if method.reference_views() and (cfg.LoRA.r == 0 or cfg.kl_reference == "copy"):
+            # Full fine-tuning has no adapter to switch off: only then is a frozen copy needed (or when asked
+            # for, as the reference's way: a second loaded model).
+            if acc.state.deepspeed_plugin is not None and acc.state.deepspeed_plugin.zero_stage == 3:
+                raise ConfigError(f"key 'LoRA.r': '{method.name}' needs a frozen reference; with full fine-tuning "
+                                  "(LoRA.r=0) that is a second copy of the model, which ZeRO-3 cannot shard: use LoRA")
+            if cfg.kl_reference == "copy":
+                set_seed(cfg.seed)
+                self.ref_model = loader_fn(cfg.model_path, cfg.model_dtype).eval().requires_grad_(False)
+            else:
+                self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        # The adapter's initial weights must depend on the seed alone: under ZeRO-3, transformers builds
+        # the model inside deepspeed.zero.Init, which draws random numbers a plain load does not.
+        set_seed(cfg.seed)
+        model = prepare_model(model, cfg, family)
+        fill_size_autos(acc, model)
+        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.sampler = train_sampler(dataset, cfg)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                            collate_fn=ViewCollator(self.pad_id, family), num_workers=cfg.workers,
+                            # Its own generator: creating an iterator must not draw from the global RNG that
+                            # dropout uses, or a resumed run would drop out different units.
+                            generator=torch.Generator().manual_seed(cfg.seed))
+        note = uneven_batches_note(len(dataset), cfg.batch_size, acc.num_processes)
+        if note and acc.is_main_process:
+            log.warning(note)
+        self.model, self.optimizer, self.loader = acc.prepare(model, optimizer, loader)
+        if self.ref_model is not None:
+            self.ref_model.to(acc.device)
+
+        steps_per_epoch = math.ceil(len(self.loader) / cfg.gradient_accumulation_steps)
+        total_steps = cfg.num_epochs * steps_per_epoch
+        if cfg.max_train_steps > 0:
+            total_steps = min(total_steps, cfg.max_train_steps)
+        self.total_steps = total_steps
+        # The schedule counts optimizer steps and is stepped by us once per step: the same schedule
+        # whatever the number of processes for the same global batch.
+        self.scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
+                                       num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
+                                       num_training_steps=total_steps)
+
+        self.global_step, self.start_epoch, self.skip_batches = 0, 0, 0
+        self.log_path = log_path = save_dir / "log.jsonl"
+        if ckpt is not None:
+            state = resume_state
+            load_training_state(acc, self.model, self.optimizer, ckpt)
+            self.scheduler.load_state_dict(state["scheduler"])
+            acc.step = state["accelerate_step"]
+            if acc.scaler is not None and state["scaler"] is not None:
+                acc.scaler.load_state_dict(state["scaler"])
+            self.global_step, self.start_epoch = state["global_step"], state["epoch"]
+            self.skip_batches = state["batches_in_epoch"]
+            if acc.is_main_process:  # drop log rows written after the checkpoint
+                rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= self.global_step]
+                atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
+            acc.print(f"resumed from {ckpt} at step {self.global_step}")
+        elif acc.is_main_process and log_path.exists():
+            log_path.unlink()
+        self.last_ckpt = ckpt
+        if acc.is_main_process:
+            remove_partial(save_dir)
+            save_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(save_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        if cfg.report_to != "none":
+            # wandb writes ./wandb in the working folder unless told: keep its files with the run's
+            acc.init_trackers("safeeraser", config=tracker_config(cfg),
+                              init_kwargs={"wandb": {"dir": str(save_dir)}} if cfg.report_to == "wandb" else {})
+        return self
+
+    def _micro_step(self, views: dict, epoch: int):
+        """Forward, backward and (on an accumulation boundary) the optimizer update of one micro-batch.
+        Returns (loss, its parts, the gradient norm or None)."""
+        acc, model = self.acc, self.model
+        with acc.accumulate(model):
+            loss, parts = train_step.compute_loss(model, views, self.method, self.cfg, self.pad_id, self.family,
+                                       ref_model=self.ref_model, step=self.global_step)
+            finite = torch.isfinite(loss.detach()).float()
+            if acc.gather(finite.reshape(1)).min() < 1:
+                where = f" (last good checkpoint: {self.last_ckpt})" if self.last_ckpt else ""
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at step {self.global_step + 1}, epoch {epoch}: training diverged; "
+                    f"lower lr or add a retain term{where}")
+            self._call("on_phase", "forward")
+            acc.backward(loss)
+            self._call("on_phase", "backward")
+            grad_norm = None
+            if acc.sync_gradients:
+                # An infinite bound measures the norm without changing the gradients (they scale by 1).
+                max_norm = self.cfg.max_grad_norm if self.cfg.max_grad_norm > 0 else math.inf
+                grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm)
+                _require_finite_grad_norm(acc, grad_norm, self.global_step + 1, epoch, self.last_ckpt)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            self._call("on_phase", "optimizer")
+        return loss, parts, grad_norm
+
+    def train(self) -> "Trainer":
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.acc
+        self._call("on_start")
+        bar = tqdm(total=self.total_steps, initial=self.global_step, disable=not acc.is_local_main_process,
+                   desc=f"{self.method.name}", dynamic_ncols=True)
+        window: dict[str, list[torch.Tensor]] = {}
+        window_samples, window_start = 0, time.perf_counter()
+        done = self.global_step >= self.total_steps
+        skip_batches = self.skip_batches
+        self.model.train()
+        for epoch in range(self.start_epoch, cfg.num_epochs):
+            if done:
                 break
-        skip_batches = 0
-    bar.close()
-    acc.wait_for_everyone()
-    require_finite_weights(acc, model, f"after step {global_step}", last_ckpt)
-    _save_final(acc, model, processor, cfg, save_dir)
-    if acc.is_main_process:
-        rows = read_jsonl_tolerant(log_path)
-        plot_loss_curves(rows, save_dir / "loss_curves.png", title=f"{method.name}  lr={cfg.lr}")
-        atomic_write_json(save_dir / "run_complete.json", {"global_step": global_step, "method": method.name})
-    if cfg.report_to != "none":
-        acc.end_training()
-    return save_dir
+            epoch_loader = loader_for_epoch(acc, self.loader, self.sampler, self.dataset, epoch, skip_batches)
+            for i, views in enumerate(epoch_loader, start=skip_batches):
+                self._call("on_batch", views)
+                self._call("on_phase", "data")
+                loss, parts, grad_norm = self._micro_step(views, epoch)
+                for k, v in {"total": loss.detach(), **parts}.items():
+                    window.setdefault(k, []).append(v)
+                window_samples += next(iter(views.values()))["input_ids"].shape[0]
+                if not acc.sync_gradients:
+                    continue
+                lr = self.scheduler.get_last_lr()[0]
+                self.scheduler.step()
+                self.global_step += 1
+                means = {k: acc.reduce(torch.stack(v).mean(), reduction="mean").item() for k, v in window.items()}
+                samples = acc.reduce(torch.tensor(float(window_samples), device=acc.device), reduction="sum").item()
+                elapsed = time.perf_counter() - window_start
+                row = {"step": self.global_step, "epoch": epoch, **{f"loss/{k}": v for k, v in means.items()},
+                       "lr": lr, "grad_norm": None if grad_norm is None else float(grad_norm),
+                       "samples_per_s": samples / elapsed}
+                row.update(self._call("on_step", row))
+                if acc.is_main_process:
+                    append_jsonl(self.log_path, [row])
+                if cfg.report_to != "none":
+                    acc.log({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=self.global_step)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+                bar.update(1)
+                window, window_samples = {}, 0
+                if cfg.save_steps and self.global_step % cfg.save_steps == 0:
+                    self.last_ckpt = _checkpoint(acc, self.model, self.optimizer, self.scheduler, cfg, self.save_dir,
+                                                 self.global_step, epoch, i + 1, self.last_ckpt)
+                self._call("on_phase", "logging")
+                window_start = time.perf_counter()
+                if self.global_step >= self.total_steps:
+                    done = True
+                    break
+            skip_batches = 0
+        bar.close()
+        return self
+
+    def finish(self) -> Path:
+        from safeeraser.train.plots import plot_loss_curves
+
+        acc = self.acc
+        acc.wait_for_everyone()
+        require_finite_weights(acc, self.model, f"after step {self.global_step}", self.last_ckpt)
+        _save_final(acc, self.model, self.processor, self.cfg, self.save_dir)
+        self._call("on_end")
+        if acc.is_main_process:
+            rows = read_jsonl_tolerant(self.log_path)
+            plot_loss_curves(rows, self.save_dir / "loss_curves.png", title=f"{self.method.name}  lr={self.cfg.lr}")
+            atomic_write_json(self.save_dir / "run_complete.json",
+                              {"global_step": self.global_step, "method": self.method.name})
+        if self.cfg.report_to != "none":
+            acc.end_training()
+        return self.save_dir
+
+    def run(self) -> Path:
+        return self.setup().train().finish()
+
+
+def run_training(cfg, records: list | None = None, hooks=()) -> Path:
+    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder. `records`: the data files'
+    records when the caller has read them already (load_records_first); `hooks`: TrainHooks."""
+    from safeeraser.train.in_training_eval import hooks_for
+
+    return Trainer(cfg, records, hooks=[*hooks_for(cfg), *hooks]).run()

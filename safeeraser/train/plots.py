@@ -1,10 +1,23 @@
 """Loss curves from log.jsonl."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
+def _keys(rows: list[dict], prefix: str) -> list[str]:
+    return list(dict.fromkeys(k for r in rows for k in r if k.startswith(prefix)))
+
+
+def _curve(ax, rows: list[dict], key: str, **kw) -> None:
+    # a value logged on some steps only (SCRUB's terms, the in-training evaluation) is plotted where it is
+    ax.plot([r["step"] for r in rows if r.get(key) is not None], [r[key] for r in rows if r.get(key) is not None],
+            **kw)
+
+
 def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path | None:
+    """One panel per loss term, the learning rate, and (when the run evaluated during training) one
+    panel with the eval/* NLLs together: forget rising while retain stays is what unlearning should show."""
     if not rows:
         return None
     import matplotlib
@@ -12,21 +25,33 @@ def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # a term active on some steps only (SCRUB's) is plotted where it has values
-    keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith("loss/")))
-    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.2), squeeze=False)
-    steps = [r["step"] for r in rows]
-    for ax, key in zip(axes[0], keys):
-        ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r], marker=".")
+    keys, evals = _keys(rows, "loss/"), _keys(rows, "eval/")
+    panels = len(keys) + 1 + bool(evals)
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.2), squeeze=False)
+    axes = list(axes[0])
+    for ax, key in zip(axes, keys):
+        _curve(ax, rows, key, marker=".")
         ax.set_title(key.split("/", 1)[1])
+    lr_ax = axes[len(keys)]
+    _curve(lr_ax, rows, "lr", color="grey")
+    lr_ax.set_title("learning rate")
+    if evals:
+        ax = axes[-1]
+        for key in evals:
+            _curve(ax, rows, key, marker="o", label=key.split("/", 1)[1])
+        ax.set_title("in-training eval (answer NLL)")
+        ax.legend(fontsize="small")
+    for ax in axes:
         ax.set_xlabel("optimizer step")
-    axes[0][-1].plot(steps, [r["lr"] for r in rows], color="grey")
-    axes[0][-1].set_title("learning rate")
-    axes[0][-1].set_xlabel("optimizer step")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    tmp = out.with_name(f".{out.name}.tmp")  # renamed when whole: a killed run leaves no half-written figure
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return out
