@@ -1,12 +1,19 @@
-"""What the bench runs on: the mini benchmark and one of three models, built once under a work folder.
+"""What the bench runs on: the mini benchmark and one of its models, built once under a work folder.
 
 - `tiny` / `small`: the tiny LLaVA-architecture models (`safeeraser.models.tiny`), saved and loaded
   from disk like any llava-hf model.
 - `llava-7b-random`: LLaVA-1.5-7B's shapes (CLIP ViT-L/14-336 tower, two-layer GELU projector,
   Llama-2-7B language model, vocab 32064) with random weights, built directly on the device in bf16.
   It uses the tiny tokenizer with a 336 px CLIP image processor, so every image is 576 tokens as in
-  LLaVA-1.5. Only the way the weights come into being differs from `tiny`: every bench section
-  calls `load_model` and runs the same code on either.
+  LLaVA-1.5.
+- `qwen2.5-vl-7b-random`: Qwen2.5-VL-7B-Instruct's shapes (32-block windowed ViT with its 2x2 merger,
+  Qwen2-7B language model with grouped key/value heads and M-RoPE, vocab 152064) with random weights,
+  the tiny Qwen tokenizer, and images resized to 672x672 px: 2,304 patches, 576 language tokens each,
+  as many as LLaVA-1.5's, so that the two families' figures compare.
+Only the way the weights come into being differs from `tiny`: the folder holds the processor, the
+config and the generation config (no weights: nothing 14 GB is written), and every bench section calls
+`load_model` and runs the same code on either. `shapes="tiny"` shrinks a random model's every width
+and depth (same families, same code) for a CPU dry run of the GPU check (`scripts/gpu_check.sh --dry`).
 """
 from __future__ import annotations
 
@@ -14,9 +21,16 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-MODELS = ("tiny", "small", "llava-7b-random")
 RANDOM_7B = "llava-7b-random"
+RANDOM_QWEN = "qwen2.5-vl-7b-random"
+# bench name -> the family whose architecture it has
+RANDOM_MODELS = {RANDOM_7B: "llava", RANDOM_QWEN: "qwen2_5_vl"}
+ARCHITECTURES = {RANDOM_7B: "LlavaForConditionalGeneration", RANDOM_QWEN: "Qwen2_5_VLForConditionalGeneration"}
+MODELS = ("tiny", "small", *RANDOM_MODELS)
+SHAPES = ("full", "tiny")  # a random model's sizes: the real architecture's, or shrunk for a CPU dry run
 IMAGE_SIZE_7B = 336  # CLIP ViT-L/14-336: (336 / 14)^2 = 576 image tokens
+IMAGE_SIZE_QWEN = 672  # (672 / 14)^2 = 2304 patches, merged 2x2: 576 language tokens
+IMAGE_SIZE_TINY = 56  # the tiny models' images (4x4 patches)
 
 
 class BenchSetupError(RuntimeError):
@@ -31,9 +45,10 @@ class Assets:
     val_file: str
     prompt_file: str
     processor_path: str
-    model_path: str  # a saved model folder; for llava-7b-random the folder holds only its config
+    model_path: str  # a saved model folder; for a random model it holds no weights
     device: str  # "cpu" or "cuda"
     dtype: str  # "float32" or "bfloat16"
+    shapes: str = "full"  # a random model's sizes (SHAPES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,12 +68,13 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def check_model_device(model: str, device: str, allow_cpu: bool) -> None:
-    if model == RANDOM_7B and device != "cuda" and not allow_cpu:
+def check_model_device(model: str, device: str, allow_cpu: bool, shapes: str = "full") -> None:
+    if model in RANDOM_MODELS and shapes == "full" and device != "cuda" and not allow_cpu:
         raise BenchSetupError(
-            "--model llava-7b-random has 7B parameters (about 14 GB of bf16 weights, more for training) and "
+            f"--model {model} has 7B parameters (about 15 GB of bf16 weights, more for training) and "
             "is meant for a CUDA GPU, but none is available here. Run it on a GPU machine, use --model tiny "
-            "(or small) on a CPU, or pass --allow_cpu to run it on the CPU anyway (hours, and 40+ GB of RAM).")
+            "(or small) on a CPU, --shapes tiny for a dry run of the same code at tiny sizes, or pass "
+            "--allow_cpu to run it on the CPU anyway (hours, and 40+ GB of RAM).")
 
 
 def _done(folder: Path) -> bool:
@@ -69,37 +85,48 @@ def _mark(folder: Path, what: dict) -> None:
     (folder / "bench_ready.json").write_text(json.dumps(what))
 
 
-def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0) -> Assets:
+def _tiny_model(work: Path, family: str, size: str, seed: int) -> Path:
+    from safeeraser.models.tiny import make_tiny
+
+    folder = work / (f"model-{size}" if family == "llava" else f"model-{size}-{family}")
+    if not _done(folder):
+        make_tiny(folder, family=family, size=size, seed=seed)
+        _mark(folder, {"family": family, "size": size, "seed": seed})
+    return folder
+
+
+def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0, shapes: str = "full") -> Assets:
     """Build (or reuse) the mini benchmark and the model's files under `workdir`."""
     from safeeraser.data.mini import make_mini
-    from safeeraser.models.tiny import make_tiny
 
     if model not in MODELS:
         raise BenchSetupError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    if shapes not in SHAPES:
+        raise BenchSetupError(f"unknown shapes '{shapes}'; choose one of {', '.join(SHAPES)}")
     work = Path(workdir)
     data = work / "mini"
     if not _done(data):
         make_mini(data, seed=seed)
         _mark(data, {"seed": seed})
-    size = "small" if model == "small" else "tiny"
-    tiny = work / f"model-{size}"
-    if not _done(tiny):
-        make_tiny(tiny, size=size, seed=seed)
-        _mark(tiny, {"size": size, "seed": seed})
+    family = RANDOM_MODELS.get(model, "llava")
+    tiny = _tiny_model(work, family, "small" if model == "small" else "tiny", seed)
     processor_path = model_path = tiny
-    if model == RANDOM_7B:
-        model_path = processor_path = work / "model-llava-7b-random"
+    if model in RANDOM_MODELS:
+        model_path = processor_path = work / f"model-{model}" if shapes == "full" else work / f"model-{model}-{shapes}"
         if not _done(model_path):
-            _save_7b_files(tiny, model_path)
-            _mark(model_path, {"model": RANDOM_7B})
-    dtype = "bfloat16" if device == "cuda" or model == RANDOM_7B else "float32"
+            _save_random_files(model, shapes, tiny, model_path)
+            _mark(model_path, {"model": model, "shapes": shapes})
+    # bf16 where it runs fast (a GPU) and for the full 7B shapes anywhere (half the memory)
+    dtype = "bfloat16" if device == "cuda" or (model in RANDOM_MODELS and shapes == "full") else "float32"
     return Assets(model=model, data_dir=str(data), train_file=str(data / "all_train.json"),
                   val_file=str(data / "all_val.json"), prompt_file=str(data / "prompt.json"),
-                  processor_path=str(processor_path), model_path=str(model_path), device=device, dtype=dtype)
+                  processor_path=str(processor_path), model_path=str(model_path), device=device, dtype=dtype,
+                  shapes=shapes if model in RANDOM_MODELS else "full")
 
 
-def processor_336(tiny_processor):
-    """The tiny tokenizer behind a 336 px CLIP image processor: 576 image tokens, as LLaVA-1.5."""
+def llava_processor(tiny_processor, image_size: int = IMAGE_SIZE_7B):
+    """The tiny tokenizer behind a CLIP image processor of `image_size` px (336: 576 image tokens, as
+    LLaVA-1.5)."""
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -107,14 +134,19 @@ def processor_336(tiny_processor):
     from safeeraser.models.tiny import PATCH_SIZE
 
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": IMAGE_SIZE_7B}, crop_size={"height": IMAGE_SIZE_7B, "width": IMAGE_SIZE_7B})
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
     return LlavaProcessor(image_processor=image_processor, tokenizer=tiny_processor.tokenizer,
                           patch_size=PATCH_SIZE, vision_feature_select_strategy="default",
                           num_additional_image_tokens=1, chat_template=LLAVA15_CHAT_TEMPLATE)
 
 
+def processor_336(tiny_processor):
+    """The tiny tokenizer behind a 336 px CLIP image processor: 576 image tokens, as LLaVA-1.5."""
+    return llava_processor(tiny_processor, IMAGE_SIZE_7B)
+
+
 def llava7b_config(tokenizer, vision_overrides: dict | None = None, **text_overrides):
-    """LLaVA-1.5-7B's architecture. The overrides shrink it, for tests of this code path only."""
+    """LLaVA-1.5-7B's architecture. The overrides shrink it (tests, the dry run)."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
     vision_kwargs = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
@@ -134,53 +166,109 @@ def llava7b_config(tokenizer, vision_overrides: dict | None = None, **text_overr
                        pad_token_id=tokenizer.pad_token_id)
 
 
-def _save_7b_files(tiny_dir: Path, out: Path) -> None:
+def qwen25vl7b_config(tokenizer, vision_overrides: dict | None = None, **text_overrides):
+    """Qwen2.5-VL-7B-Instruct's architecture (its published config.json). The overrides shrink it."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLTextConfig, Qwen2_5_VLVisionConfig
+
+    from safeeraser.models.families.qwen2_vl import qwen_special_ids
+
+    vision_kwargs = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                         patch_size=14, spatial_merge_size=2, temporal_patch_size=2, tokens_per_second=2,
+                         window_size=112, fullatt_block_indexes=[7, 15, 23, 31], hidden_act="silu")
+    vision_kwargs.update(vision_overrides or {})
+    text_kwargs = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                       num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
+                       rms_norm_eps=1e-6, tie_word_embeddings=False,
+                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=None, eos_token_id=tokenizer.eos_token_id)
+    text_kwargs.update(text_overrides)
+    return Qwen2_5_VLConfig(vision_config=Qwen2_5_VLVisionConfig(**vision_kwargs),
+                            text_config=Qwen2_5_VLTextConfig(**text_kwargs), tie_word_embeddings=False,
+                            **qwen_special_ids(tokenizer))
+
+
+# The dry run's sizes: the tiny models' widths and depths (tests/CPU), the tokenizer's own vocabulary.
+_TINY_LLAVA_VISION = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                          image_size=IMAGE_SIZE_TINY, projection_dim=64)
+_TINY_QWEN_VISION = dict(depth=2, hidden_size=64, intermediate_size=256, num_heads=4, out_hidden_size=128,
+                         window_size=IMAGE_SIZE_TINY // 2, fullatt_block_indexes=[1])
+_TINY_TEXT = dict(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4,
+                  max_position_embeddings=2048)
+
+
+def random_model_files(model: str, shapes: str, tiny_processor):
+    """(processor, config) of a random model: the tiny tokenizer, the architecture's image size and config."""
+    tok = tiny_processor.tokenizer
+    tiny = shapes == "tiny"
+    if model == RANDOM_7B:
+        processor = llava_processor(tiny_processor, IMAGE_SIZE_TINY if tiny else IMAGE_SIZE_7B)
+        if tiny:
+            return processor, llava7b_config(tok, _TINY_LLAVA_VISION, vocab_size=len(tok), num_key_value_heads=4,
+                                             **_TINY_TEXT)
+        return processor, llava7b_config(tok)
+    from safeeraser.models.families.qwen2_vl import CHAT_TEMPLATE, qwen_image_processors
+
+    image_processor, video_processor = qwen_image_processors(IMAGE_SIZE_TINY if tiny else IMAGE_SIZE_QWEN)
+    processor = type(tiny_processor)(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
+                                     chat_template=CHAT_TEMPLATE)
+    if tiny:
+        # M-RoPE's (temporal, height, width) split of the tiny head's 16 rotary frequencies
+        rope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [4, 6, 6]}
+        return processor, qwen25vl7b_config(tok, _TINY_QWEN_VISION, vocab_size=len(tok), num_key_value_heads=2,
+                                            rope_parameters=rope, **_TINY_TEXT)
+    return processor, qwen25vl7b_config(tok)
+
+
+def _save_random_files(model: str, shapes: str, tiny_dir: Path, out: Path) -> None:
+    from transformers import GenerationConfig
+
     from safeeraser.models.loading import load_processor
 
-    processor = processor_336(load_processor(str(tiny_dir)))
+    processor, config = random_model_files(model, shapes, load_processor(str(tiny_dir)))
+    # the class a loaded model folder names (vLLM picks its implementation by it)
+    config.architectures = [ARCHITECTURES[model]]
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out)
-    llava7b_config(processor.tokenizer).save_pretrained(out)
+    config.save_pretrained(out)
+    # the tiny model's generation config: the family's pad and end-of-turn ids for this tokenizer
+    GenerationConfig.from_pretrained(tiny_dir).save_pretrained(out)
 
 
 def load_model(assets: Assets, seed: int = 0):
-    """A fresh model on the bench's device: from disk (tiny, small) or randomly initialised (7B).
+    """A fresh model on the bench's device: from disk (tiny, small) or randomly initialised (the random
+    models, directly on the device: no CPU copy, nothing read from disk but the config).
     Called once per copy: the reference's KL way calls it twice."""
     import torch
 
     from safeeraser.models.loading import DTYPES, attention_implementation
     from safeeraser.models.loading import load_model as load_saved
 
-    if assets.model != RANDOM_7B:
+    if assets.model not in RANDOM_MODELS:
         return load_saved(assets.model_path, assets.dtype, device=assets.device)
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
+    from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     dtype = DTYPES[assets.dtype]
-    config = LlavaConfig.from_pretrained(assets.model_path)
-    attn = attention_implementation() if assets.device == "cuda" else "sdpa"
+    config = AutoConfig.from_pretrained(assets.model_path)
+    attn = attention_implementation() if assets.device == "cuda" and dtype != torch.float32 else "sdpa"
     torch.manual_seed(seed)
     with torch.device(assets.device):
-        model = LlavaForConditionalGeneration._from_config(config, dtype=dtype, attn_implementation=attn)
-    text = config.text_config
-    model.generation_config.pad_token_id = text.pad_token_id
-    model.generation_config.eos_token_id = text.eos_token_id
-    model.generation_config.bos_token_id = text.bos_token_id
+        model = AutoModelForImageTextToText.from_config(config, dtype=dtype, attn_implementation=attn)
+    model.generation_config = GenerationConfig.from_pretrained(assets.model_path)
     return model
 
 
 def linear_params(model) -> dict[str, int]:
-    """Parameters in matmuls, for FLOP estimates: language model (with lm_head), vision tower, projector."""
+    """Parameters in matmuls, for FLOP estimates: language model (with lm_head), vision tower, projector
+    (where each sits is the family's to say)."""
     import torch
 
+    from safeeraser.models.families import family_of_model
+
+    family = family_of_model(model)
     counts = {"text": 0, "vision": 0, "projector": 0}
+    names = {"language": "text", "vision": "vision", "projector": "projector"}
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear) or "lora_" in name:
             continue
-        n = module.weight.numel()
-        if "vision_tower" in name:
-            counts["vision"] += n
-        elif "multi_modal_projector" in name:
-            counts["projector"] += n
-        else:
-            counts["text"] += n
+        counts[names[family.part_of(name)]] += module.weight.numel()
     return counts

@@ -10,8 +10,11 @@ For each pair it prints ours, the reference-style value and their ratio, and wri
   judging                  labels/s against a local OpenAI-compatible server answering after --judge_delay:
                            our judge at --judge_concurrency against one request at a time; labels must match.
   outside share            the share of our unlearning step outside the model's forward and backward.
-Models: tiny (default, CPU), small (~14M parameters, for the klpd one-copy memory check), llava-7b-random
-(LLaVA-1.5-7B shapes, random weights, bf16, for a CUDA GPU; reports tokens/s and MFU as well).
+Models: tiny (default, CPU), small (~14M parameters, for the klpd one-copy memory check), llava-7b-random and
+qwen2.5-vl-7b-random (LLaVA-1.5-7B's and Qwen2.5-VL-7B's shapes, random weights, bf16, for a CUDA GPU; they
+report tokens/s and MFU as well; --shapes tiny shrinks them for a CPU dry run of the same code).
+--predict_grid SOURCE measures nothing: it predicts the paper grid's wall time on one 8-GPU node from a bench
+or gpu_check JSON, or from FLOP counts at an assumed MFU (SOURCE "flops"); see safeeraser.bench.grid_cost.
 On a CPU with one thread (the default there) the table also gives each CPU-bound ratio in process CPU time,
 which other processes on a shared machine do not distort; targets are judged on it where it is given.
 """
@@ -27,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"train": 4.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
+from safeeraser.bench.assets import MODELS, SHAPES
+
+TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
              judge_reference_items=0, judge_delay=0.05)
 
@@ -35,7 +40,13 @@ QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_toke
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeeraser bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", choices=["tiny", "small", "llava-7b-random"])
+    p.add_argument("--model", default="tiny", choices=list(MODELS))
+    p.add_argument("--shapes", default="full", choices=list(SHAPES),
+                   help="for the random 7B models: their real sizes, or every width and depth shrunk (a CPU dry run "
+                        "of the same code; the numbers mean nothing)")
+    p.add_argument("--predict_grid", default=None, metavar="SOURCE",
+                   help="measure nothing; predict the paper grid's wall time on one 8-GPU node from a bench or "
+                        "gpu_check JSON file, or from FLOP counts at an assumed MFU ('flops')")
     p.add_argument("--out", default=None, help="JSON results file (default: bench-<model>.json)")
     p.add_argument("--workdir", default=None,
                    help="where the mini benchmark and model files are built and reused (default: a temporary folder)")
@@ -43,13 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of train,infer,judge (the outside share comes with train)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test; the numbers mean nothing")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--allow_cpu", "--allow-cpu", action="store_true", help="let llava-7b-random run on a CPU")
+    p.add_argument("--allow_cpu", "--allow-cpu", action="store_true", help="let a random 7B model run on a CPU")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for every configuration (default: 1 on a CPU, so that a shared machine's "
                         "other processes do not stall OpenMP; 0 keeps torch's default)")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("unlearning")
     g.add_argument("--methods", default="gdpd,klpd")
+    g.add_argument("--ways", default="ours,reference",
+                   help="which configurations of each method: ours, reference (the reference's way), or both")
     g.add_argument("--effective_batch", "--effective-batch", type=int, default=16)
     g.add_argument("--batch_size", "--batch-size", type=int, default=None,
                    help="our micro-batch (default: the training config's batch_size default)")
@@ -100,7 +113,9 @@ def _machine(device: str, threads: int) -> dict:
     except (OSError, StopIteration):
         pass
     if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=torch.cuda.get_device_name(0), gpu_count=torch.cuda.device_count(),
+                    gpu_memory_gib=props.total_memory / 2**30, cuda=torch.version.cuda)
     return info
 
 
@@ -120,8 +135,11 @@ def run_train(args, assets, threads: int) -> dict:
         items = sum(len(r.unsafe_pairs) for r in load_benchmark(assets.train_file, check_images=False))
         args.warmup_steps = -(-items // args.effective_batch)
     results = {}
+    ways = {w.strip() for w in args.ways.split(",")}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         for way, bs, fused, copy in (("ours", ours_bs, True, False), ("reference", 1, False, True)):
+            if way not in ways:
+                continue
             spec = TrainSpec(method=method, way=way, batch_size=bs, accumulation=args.effective_batch // bs,
                              fused_forward=fused, reference_copy=copy, steps=args.steps, warmup=args.warmup_steps,
                              assets=assets.to_dict(), threads=threads, seed=233,
@@ -130,7 +148,9 @@ def run_train(args, assets, threads: int) -> dict:
             _log(f"unlearning {spec.label}: micro-batch {bs} x {spec.accumulation}, "
                  f"{'fused forward' if fused else 'one forward per view'}, {args.steps} timed steps")
             r = run_in_subprocess(spec)
-            if assets.device == "cpu":  # see LIVE_MEMORY_ENV; on CUDA the allocator's own peak is exact
+            # see LIVE_MEMORY_ENV; on CUDA the allocator's own peak is exact. A dry run's (tiny shapes)
+            # memory means nothing: it is not worth a second process.
+            if assets.device == "cpu" and assets.shapes != "tiny":
                 r["peak_mb_allocator_history"] = r["peak_mb"]
                 r["peak_mb"] = measure_memory(spec)["peak_mb"]
             _log(f"  {r['samples_per_s']:.2f} samples/s, peak {r['peak_mb']:.0f} MB, "
@@ -146,24 +166,34 @@ def train_rows(results: dict, device: str) -> list:
     methods = list(dict.fromkeys(r["method"] for r in results.values()))
     for m in methods:
         ours, ref = results.get(f"{m}/ours"), results.get(f"{m}/reference")
-        if not ours or not ref:
+        if not ours:
             continue
+        measured_ref = ref is not None
+        nan = float("nan")  # --ways ours: no reference figures, no ratio to judge
+        ref = ref or {"samples_per_s": nan, "samples_per_cpu_s": nan, "tokens_per_s": nan, "peak_mb": nan}
         cpu = {}
         if device == "cpu":
             cpu = dict(ours_cpu=ours["samples_per_cpu_s"], reference_cpu=ref["samples_per_cpu_s"])
         rows.append(Row(f"train_{m}_samples_per_s", f"unlearning {m} samples/s", "forget examples/s",
-                        ours["samples_per_s"], ref["samples_per_s"], target=TARGETS["train"], **cpu))
+                        ours["samples_per_s"], ref["samples_per_s"],
+                        target=TARGETS["train"] if measured_ref else None, **cpu))
         rows.append(Row(f"train_{m}_tokens_per_s", f"unlearning {m} training tokens/s", "tokens/s",
                         ours["tokens_per_s"], ref["tokens_per_s"]))
         mem_unit = "MB allocated on the GPU" if device == "cuda" else "MB RSS above imports"
         rows.append(Row(f"train_{m}_peak_memory_mb", f"unlearning {m} peak memory", mem_unit,
                         ours["peak_mb"], ref["peak_mb"], better="lower"))
-        if "mfu" in ours and "mfu" in ref:
-            rows.append(Row(f"train_{m}_mfu", f"unlearning {m} MFU", "fraction of peak", ours["mfu"], ref["mfu"]))
+        if "compute_share" in ours:
+            # the limit on this machine: achieved model FLOP/s over a plain matmul's of the step's shapes
+            rows.append(Row(f"train_{m}_compute_share", f"unlearning {m} FLOP/s / plain matmul FLOP/s",
+                            "share of the machine's compute", ours["compute_share"],
+                            ref.get("compute_share", nan)))
+        if "mfu" in ours:
+            rows.append(Row(f"train_{m}_mfu", f"unlearning {m} MFU", "fraction of peak", ours["mfu"],
+                            ref.get("mfu", nan)))
     if "gdpd/ours" in results and "klpd/ours" in results:
         g, k = results["gdpd/ours"], results["klpd/ours"]
         gr, kr = results.get("gdpd/reference"), results.get("klpd/reference")
-        ref_ratio = kr["peak_mb"] / gr["peak_mb"] if gr and kr else 0.0
+        ref_ratio = kr["peak_mb"] / gr["peak_mb"] if gr and kr else float("nan")
         rows.append(Row("train_klpd_over_gdpd_memory", "klpd / gdpd peak memory", "ratio",
                         k["peak_mb"] / g["peak_mb"], ref_ratio, better="lower", target_on="ours"))
     if "gdpd/ours" in results:
@@ -218,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.predict_grid is not None:
+        from safeeraser.bench.grid_cost import main as predict_main
+
+        return predict_main([args.predict_grid])
     if args.quick:
         _apply_quick(args, argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
@@ -225,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown section(s) {', '.join(sorted(unknown))}; choose from train, infer, judge",
               file=sys.stderr)
+        return 2
+    ways = {w.strip() for w in args.ways.split(",") if w.strip()}
+    if not ways or ways - {"ours", "reference"}:
+        print(f"error: --ways '{args.ways}': choose ours, reference or both (comma-separated)", file=sys.stderr)
         return 2
     if args.effective_batch < 1 or args.effective_batch % our_micro_batch(args):
         print(f"error: --effective_batch {args.effective_batch} is not a multiple of our micro-batch "
@@ -234,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         device = resolve_device(args.device)
-        check_model_device(args.model, device, args.allow_cpu)
+        check_model_device(args.model, device, args.allow_cpu, args.shapes)
     except BenchSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -265,7 +303,7 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
     workdir = args.workdir or tmp.name
     try:
         _log(f"preparing the mini benchmark and the {args.model} model under {workdir}")
-        assets = prepare_assets(args.model, workdir, device, seed=args.seed)
+        assets = prepare_assets(args.model, workdir, device, seed=args.seed, shapes=args.shapes)
         details: dict = {}
         rows = []
         if "train" in sections:
@@ -301,7 +339,7 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
             row.ours_cpu = row.reference_cpu = None
     meta = {
         "command": "safeeraser bench " + " ".join(shlex.quote(a) for a in argv),
-        "model": args.model, "quick": args.quick,
+        "model": args.model, "shapes": args.shapes, "quick": args.quick,
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "seconds": time.time() - started,
         "machine": _machine(device, torch.get_num_threads()), "load_average_before": load_before,
         "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,

@@ -129,9 +129,42 @@ def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int
         if peak_flops > 0 and device == "cuda":
             side["mfu"] = per_response * side["responses_per_s"] / peak_flops
     return {
+        "attention": getattr(model.config, "_attn_implementation", None),
         "prompts": len(requests), "reference_prompts": len(ref_requests), "samples_per_prompt": samples,
         "max_new_tokens": max_new_tokens, "batch_size": batch_size, "temperature": settings.temperature,
         "top_p": settings.top_p, "fixed_length": True, "mean_prompt_tokens": prompt_len,
         "answers_nonempty": sum(1 for a in answers for s in a if s) / max(1, sum(len(a) for a in answers)),
         "ours": ours, "reference": ref,
     }
+
+
+def measure_vllm(assets, prompts: int, max_new_tokens: int, samples: int = 3, seed: int = 0, **llm_kwargs) -> dict:
+    """vLLM (`infer.vllm_backend`) on the same requests and sampling settings as `measure_inference`,
+    with random weights (`load_format="dummy"`: vLLM reads only the folder's config and tokenizer).
+    vLLM cannot ban EOS here as the HF sides do, so an answer may stop early: the rate counts the tokens
+    it made (`tokens_per_response` says how many). Without vLLM: {"importable": False, "reason": ...}."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return {"importable": False, "reason": "vllm is not importable in this environment"}
+    from importlib.metadata import version
+
+    from safeeraser.infer.engine import GenSettings, GenStats
+    from safeeraser.infer.vllm_backend import VllmGenerator
+    from safeeraser.models.loading import load_processor
+
+    requests = harmful_requests(assets.val_file, samples)[:prompts]
+    processor = load_processor(assets.processor_path)
+    t0 = time.perf_counter()
+    gen = VllmGenerator(assets.model_path, None, processor, load_format="dummy", dtype=assets.dtype, seed=seed,
+                        **llm_kwargs)
+    startup = time.perf_counter() - t0
+    settings = GenSettings(max_new_tokens=max_new_tokens, greedy=False, temperature=1.0, top_p=0.9, seed=seed)
+    gen.generate(requests[:1], replace(settings, max_new_tokens=4))  # warm-up: first calls
+    gen.stats = GenStats()
+    gen.generate(requests, settings)
+    st = gen.stats
+    return {"importable": True, "version": version("vllm"), "startup_s": startup, "prompts": len(requests),
+            "responses": st.responses, "new_tokens": st.new_tokens, "seconds": st.seconds,
+            "new_tokens_per_s": st.new_tokens / st.seconds, "responses_per_s": st.responses / st.seconds,
+            "tokens_per_response": st.new_tokens / max(1, st.responses), "max_new_tokens": max_new_tokens}

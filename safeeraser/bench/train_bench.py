@@ -1,11 +1,11 @@
 """Unlearning steps per second, peak memory and the outside-forward/backward share of one configuration.
 
 Each configuration runs in a fresh process (`python -m safeeraser.bench.train_bench SPEC OUT`), so that
-its peak memory is its own. The step is the training loop's own pieces, timed directly: the dataset
-and collator of `train.loop`, `prepare_model`, AdamW, the cosine schedule, `compute_loss`, backward,
-clipping, and the loop's per-step logging (finite check, loss means, a JSON-lines row). Both
-configurations of a pair share all of it; they differ only in micro-batch size, fused or per-view
-forward, and where the frozen reference comes from.
+its peak memory is its own. What is timed is the training loop itself (`train.loop.Trainer`: its
+dataset, loader, model preparation, optimizer, schedule, step and logging), observed through its
+hooks (`TrainHooks`): no training step lives here. Both configurations of a pair differ only in their
+training config: micro-batch size, fused or per-view forward, logits at every position or not, and
+where the frozen reference comes from (`kl_reference`).
 """
 from __future__ import annotations
 
@@ -51,33 +51,8 @@ def train_overrides(spec: TrainSpec, assets) -> list[str]:
         f"answer_logits_only={str(spec.answer_logits_only).lower()}",
         f"model_dtype={assets.dtype}", f"seed={spec.seed}",
         f"gradient_checkpointing={str(spec.gradient_checkpointing).lower()}", "report_to=none",
+        f"kl_reference={'copy' if spec.reference_copy else 'adapter'}",
     ]
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        torch.cuda.synchronize()
-
-
-class _Batches:
-    """The loader, cycled over epochs the way the loop sets them."""
-
-    def __init__(self, loader, dataset, sampler):
-        self.loader, self.dataset, self.sampler = loader, dataset, sampler
-        self.epoch = 0
-        self._it = iter(loader)
-
-    def next(self):
-        try:
-            return next(self._it)
-        except StopIteration:
-            self.epoch += 1
-            self.sampler.set_epoch(self.epoch)
-            self.dataset.set_epoch(self.epoch)
-            self._it = iter(self.loader)
-            return next(self._it)
 
 
 def _flops(views: dict, names: list[str], ref_names: list[str], params: dict, text_cfg, trainable: int,
@@ -131,107 +106,84 @@ def _import_libraries() -> None:
     import safeeraser.train.step  # noqa: F401
 
 
+class StepTimer:
+    """TrainHooks that time each optimizer step by phase (data, forward, backward, optimizer, logging:
+    the loop's own phases), with its CPU time, samples, tokens and model FLOPs. Counting tokens and
+    FLOPs happens after a step's clock stops."""
+
+    PHASES = ("data", "forward", "backward", "optimizer", "logging")
+
+    def __init__(self, warmup: int, device: str, flops_of):
+        self.warmup, self.device, self.flops_of = warmup, device, flops_of
+        self.steps: list[dict] = []
+        self.views: list[dict] = []
+        self.last_row: dict = {}
+
+    def _now(self) -> float:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def _open(self) -> None:
+        self.times = dict.fromkeys(self.PHASES, 0.0)
+        self.views = []
+        self.start = self.last = self._now()
+        self.cpu_start = time.process_time()
+
+    def on_start(self, trainer) -> None:
+        self._open()
+
+    def on_batch(self, trainer, views) -> None:
+        self.views.append(views)
+
+    def on_phase(self, trainer, name) -> None:
+        now = self._now()
+        self.times[name] += now - self.last
+        self.last = now
+        if name != "logging":
+            return
+        step = {**self.times, "total": now - self.start, "cpu": time.process_time() - self.cpu_start}
+        if trainer.global_step > self.warmup:
+            names = trainer.method.views()
+            step["samples"] = sum(v[names[0]]["input_ids"].shape[0] for v in self.views)
+            step["tokens"] = sum(int(v[n]["attention_mask"].sum()) for v in self.views for n in names)
+            step["flops"] = sum(self.flops_of(trainer, v) for v in self.views)
+            self.steps.append(step)
+        self._open()
+
+    def on_step(self, trainer, row) -> None:
+        self.last_row = row
+
+
 def _run(spec: TrainSpec, assets) -> dict:
     import torch
-    from torch.utils.data import DataLoader
-    from transformers import get_scheduler
 
     from safeeraser.bench.assets import linear_params, load_model
-    from safeeraser.data.encode import pad_token_id
-    from safeeraser.io import append_jsonl
-    from safeeraser.models.loading import load_processor
     from safeeraser.train.config import load_config
-    from safeeraser.train.dataset import EpochSampler, ViewCollator
-    from safeeraser.train.loop import build_dataset
-    from safeeraser.train.methods import parse_method
-    from safeeraser.train.model_setup import optimizer_groups, prepare_model
-    from safeeraser.train.step import compute_loss
+    from safeeraser.train.loop import Trainer
 
     device = assets.device
-    cfg = load_config(None, train_overrides(spec, assets))
-    method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
-    torch.manual_seed(cfg.seed)
-    from safeeraser.data.encode import batch_to
-    from safeeraser.models.families import family_of_path
-
-    family = family_of_path(assets.model_path)
-    processor = load_processor(assets.processor_path)
-    pad_id = pad_token_id(processor.tokenizer)
-    dataset = build_dataset(cfg, method, processor, family)
-    model = load_model(assets, seed=cfg.seed)
-    params = linear_params(model)
-    base_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    text_cfg = model.config.text_config
-    ref_names = method.reference_views()
-    ref_model = None
-    if spec.reference_copy and ref_names:
-        ref_model = load_model(assets, seed=cfg.seed).eval().requires_grad_(False)
-    model = prepare_model(model, cfg, family)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
+    save_dir = tempfile.mkdtemp(prefix="bench-run-")
     total_steps = spec.warmup + spec.steps
-    scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
-                              num_warmup_steps=int(cfg.warmup_ratio * total_steps + 0.999),
-                              num_training_steps=total_steps)
-    sampler = EpochSampler(len(dataset), cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=ViewCollator(pad_id, family),
-                        num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed))
-    batches = _Batches(loader, dataset, sampler)
-    image_tokens = dataset.encoder.image(dataset.items[0].forget.image)[1]
-    log_path = Path(tempfile.mkdtemp(prefix="bench-log-")) / "log.jsonl"
-
-    model.train()
-    steps = []
-    for step in range(total_steps):
-        _sync(device)
-        t_step = time.perf_counter()
-        cpu_step = time.process_time()
-        t = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0, "logging": 0.0}
-        window: dict[str, list] = {}
-        samples = tokens = 0
-        flops = 0.0
-        for _ in range(spec.accumulation):
-            a = time.perf_counter()
-            views = batches.next()
-            views = {v: batch_to(batch, device) for v, batch in views.items()}
-            _sync(device)
-            b = time.perf_counter()
-            loss, parts = compute_loss(model, views, method, cfg, pad_id, family, ref_model=ref_model)
-            _sync(device)
-            c = time.perf_counter()
-            (loss / spec.accumulation).backward()
-            _sync(device)
-            d = time.perf_counter()
-            if not torch.isfinite(loss.detach()).item():  # the loop's divergence check, every micro-batch
-                raise RuntimeError(f"{spec.label}: loss is {loss.item()} at step {step}")
-            for k, v in {"total": loss.detach(), **parts}.items():
-                window.setdefault(k, []).append(v)
-            e = time.perf_counter()
-            t["data"] += b - a
-            t["forward"] += c - b
-            t["backward"] += d - c
-            t["logging"] += e - d
-            rows = views[method.views()[0]]["input_ids"].shape[0]
-            samples += rows
-            tokens += sum(int(views[n]["attention_mask"].sum()) for n in method.views())
-            flops += _flops(views, method.views(), ref_names, params, text_cfg, trainable, image_tokens)
-        a = time.perf_counter()
-        if cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        _sync(device)
-        b = time.perf_counter()
-        means = {f"loss/{k}": torch.stack(v).mean().item() for k, v in window.items()}
-        append_jsonl(log_path, [{"step": step + 1, **means, "lr": scheduler.get_last_lr()[0]}])
-        c = time.perf_counter()
-        t["optimizer"] += b - a
-        t["logging"] += c - b
-        t["total"] = c - t_step
-        t["cpu"] = time.process_time() - cpu_step
-        if step >= spec.warmup:
-            steps.append({**t, "samples": samples, "tokens": tokens, "flops": flops})
+    cfg = load_config(None, [*train_overrides(spec, assets), f"save_dir={save_dir}", f"max_train_steps={total_steps}",
+                             "num_epochs=100000", "save_steps=0", "overwrite=true", "eval_steps=0"])
+    trainer = Trainer(cfg, load_model=lambda path, dtype: load_model(assets, seed=cfg.seed))
+    timer = StepTimer(spec.warmup, device, flops_of=None)
+    trainer.hooks.append(timer)
+    trainer.setup()
+    model = trainer.acc.unwrap_model(trainer.model)
+    params = linear_params(model)
+    base_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "lora_" not in n)
+    text_cfg = model.config.get_text_config()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    ref_names = trainer.method.reference_views()
+    image_tokens = trainer.dataset.encoder.image(trainer.dataset.items[0].forget.image)[1]
+    timer.flops_of = lambda tr, views: _flops(views, tr.method.views(), ref_names, params, text_cfg, trainable,
+                                              image_tokens)
+    trainer.train()
+    steps = timer.steps
 
     def med(key):
         return statistics.median(s[key] for s in steps)
@@ -242,7 +194,7 @@ def _run(spec: TrainSpec, assets) -> dict:
         "label": spec.label, "method": spec.method, "way": spec.way, "device": device,
         "threads": torch.get_num_threads(), "batch_size": spec.batch_size, "accumulation": spec.accumulation,
         "effective_batch": step_samples, "fused_forward": spec.fused_forward,
-        "kl_reference": ("second loaded copy" if ref_model is not None else
+        "kl_reference": ("second loaded copy" if trainer.ref_model is not None else
                          "adapter disabled" if ref_names else "none"),
         "steps_timed": len(steps), "warmup_steps": spec.warmup,
         "step_s_median": med("total"), "step_s_all": [s["total"] for s in steps],
@@ -257,17 +209,46 @@ def _run(spec: TrainSpec, assets) -> dict:
         "model_flops_per_s": sum(s["flops"] for s in steps) / wall,
         "base_weights_mb": base_bytes / 1024 / 1024, "trainable_params": trainable,
         "matmul_params": params,
-        "breakdown_s": {k: sum(s[k] for s in steps) for k in ("data", "forward", "backward", "optimizer", "logging")},
-        "loss_last": means.get("loss/total"),
+        "breakdown_s": {k: sum(s[k] for s in steps) for k in StepTimer.PHASES},
+        "loss_last": timer.last_row.get("loss/total"),
     }
     out["breakdown_s"]["other"] = wall - sum(out["breakdown_s"].values())
     out["share"] = {k: v / wall for k, v in out["breakdown_s"].items()}
     out["outside_forward_backward_share"] = 1 - (out["breakdown_s"]["forward"] + out["breakdown_s"]["backward"]) / wall
     if spec.peak_flops > 0 and device == "cuda":
         out["mfu"] = out["model_flops_per_s"] / spec.peak_flops
+    # The limit on this machine: a plain matmul of the language model's widest layer over a step's tokens,
+    # so model_flops_per_s / matmul_flops_per_s is the share of the machine's compute the step uses.
+    mean_tokens = sum(s["tokens"] for s in steps) / len(steps) / max(spec.accumulation, 1)
+    out["matmul_flops_per_s"] = matmul_flops_per_s(int(mean_tokens), text_cfg.hidden_size,
+                                                   text_cfg.intermediate_size, model.dtype, device)
+    out["compute_share"] = out["model_flops_per_s"] / out["matmul_flops_per_s"]
     if spec.profile_data:
-        out["data_costs_ms"] = _data_costs(dataset, ViewCollator(pad_id, family), spec.batch_size)
+        from safeeraser.train.dataset import ViewCollator
+
+        out["data_costs_ms"] = _data_costs(trainer.dataset, ViewCollator(trainer.pad_id, trainer.family),
+                                           spec.batch_size)
     return out
+
+
+def matmul_flops_per_s(tokens: int, hidden: int, intermediate: int, dtype, device: str, seconds: float = 0.5) -> float:
+    """FLOP/s of (tokens x hidden) @ (hidden x intermediate), the shape of an MLP projection over a
+    micro-batch, on this device, dtype and thread count: the compute a step could use at best."""
+    import torch
+
+    a = torch.randn(max(tokens, 1), hidden, dtype=dtype, device=device)
+    b = torch.randn(hidden, intermediate, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    torch.matmul(a, b)  # warm-up: library dispatch, allocator
+    sync()
+    reps, start = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b)
+        reps += 1
+        sync()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and reps >= 3:
+            return 2 * a.shape[0] * hidden * intermediate * reps / elapsed
 
 
 def _data_costs(dataset, collate, batch_size: int) -> dict:

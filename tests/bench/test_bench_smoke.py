@@ -10,6 +10,7 @@ from safeeraser.bench.command import main
 EXPECTED_ROWS = {
     "train_gdpd_samples_per_s", "train_gdpd_tokens_per_s", "train_gdpd_peak_memory_mb",
     "train_klpd_samples_per_s", "train_klpd_tokens_per_s", "train_klpd_peak_memory_mb",
+    "train_gdpd_compute_share", "train_klpd_compute_share",
     "train_klpd_over_gdpd_memory", "train_outside_forward_backward_share",
     "infer_new_tokens_per_s", "infer_responses_per_s",
     "judge_labels_per_s", "judge_labels_agreeing", "judge_labels_as_served",
@@ -74,3 +75,16 @@ def test_bench_flags_are_snake_case_like_every_other_command():
     snake = parser.parse_args(["--effective_batch", "8", "--judge_items", "4"])
     kebab = parser.parse_args(["--effective-batch", "8", "--judge-items", "4"])
     assert (snake.effective_batch, snake.judge_items) == (kebab.effective_batch, kebab.judge_items) == (8, 4)
+
+
+def test_the_bench_has_no_training_loop_of_its_own():
+    """The bench times the training loop's own step (train.loop.Trainer through its hooks): no backward,
+    optimizer step or scheduler step may live in the bench, or its figures are not the toolkit's."""
+    from pathlib import Path
+
+    import safeeraser.bench as bench
+
+    found = [f"{p.name}: {needle}" for p in Path(bench.__file__).parent.glob("*.py")
+             for needle in ("backward(", "optimizer.step(", "scheduler.step(", "compute_loss(")
+             if needle in p.read_text()]
+    assert not found, found
