@@ -15,15 +15,23 @@ setup(
     python_requires=">=3.10",
     # Namespace packages, so the data folders (specificity fixtures) are declared packages too:
     # setuptools warns about every undeclared one, hundreds of lines per install.
-    packages=find_namespace_packages(include=["safeeraser", "safeeraser.*"], exclude=["*.__pycache__"]),
+    # The top-level config/ folder ships as the package safeeraser.config, so an install outside the
+    # checkout finds the training, experiment, model and accelerate configs (safeeraser/train/config.py).
+    packages=find_namespace_packages(include=["safeeraser", "safeeraser.*"], exclude=["*.__pycache__"])
+    + ["safeeraser.config", *(f"safeeraser.config.{p}" for p in find_namespace_packages(str(here / "config")))],
+    package_dir={"safeeraser.config": "config"},
     include_package_data=True,
-    package_data={"safeeraser": ["**/*.json", "**/*.jsonl", "**/*.tsv", "**/*.png", "**/*.jpg", "**/*.yaml"]},
+    package_data={"safeeraser": ["**/*.json", "**/*.jsonl", "**/*.tsv", "**/*.png", "**/*.jpg", "**/*.yaml"],
+                  "safeeraser.config": ["**/*.yaml", "**/*.json"]},
     install_requires=requirements,
     extras_require={
         "train": ["deepspeed>=0.15"],
         "vllm": ["vllm"],
         "flash": ["flash-attn"],
-        "dev": ["pytest>=8"],
+        "track": ["tensorboard>=2.21", "wandb>=0.30"],  # report_to=tensorboard|wandb
+        "ray": ["ray>=2.60"],  # safeeraser run --launcher ray
+        "slurm": ["submitit>=1.5"],  # safeeraser run --launcher slurm
+        "dev": ["pytest>=8", "tensorboard>=2.21", "wandb>=0.30", "ray>=2.60", "submitit>=1.5"],
     },
     entry_points={"console_scripts": ["safeeraser=safeeraser.cli:main"]},
 )

@@ -34,6 +34,19 @@ def cmd_make_mini(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from safeeraser.pipeline.collect import collect, write_collected
+    from safeeraser.pipeline.report import markdown_table
+
+    result = collect(args.row, args.runs, resamples=args.resamples, seed=args.bootstrap_seed)
+    files = write_collected(result, args.out, title=args.title, stem=args.stem)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(markdown_table(result.rows))
+    print(f"report: {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def is_main_process() -> bool:
     """Under `accelerate launch` every process runs the command: only the main one reports."""
     from accelerate import PartialState
@@ -66,10 +79,21 @@ def cmd_forget(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from safeeraser.pipeline.experiment import run_experiment
+    from safeeraser.pipeline.experiment import load_experiment, run_experiment
+    from safeeraser.pipeline.launchers import StepsFailed
     from safeeraser.pipeline.report import markdown_table
 
-    rows, runner = run_experiment(args.config, args.overrides)
+    if args.dry_run:
+        from safeeraser.pipeline.launchers.plan import describe
+
+        launcher = [f"launcher.name={args.launcher}"] if args.launcher else []
+        print(describe(load_experiment(args.config, [*args.overrides, *launcher])))
+        return 0
+    try:
+        rows, runner = run_experiment(args.config, args.overrides, launcher=args.launcher)
+    except StepsFailed as exc:  # the other steps have run: what failed, with its log, and what it held up
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(markdown_table(rows))
     print(f"steps run: {len(runner.executed)}" if runner.executed else "steps run: 0 (all were done already)")
     return 0
@@ -117,12 +141,35 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p, "forget_lora.yaml")
     p.set_defaults(func=cmd_forget)
+    from safeeraser.pipeline.collect import ROW_SYNTAX
+
+    p = sub.add_parser("collect", help="the report of `run` (table, CSV, JSON, plot) from eval outputs made by "
+                       "hand (eval_all.py) or by several runs")
+    p.add_argument("--row", action="append", default=[], metavar=ROW_SYNTAX,
+                   help="a row from eval_all.py's judged files (each with its .txt stats beside it), train "
+                        "then val; repeat NAME with @SEED for a mean over seeds; NAME and NAMEpd give PD's effect")
+    p.add_argument("--runs", nargs="+", default=[], metavar="RUN",
+                   help="`safeeraser run` folders (their report.json rows) or report JSON files")
+    p.add_argument("--out", required=True, help="folder for report.{md,csv,json,png}")
+    p.add_argument("--title", default="SafeEraser: collected results")
+    p.add_argument("--stem", default="report", help="the report files' name")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the 95%% intervals")
+    p.add_argument("--bootstrap-seed", "--bootstrap_seed", dest="bootstrap_seed", type=int, default=0)
+    p.set_defaults(func=cmd_collect)
     # Commands with their own parsers (shared with the top-level scripts): listed here for --help,
     # dispatched in main() before this parser sees their flags.
     for name, (_, text) in PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
     p = sub.add_parser("run", help="an experiment grid: unlearn, infer, eval, specificity, report")
     p.add_argument("--config", default="mini.yaml", help="YAML under config/experiment/ or a path")
+    from safeeraser.pipeline.launchers import LAUNCHERS
+
+    p.add_argument("--launcher", choices=list(LAUNCHERS), default=None,
+                   help="where the steps run (overrides the config's launcher.name): local = this process, one "
+                        "step after another; ray = Ray tasks on this node or a cluster (launcher.address); "
+                        "slurm = SLURM jobs through submitit. Options: launcher.KEY=VALUE overrides")
+    p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                   help="print the steps (resources, outputs, done or to do) and run nothing")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
     p.set_defaults(func=cmd_run)
     return parser

@@ -17,6 +17,7 @@
 #   TRAIN_CONFIG          training config (default forget_lora.yaml)
 #   MIXED_PRECISION       passed as --mixed_precision (default bf16); empty: the accelerate config's own
 #   ACCELERATE_BIN        the accelerate command (default: accelerate on PATH, else .venv/bin/accelerate)
+#   PYTHON                python that checks the accelerate config first (default .venv/bin/python, else python)
 #   DRY_RUN=1             print the command instead of running it
 #
 # batch_size and gradient_accumulation_steps come from the training config only (per process:
@@ -46,4 +47,9 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     echo "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES ${cmd[*]}"
     exit 0
 fi
+# accelerate fails with a traceback on a DeepSpeed config when DeepSpeed (the train extra) is missing: one line instead
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+"$PYTHON" -m safeeraser.train.deepspeed_check "$ACCELERATE_CONFIG" || exit 2
 exec "${cmd[@]}"

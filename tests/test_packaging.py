@@ -1,6 +1,7 @@
 """The wheel: built without setuptools warnings, and holding the package data the toolkit reads."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -28,6 +29,24 @@ def test_wheel_builds_quietly_with_its_data(tmp_path):
     expected = {str(p.relative_to(REPO)) for p in fixtures.rglob("*") if p.is_file()}
     assert expected and expected <= set(names)
     assert not [n for n in names if "__pycache__" in n]
+    # config/ ships as safeeraser/config/, and an install outside the checkout reads its configs from there
+    configs = {f"safeeraser/{p.relative_to(REPO)}" for p in (REPO / "config").rglob("*") if p.is_file()}
+    assert {"safeeraser/config/forget_tiny.yaml", "safeeraser/config/experiment/mini.yaml",
+            "safeeraser/config/accelerate/deepspeed_zero2.yaml"} <= configs <= set(names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel unpacked is its installation
+    probe = ("import safeeraser\n"
+             "from safeeraser.train.config import CONFIG_DIR, load_config\n"
+             "from safeeraser.pipeline.experiment import load_experiment\n"
+             "print(safeeraser.__file__, CONFIG_DIR, load_config('forget_tiny.yaml', validate_paths=False).lr,\n"
+             "      load_experiment('mini.yaml').name)")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    package, config_dir, lr, name = run.stdout.split()
+    assert package.startswith(str(site)) and config_dir == str(site / "safeeraser" / "config")
+    assert (float(lr), name) == (5e-3, "mini-llava")
 
 
 def _lock() -> dict[str, str]:
@@ -41,13 +60,22 @@ def _lock() -> dict[str, str]:
     return pins
 
 
+def _dev_extra() -> list[str]:
+    """setup.py's `dev` extra (what CI installs besides the requirements)."""
+    import ast
+    import re
+
+    line = re.search(r'"dev":\s*(\[[^\]]*\])', (REPO / "setup.py").read_text())
+    return ast.literal_eval(line.group(1))
+
+
 def test_lock_pins_every_requirement_at_an_allowed_version():
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     pins = _lock()
     wanted = [line for line in (REPO / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")] + ["pytest>=8"]
+              if line.strip() and not line.startswith("#")] + _dev_extra()
     for line in wanted:
         req = Requirement(line)
         name = canonicalize_name(req.name)

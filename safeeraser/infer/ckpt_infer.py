@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from safeeraser.infer.settings import FLUSH_SECONDS, InferSettings, add_arguments, as_settings
 from safeeraser.io import DataError, append_jsonl, atomic_write_json, ensure_writable_dir, read_jsonl_tolerant
 
 N_SAMPLES = 3
-FLUSH_SECONDS = 30.0  # about the most finished work a kill can lose (see chunk_end for the exception)
 # The flags that decide the answers, with the records, the model and the checkpoint: a partial file made
 # with other values is not resumed. Not batch_size or chunk_records (answers do not depend on them), nor
 # limit (a record's answers do not depend on how many records run).
@@ -32,32 +32,12 @@ ANSWER_PARTS = ("eval_file", "model", "checkpoint", "generation")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ckpt_infer.py", description=__doc__)
-    p.add_argument("--eval_file", required=True, help="all_train.json or all_val.json")
-    p.add_argument("--model_path", default="llava-hf/llava-1.5-7b-hf", help="hub id or folder of the base model")
-    p.add_argument("--checkpoint_path", default=None,
-                   help="adapter folder, full model folder or the reference's checkpoint.pt; omit for vanilla")
-    p.add_argument("--output_file", required=True)
-    p.add_argument("--loss_type", default=None, help="the unlearning method (recorded only)")
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--max_new_tokens", type=int, default=512)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top_p", type=float, default=0.9)
-    p.add_argument("--greedy", action="store_true", help="greedy decoding for every answer")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--lora_alpha", type=int, default=256,
-                   help="LoRA alpha of a reference checkpoint.pt, which does not record it (reference: 256)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its partial file")
-    p.add_argument("--strict", action="store_true", help="stop at a record that cannot be processed")
-    p.add_argument("--chunk_records", type=int, default=32,
-                   help="the most records generated (and saved) together; chunks are sized to save about every "
-                        f"{FLUSH_SECONDS:.0f} s")
-    p.add_argument("--limit", type=int, default=0, help="only the first N records (0: all)")
-    p.add_argument("--backend", choices=["hf", "vllm"], default="hf")
-    p.add_argument("--engine", choices=["auto", "fast", "generate"], default="auto",
-                   help="hf backend: our decoding loop (fast), transformers' generate, or the family's choice "
-                        "(auto); both give the same answers")
+    add_arguments(p)  # one flag per InferSettings field
     return p
+
+
+def parse_settings(argv: list[str] | None = None) -> InferSettings:
+    return InferSettings(**vars(build_parser().parse_args(argv)))
 
 
 def _requests(rec, index: int):
@@ -103,16 +83,8 @@ def meta_path(output_file: str | Path, partial: bool = False) -> Path:
 
 def check_args(args) -> None:
     """Flag values that cannot work, reported before anything is read or loaded."""
-    for flag, ok, rule in (
-        ("limit", args.limit >= 0, "0 (all records) or a positive count"),
-        ("batch_size", args.batch_size >= 1, "a positive count"),
-        ("chunk_records", args.chunk_records >= 1, "a positive count"),
-        ("max_new_tokens", args.max_new_tokens >= 1, "a positive count"),
-        ("temperature", args.temperature >= 0, "0 or more"),  # also false for nan
-        ("top_p", 0 < args.top_p <= 1, "in (0, 1]"),
-    ):
-        if not ok:
-            raise DataError(f"--{flag} must be {rule}, got {getattr(args, flag)}")
+    for flag, rule, value in as_settings(args).problems():
+        raise DataError(f"--{flag} must be {rule}, got {value}")
 
 
 def _looks_local(model_path: str) -> bool:
@@ -307,9 +279,12 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
     return generator.stats
 
 
-def run_inference(args) -> dict:
+def run_inference(settings: InferSettings) -> dict:
+    """Answer `settings.eval_file` into `settings.output_file` (an argparse Namespace of ckpt_infer's flags
+    is taken too) and return the summary that format_summary prints."""
     from safeeraser.data.records import load_benchmark
 
+    args = as_settings(settings)
     check_args(args)  # flags, the data file and the paths first: each fails in well under a second
     records = load_benchmark(args.eval_file, check_images=False)
     if args.limit:
@@ -366,9 +341,9 @@ def _model_errors() -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    settings = parse_settings(argv)
     try:
-        summary = run_inference(args)
+        summary = run_inference(settings)
     except DataError as exc:  # matched first: bad input is reported without importing torch
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,14 +1,17 @@
 """`safeeraser run`: unlearn -> infer -> eval -> specificity for every method of a grid, then the
 paper's table. Each step's output folder is named from a hash of its inputs, and a step whose
-output exists is skipped: a rerun after a crash, or with a method added, does only what is missing."""
+output exists is skipped: a rerun after a crash, or with a method added, does only what is missing.
+The steps (safeeraser.pipeline.steps) run where the experiment's launcher puts them (this process, Ray
+tasks, SLURM jobs: safeeraser.pipeline.launchers); the rows are then read from their outputs here."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from omegaconf import OmegaConf
@@ -43,6 +46,27 @@ class ModelSection:
 
 
 @dataclass
+class LauncherSection:
+    """Where the grid's steps run (see safeeraser.pipeline.launchers); none of it changes a result."""
+    name: str = "local"  # local: one process, as before; ray: Ray tasks; slurm: SLURM jobs through submitit
+    # GPUs of one unlearning step; null: 1 where the cluster has GPUs, else 0. More than 1: the step runs
+    # forget under `accelerate launch` on its GPUs, with `accelerate_config`.
+    gpus_per_run: Optional[int] = None
+    gpus_per_infer: Optional[int] = None  # GPUs of an inference or specificity step (null: 1 where there are GPUs)
+    gpus_per_judge: Optional[int] = None  # of a judging step (null: 1 if a judge runs a model here and GPUs exist)
+    cpus_per_step: Optional[int] = None  # CPUs of a step (null: `threads`, else 1)
+    accelerate_config: str = "accelerate/multi_gpu.yaml"  # a path, or a name under config/
+    address: Optional[str] = None  # ray: null starts Ray on this node; "auto" or "ray://host:10001" joins a cluster
+    cluster: Optional[str] = None  # slurm: submitit's cluster (null: SLURM; "local": processes on this machine)
+    folder: str = "${workdir}/submitit"  # slurm: submitit's job files (its own logs, pickled calls)
+    partition: Optional[str] = None  # slurm: the partition
+    time_min: int = 720  # slurm: the time limit of one step's job
+    mem_gb: Optional[int] = None  # slurm: memory of one step's job (null: the partition's default)
+    slurm_args: dict = field(default_factory=dict)  # slurm: any other sbatch option, e.g. {account: x, qos: y}
+    poll_s: Optional[float] = None  # how often the driver looks for finished steps (null: 0.2 s ray, 10 s slurm)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     workdir: str = "runs/${name}"
@@ -55,7 +79,7 @@ class ExperimentConfig:
     # Unlearning seeds. Empty: the training config's own seed, one run per method. Several: each
     # method is unlearned (and answered, judged) once per seed, and the table gives mean ± sd.
     seeds: list = field(default_factory=list)
-    infer: dict = field(default_factory=dict)  # ckpt_infer flags, e.g. {batch_size: 32, max_new_tokens: 64}
+    infer: dict = field(default_factory=dict)  # InferSettings fields, e.g. {batch_size: 32, max_new_tokens: 64}
     judge: dict = field(default_factory=lambda: {"name": "keyword"})  # or {name: openai, model: gpt-4o, ...}
     # Other judges run over the same answers, to report how far each agrees with `judge`
     # (Cohen's kappa per metric): e.g. [{name: keyword}] beside the mini's exact judge.
@@ -65,6 +89,7 @@ class ExperimentConfig:
     threads: Any = None
     bootstrap: dict = field(default_factory=lambda: {"resamples": 2000, "seed": 0})  # the 95% intervals
     specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
+    launcher: LauncherSection = field(default_factory=LauncherSection)  # where the steps run: not in the report's config
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
@@ -81,7 +106,8 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
                               OmegaConf.from_dotlist(list(overrides)))
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{p}: {str(exc).splitlines()[0]}") from None
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"{p}: {f'key {key!r}: ' if key else ''}{str(exc).splitlines()[0]}") from None
     except yaml.YAMLError as exc:  # OmegaConf parses with PyYAML and lets its errors through
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -96,7 +122,8 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
             raise ConfigError(f"{p}: key 'method_overrides.{m}': unknown method '{m}'")
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
-    check_infer_flags(cfg, p)
+    infer_block(cfg, p)
+    check_launcher(cfg, p)
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
@@ -108,37 +135,29 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     return cfg
 
 
-# Set by the pipeline itself for every inference step: not `infer:` keys.
-PIPELINE_INFER_FLAGS = ("eval_file", "model_path", "checkpoint_path", "output_file", "resume")
+def infer_block(cfg, where: str | Path = "experiment") -> dict:
+    """The `infer:` block typed and checked against InferSettings, each problem naming its key."""
+    from safeeraser.infer.settings import SettingError, check_block
 
-
-def infer_argv(flags: dict) -> list[str]:
-    argv = []
-    for k, v in flags.items():
-        argv += [f"--{k}"] if v is True else ([] if v is False else [f"--{k}", str(v)])
-    return argv
-
-
-def check_infer_flags(cfg, where) -> None:
-    """The `infer:` block checked as ckpt_infer checks its flags, each problem naming its key."""
-    from safeeraser.infer.ckpt_infer import build_parser, check_args
-    from safeeraser.io import DataError
-
-    parser = build_parser()
-    known = {a.dest for a in parser._actions} - set(PIPELINE_INFER_FLAGS) - {"help"}
-    for key in cfg.infer:
-        if key not in known:
-            raise ConfigError(f"{where}: key 'infer.{key}': not an inference setting; known: {', '.join(sorted(known))}")
-    required = ["--eval_file", "x", "--output_file", "y"]
     try:
-        args = parser.parse_args(required + infer_argv(dict(cfg.infer)))
-    except SystemExit:  # argparse has printed why (a value of the wrong type or choice)
-        raise ConfigError(f"{where}: key 'infer': a value ckpt_infer cannot parse (see above)") from None
-    try:
-        check_args(args)
-    except DataError as exc:
-        key = str(exc).split()[0].lstrip("-")
-        raise ConfigError(f"{where}: key 'infer.{key}': {str(exc).split(' ', 1)[1]}") from None
+        return check_block(OmegaConf.to_container(cfg.infer))
+    except SettingError as exc:
+        raise ConfigError(f"{where}: key 'infer.{exc.key}': {exc.message}") from None
+
+
+def check_launcher(cfg, where: str | Path = "experiment") -> None:
+    from safeeraser.pipeline.launchers import LAUNCHERS
+
+    la = cfg.launcher
+    if la.name not in LAUNCHERS:
+        raise ConfigError(f"{where}: key 'launcher.name': unknown launcher '{la.name}'. "
+                          f"Valid choices: {', '.join(LAUNCHERS)}")
+    for key in ("gpus_per_run", "gpus_per_infer", "gpus_per_judge"):
+        if la[key] is not None and la[key] < 0:
+            raise ConfigError(f"{where}: key 'launcher.{key}': 0 or more GPUs (null: automatic), got {la[key]}")
+    for key in ("cpus_per_step", "time_min"):
+        if la[key] is not None and la[key] < 1:
+            raise ConfigError(f"{where}: key 'launcher.{key}': a positive integer, got {la[key]}")
 
 
 def agreement_blocks(cfg) -> list[dict]:
@@ -183,7 +202,40 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+class StepMissing(RuntimeError):
+    """The report was being assembled, and a step's output is not there (the step did not run)."""
+
+
+@dataclass
+class RunPlan:
+    """One row's run: the vanilla model, or a method unlearned at a seed (None: the training config's)."""
+    method: str
+    seed: Optional[int]
+    tag: str  # names every output of the run
+    ckpt: Optional[Path] = None  # the unlearned model's folder (None: the vanilla model itself)
+    train_overrides: Optional[list] = None  # the forget step's training overrides (save_dir aside)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """One step at a time appends to a shared cache (a judge's replies, MM-Vet's grades): steps of a remote
+    launcher run side by side."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Runner:
+    """The grid's steps (`prepare_inputs`, `forget_run`, `infer_run`, `eval_run`, `specificity`: each makes
+    its hash-named output, or notes the reuse of the one that exists), the names of their outputs
+    (`runs`, `infer_path`, ...) and the rows assembled from those outputs (`rows`)."""
+
     def __init__(self, cfg, log=print):
         self.cfg = cfg
         self.work = Path(cfg.workdir)
@@ -192,6 +244,7 @@ class Runner:
         # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
         self.values: dict[str, list[dict]] = {}
         self.reused_notes: list[str] = []  # finished steps reused although other code or packages made them
+        self.validate_paths = True  # a plan printed before the data exists names steps without checking it
 
     def note_reuse(self, what: str, environment: dict | None) -> None:
         """A finished step is reused by its hash name; if other code or other package versions made it,
@@ -215,6 +268,39 @@ class Runner:
             self.reused_notes.append(note)
 
     # --- shared inputs --------------------------------------------------------------------------
+    def _finetune_overrides(self) -> list[str] | None:
+        d, m = self.cfg.data, self.cfg.model
+        return None if m.finetune is None else [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
+                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true"]
+
+    def _check_tiny_family(self) -> None:
+        from safeeraser.models.families import DEFAULT_FAMILY
+
+        m = self.cfg.model
+        family = m.make_tiny.get("family", DEFAULT_FAMILY)
+        made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
+        if made != family:  # never unlearn one family's model under another's name
+            raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
+                              f"'{family}': choose another folder for this family")
+
+    def pending_inputs(self) -> list[str]:
+        """What prepare_inputs would make, found without making it (a tiny model of another family is an error)."""
+        from safeeraser.pipeline.vanilla import CHECK_FILE, stale_settings
+
+        d, m = self.cfg.data, self.cfg.model
+        todo = ["make-mini"] if d.make_mini is not None and not Path(d.val).exists() else []
+        if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
+            self._check_tiny_family()
+        elif m.make_tiny is not None:
+            todo.append("make-tiny")
+        if m.finetune is not None:
+            done = (Path(m.vanilla) / "run_complete.json").exists()
+            if not done or stale_settings(m.finetune.config, self._finetune_overrides(), m.vanilla):
+                todo.append("finetune")
+            elif not (Path(m.vanilla) / CHECK_FILE).exists():
+                todo.append("vanilla-check")
+        return todo
+
     def prepare_inputs(self) -> None:
         from safeeraser.data.mini import make_mini
         from safeeraser.models.families import DEFAULT_FAMILY
@@ -228,19 +314,12 @@ class Runner:
                       val_per_category=mini.val_per_category)
             self.executed.append("make-mini")
         if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
-            import json
-
-            family = m.make_tiny.get("family", DEFAULT_FAMILY)
-            made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
-            if made != family:  # never unlearn one family's model under another's name
-                raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
-                                  f"'{family}': choose another folder for this family")
+            self._check_tiny_family()
         elif m.make_tiny is not None:
             make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
                       size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
-        tune = None if m.finetune is None else [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
-                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true"]
+        tune = self._finetune_overrides()
         if tune is not None and (Path(m.vanilla) / "run_complete.json").exists():
             changed = stale_settings(m.finetune.config, tune, m.vanilla)
             if changed:  # e.g. a longer fine-tune in a newer finetune_tiny.yaml: the old model is another model
@@ -267,52 +346,105 @@ class Runner:
         vanilla = Path(self.cfg.model.vanilla)
         return weights_identity(vanilla) if vanilla.is_dir() else self.cfg.model.vanilla
 
-    # --- per method -----------------------------------------------------------------------------
-    def forget(self, method: str, seed: int | None = None) -> tuple[str, Path]:
+    # --- the names of the outputs ----------------------------------------------------------------
+    def plan_run(self, method: str, seed: int | None = None) -> RunPlan:
+        if method == VANILLA:
+            return RunPlan(VANILLA, None, f"{VANILLA}-{_digest(self.vanilla_identity())}")
         from safeeraser.train.config import load_config
-        from safeeraser.train.loop import run_training
 
         d = self.cfg.data
         overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []),
                      f"forget_loss={method}", f"model_path={self.cfg.model.vanilla}", f"data_path={d.train}",
                      f"idk_path={d.prompt}", *([f"seed={seed}"] if seed is not None else [])]
-        probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."])
-        resolved = OmegaConf.to_container(probe)
+        probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."], validate_paths=self.validate_paths)
+        from safeeraser.train.config import identity_config
+
+        resolved = identity_config(OmegaConf.to_container(probe))
         resolved.pop("save_dir")
         tag = f"{method}-{_digest({'config': resolved, 'vanilla': self.vanilla_identity()})}"
-        out = self.work / "forget" / tag
-        if not (out / "run_complete.json").exists():
-            self.log(f"[{method}] unlearning -> {out}")
-            resume = ["resume_from_checkpoint=latest"] if any(out.glob("checkpoint-*")) else []
-            run_training(load_config(self.cfg.forget_config, [*overrides, f"save_dir={out}", "overwrite=true",
-                                                              *resume]))
-            self.executed.append(f"forget:{method}")
-        else:
+        return RunPlan(method, seed, tag, self.work / "forget" / tag, list(overrides))
+
+    def seeds_of(self, method: str) -> list:
+        """The seeds a method's row is made of: [None] for one run at the training config's seed (the vanilla
+        model is not unlearned: one run whatever the seeds)."""
+        seeds = list(self.cfg.seeds) if method != VANILLA else []
+        return seeds if seeds else [None]
+
+    def runs(self) -> list[RunPlan]:
+        return [self.plan_run(m, s) for m in [VANILLA, *self.cfg.methods] for s in self.seeds_of(m)]
+
+    def infer_path(self, tag: str, split: str) -> Path:
+        flags = dict(self.cfg.infer)
+        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split]})
+        return self.work / "infer" / f"{tag}_{split}_{key}.json"
+
+    def eval_target(self, answers: Path, block: dict | None = None) -> tuple[str, dict, Path]:
+        """(judge name, make_judge arguments, the judged file) of `answers` judged by the experiment's judge
+        (or `block`). Named from the answers' content too: answers made again (e.g. once a broken image is
+        fixed) are judged again, never matched with the stats of the earlier ones."""
+        from safeeraser.provenance import file_sha256
+
+        name, kwargs, extra = self.judge(block)
+        key = _digest({"judge": extra, "answers": file_sha256(answers)})
+        return name, kwargs, self.work / "eval" / f"{answers.stem}_{name}_{key}_rr.json"
+
+    def spec_path(self, tag: str) -> Path | None:
+        spec = self.cfg.specificity
+        if spec is None:
+            return None
+        # Named from its settings too: another benchmark list, limit or data root is another result.
+        return self.work / "specificity" / f"{tag}_{_digest(OmegaConf.to_container(spec))}"
+
+    # --- the steps ------------------------------------------------------------------------------
+    def forget_run(self, run: RunPlan, processes: int = 1, accelerate_config: str | None = None) -> None:
+        """Unlearn `run.method` into `run.ckpt`, resuming from its last checkpoint; on more than one process
+        under `accelerate launch`."""
+        out = run.ckpt
+        if (out / "run_complete.json").exists():
             from safeeraser.models.checkpoint import PROVENANCE_FILE
 
             made = out / PROVENANCE_FILE
             self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
-        return tag, out
+            return
+        from safeeraser.train.config import load_config
 
-    def infer(self, tag: str, ckpt: Path | None, split: str) -> Path:
-        from safeeraser.infer.ckpt_infer import build_parser, format_summary, meta_path, run_inference
+        self.log(f"[{run.method}] unlearning -> {out}")
+        resume = ["resume_from_checkpoint=latest"] if any(out.glob("checkpoint-*")) else []
+        cfg = load_config(self.cfg.forget_config, [*run.train_overrides, f"save_dir={out}", "overwrite=true",
+                                                   *resume])
+        if processes > 1:
+            from safeeraser.pipeline.gpu_group import forget_on_gpus
 
-        flags = dict(self.cfg.infer)
-        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split]})
-        out = self.work / "infer" / f"{tag}_{split}_{key}.json"
+            forget_on_gpus(cfg, out, processes, accelerate_config, log=self.log)
+        else:
+            from safeeraser.train.loop import run_training
+
+            run_training(cfg)
+        self.executed.append(f"forget:{run.method}")
+
+    def infer_done(self, out: Path) -> bool:
+        """The answers exist, with none missing (records skipped when they were made are answered again:
+        the input may be fixed)."""
+        from safeeraser.infer.ckpt_infer import meta_path
+
+        made = meta_path(out)
+        return out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
+
+    def infer_run(self, tag: str, ckpt: Path | None, split: str, out: Path) -> Path:
+        from safeeraser.infer.ckpt_infer import format_summary, meta_path, run_inference
+        from safeeraser.infer.settings import settings_for
+
         made = meta_path(out)
         skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
         if skipped:  # answers missing for records that could not be read then: not done (the input may be fixed)
             self.log(f"note: {out} lacks records {skipped} (skipped when it was made): answering again")
             out.unlink()
         if not out.exists():
-            argv = ["--eval_file", self.cfg.data[split], "--model_path", self.cfg.model.vanilla,
-                    "--output_file", str(out), "--resume"]
-            if ckpt is not None:
-                argv += ["--checkpoint_path", str(ckpt)]
-            argv += infer_argv(flags)
+            settings = settings_for(OmegaConf.to_container(self.cfg.infer), eval_file=self.cfg.data[split],
+                                    model_path=self.cfg.model.vanilla, output_file=str(out), resume=True,
+                                    checkpoint_path=None if ckpt is None else str(ckpt))
             self.log(f"[{tag}] inference on {split}")
-            self.log(format_summary(run_inference(build_parser().parse_args(argv))))
+            self.log(format_summary(run_inference(settings)))
             self.executed.append(f"infer:{tag}:{split}")
         else:
             self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
@@ -329,108 +461,131 @@ class Runner:
         """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
         from safeeraser.eval import evaluate, make_judge, stats_path_for
 
-        from safeeraser.provenance import file_sha256
-
-        name, kwargs, extra = self.judge(block)
-        # Named from the answers' content too: answers made again (e.g. once a broken image is fixed)
-        # are judged again, never matched with the stats of the earlier ones.
-        key = _digest({"judge": extra, "answers": file_sha256(answers)})
-        out = self.work / "eval" / f"{answers.stem}_{name}_{key}_rr.json"
+        name, kwargs, out = self.eval_target(answers, block)
         stats = stats_path_for(out)
         if not stats.exists():
             self.log(f"[{tag}] judging {split} with the {name} judge")
-            judge = make_judge(name, cache_path=self.work / "eval" / f"judge_cache_{name}.jsonl", **kwargs)
-            evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
+            cache = self.work / "eval" / f"judge_cache_{name}.jsonl"
+            with _exclusive(cache.with_name(cache.name + ".lock")):
+                judge = make_judge(name, cache_path=cache, **kwargs)
+                evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
             self.executed.append(f"eval:{tag}:{split}" + ("" if block is None else f":{name}"))
             return json.loads(stats.read_text()), out
         result = json.loads(stats.read_text())
         self.note_reuse(str(stats), result.get("provenance"))
         return result, out
 
-    def agreement(self, tag: str, answers: dict[str, Path], judged: dict[str, Path]) -> dict:
-        """Per agreement judge: its labels against the experiment judge's on both splits (no new calls
-        for what is judged already)."""
-        from safeeraser.eval.agreement import compare
+    def eval_done(self, answers: Path) -> bool:
+        from safeeraser.eval import stats_path_for
 
-        result = {}
-        for block in agreement_blocks(self.cfg):
-            other = {split: self.evaluate(tag, answers[split], split, block)[1] for split in answers}
-            # without the two files' paths: those name steps by the vanilla folder's identity, which
-            # differs between machines, and report rows must not
-            result[block["name"]] = {split: {k: v for k, v in compare(judged[split], other[split]).items()
-                                             if k not in ("a", "b")} for split in answers}
-        return result
+        return answers.exists() and all(stats_path_for(self.eval_target(answers, block)[2]).exists()
+                                        for block in [None, *agreement_blocks(self.cfg)])
+
+    def eval_run(self, tag: str, answers: Path, split: str) -> None:
+        """`answers` judged by the experiment's judge, then by each agreement judge."""
+        for block in [None, *agreement_blocks(self.cfg)]:
+            self.evaluate(tag, answers, split, block)
 
     def specificity(self, tag: str, ckpt: Path | None) -> dict | None:
-        spec = self.cfg.specificity
-        if spec is None:
+        out = self.spec_path(tag)
+        if out is None:
             return None
+        result = out / "specificity.json"
+        if result.exists():
+            return json.loads(result.read_text())
+        from safeeraser.infer.settings import InferSettings
         from safeeraser.specificity import builtin_data_root
         from safeeraser.specificity.engine_predict import load_engine_predict_fn
         from safeeraser.specificity.runner import run_specificity
 
-        # Named from its settings too: another benchmark list, limit or data root is another result.
-        out = self.work / "specificity" / f"{tag}_{_digest(OmegaConf.to_container(spec))}"
-        result = out / "specificity.json"
-        if result.exists():
-            return json.loads(result.read_text())
+        spec = self.cfg.specificity
         root = builtin_data_root() if spec.data_root == "builtin" else Path(spec.data_root)
         loaded = {}
 
         def predict(requests):  # the model loads only if some question still needs an answer
             if "fn" not in loaded:
-                from safeeraser.infer.ckpt_infer import build_parser
-
-                batch_size = self.cfg.infer.get("batch_size", build_parser().get_default("batch_size"))
+                batch_size = self.cfg.infer.get("batch_size", InferSettings.batch_size)
                 loaded["fn"] = load_engine_predict_fn(self.cfg.model.vanilla, str(ckpt) if ckpt else None,
                                                       batch_size=int(batch_size))
             return loaded["fn"](requests)
 
         self.log(f"[{tag}] specificity")
         benchmarks = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench" if spec.benchmarks == "all" else spec.benchmarks
-        grader = mmvet_grader(self.cfg, self.work / "specificity" / "mmvet_grades.jsonl")
-        summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), grader=grader,
-                                  progress=False)
+        grades = self.work / "specificity" / "mmvet_grades.jsonl"
+        grader = mmvet_grader(self.cfg, grades)
+        with _exclusive(grades.with_name(grades.name + ".lock")) if grader else contextlib.nullcontext():
+            summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), grader=grader,
+                                      progress=False)
         self.executed.append(f"specificity:{tag}")
         return summary
 
-    def run_once(self, method: str, seed: int | None = None) -> dict:
-        if method == VANILLA:
-            tag, ckpt = f"{VANILLA}-{_digest(self.vanilla_identity())}", None
-        else:
-            tag, ckpt = self.forget(method, seed)
+    # --- the rows, from the steps' outputs alone ---------------------------------------------------
+    def _made(self, path: Path, step: str) -> Path:
+        if not path.exists():
+            raise StepMissing(f"{step}: {path} is missing")
+        return path
+
+    def judged(self, answers: Path, block: dict | None = None) -> tuple[dict, Path]:
+        from safeeraser.eval import stats_path_for
+
+        _, _, out = self.eval_target(answers, block)
+        return json.loads(self._made(stats_path_for(out), "eval").read_text()), out
+
+    def agreement(self, answers: dict[str, Path], judged: dict[str, Path]) -> dict:
+        """Per agreement judge: its labels against the experiment judge's on both splits."""
+        from safeeraser.eval.agreement import compare
+
+        result = {}
+        for block in agreement_blocks(self.cfg):
+            other = {split: self.judged(answers[split], block)[1] for split in answers}
+            # without the two files' paths: those name steps by the vanilla folder's identity, which
+            # differs between machines, and report rows must not
+            result[block["name"]] = {split: {k: v for k, v in compare(judged[split], other[split]).items()
+                                             if k not in ("a", "b")} for split in answers}
+        return result
+
+    def row(self, run: RunPlan) -> dict:
         from safeeraser.eval.bootstrap import judged_values
         from safeeraser.eval.degenerate import degenerate_by_view
         from safeeraser.io import read_json_records
 
-        answers = {split: self.infer(tag, ckpt, split) for split in ("train", "val")}
-        evaluated = {split: self.evaluate(tag, answers[split], split) for split in answers}
+        answers = {split: self._made(self.infer_path(run.tag, split), "infer") for split in ("train", "val")}
+        evaluated = {split: self.judged(answers[split]) for split in answers}
         stats = {split: s for split, (s, _) in evaluated.items()}
         judged = {split: path for split, (_, path) in evaluated.items()}
         values = {split: judged_values(read_json_records(path), str(path)) for split, path in judged.items()}
-        self.values.setdefault(method, []).append(values)
-        row = row_from(method, stats, self.specificity(tag, ckpt))
+        self.values.setdefault(run.method, []).append(values)
+        spec = self.spec_path(run.tag)
+        spec = None if spec is None else json.loads(self._made(spec / "specificity.json", "specificity").read_text())
+        row = row_from(run.method, stats, spec)
         row["ci"] = intervals(values, self.cfg.bootstrap)
         row["degenerate"] = {split: degenerate_by_view(read_json_records(path), str(path))
                              for split, path in answers.items()}
         row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
         if self.cfg.agreement:
-            row["agreement"] = self.agreement(tag, answers, judged)
+            row["agreement"] = self.agreement(answers, judged)
         return row
 
-    def run_method(self, method: str) -> dict:
-        """The method's row: one run, or the mean ± sd over the experiment's seeds (the vanilla model
-        is not unlearned, so it has one run whatever the seeds)."""
-        seeds = list(self.cfg.seeds) if method != VANILLA else []
+    def method_row(self, method: str) -> dict:
+        """The method's row: one run, or the mean ± sd over the experiment's seeds."""
+        seeds = self.seeds_of(method)
         if len(seeds) < 2:
-            return self.run_once(method, seeds[0] if seeds else None)
-        row = combine_seeds(method, seeds, [self.run_once(method, s) for s in seeds])
+            return self.row(self.plan_run(method, seeds[0]))
+        row = combine_seeds(method, seeds, [self.row(self.plan_run(method, s)) for s in seeds])
         row["ci"] = intervals(self.values[method], self.cfg.bootstrap)
         return row
 
+    def rows(self) -> list[dict]:
+        return [self.method_row(m) for m in [VANILLA, *self.cfg.methods]]
+
     def run(self) -> list[dict]:
+        """Every step in this process, one after another, then the rows."""
+        from safeeraser.pipeline.steps import call, plan_steps
+
         self.prepare_inputs()
-        return [self.run_method(m) for m in [VANILLA, *self.cfg.methods]]
+        for step in plan_steps(self):
+            call(step, self)
+        return self.rows()
 
     def pd_effects(self) -> list[dict]:
         """For every method run with and without PD: the +PD minus base difference of each rate on the
@@ -499,12 +654,17 @@ def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
     return row
 
 
-def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tuple[list[dict], Runner]:
+def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
+                   launcher: str | None = None) -> tuple[list[dict], Runner]:
+    """Run the grid's steps with the experiment's launcher (`launcher` overrides its `launcher.name`), then
+    assemble the report from their outputs. A step that fails under a remote launcher does not stop the
+    others: StepsFailed names it (and its log) once every other step has run, and no report is written."""
+    from safeeraser.pipeline.launchers import make_launcher
     from safeeraser.pipeline.report import write_report
-
+    from safeeraser.pipeline.steps import plan_steps
     from safeeraser.provenance import digest, environment
 
-    cfg = load_experiment(path, overrides)
+    cfg = load_experiment(path, [*overrides, *([f"launcher.name={launcher}"] if launcher else [])])
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, path, block=block, key=f"agreement[{i}]")
@@ -514,8 +674,12 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tu
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     runner = Runner(cfg, log=log)
-    rows = runner.run()
+    with make_launcher(cfg, log) as launch:
+        launch.prepare(runner)
+        launch.run(plan_steps(runner), runner)
+    rows = runner.rows()
     config = OmegaConf.to_container(cfg)
+    where = config.pop("launcher")  # where the steps ran changes no result: not part of the config's hash
     name, _, _ = runner.judge()
     from safeeraser.eval.judges import judge_class
 
@@ -524,7 +688,8 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print) -> tu
     stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
                          meta={"config": config, "config_sha256": digest(config), "judge": judge,
-                               "provenance": environment(), "seconds": time.perf_counter() - t0,
-                               "executed": runner.executed, "reused_from_other_code": runner.reused_notes})
+                               "provenance": environment(), "launcher": where["name"],
+                               "seconds": time.perf_counter() - t0, "executed": runner.executed,
+                               "reused_from_other_code": runner.reused_notes})
     log(f"report: {', '.join(str(f) for f in files)}")
     return rows, runner

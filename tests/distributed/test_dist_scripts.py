@@ -1,4 +1,5 @@
-"""scripts/forget_lora.bash and scripts/forget_grid.bash, as dry runs (DRY_RUN=1 prints each command)."""
+"""scripts/forget_lora.bash and scripts/forget_grid.bash, as dry runs (DRY_RUN=1 prints each command, or the
+grid's plan: `safeeraser run --dry-run`)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from dist_helpers import REPO
 
 
@@ -59,42 +61,16 @@ def test_forget_lora_follows_the_environment():
     assert "--mixed_precision" not in argv
 
 
-def test_grid_runs_every_method_on_gpu_groups_with_their_own_ports(tmp_path):
-    lines = _run("forget_grid.bash", f"save_dir={tmp_path}/${{forget_loss}}_${{lr}}", "num_epochs=1",
-                 CUDA_VISIBLE_DEVICES="0,1,2,3,4", GPUS_PER_RUN="2", BASE_PORT="29700")
-    runs = [_parse(line) for line in lines]
-    methods = [a[-2] for _, a in runs]
-    assert sorted(methods) == sorted(f"forget_loss={m}" for m in "ga gd kl po gapd gdpd klpd popd".split())
-    ports = {}
-    for gpus, argv in runs:
-        assert gpus in ("0,1", "2,3")  # GPU 4 is left over
-        assert _flag(argv, "--num_processes") == "2"
-        ports.setdefault(gpus, set()).add(_flag(argv, "--main_process_port"))
-        assert argv[-3:-2] == ["num_epochs=1"] and argv[-1] == "lr=1e-4"
-    assert ports == {"0,1": {"29700"}, "2,3": {"29701"}}
+def test_forget_lora_names_the_train_extra_before_a_deepspeed_launch_without_it(tmp_path):
+    import importlib.util
 
-
-def test_grid_skips_finished_runs_and_resumes_interrupted_ones(tmp_path):
-    (tmp_path / "gdpd_0.0001").mkdir()
-    (tmp_path / "gdpd_0.0001" / "run_complete.json").write_text("{}")
-    (tmp_path / "klpd_0.0001" / "checkpoint-4").mkdir(parents=True)
-    lines = _run("forget_grid.bash", f"save_dir={tmp_path}/${{forget_loss}}_${{lr}}", METHODS="gdpd klpd popd",
-                 CUDA_VISIBLE_DEVICES="0,1", GPUS_PER_RUN="2")
-    assert lines[0] == f"skip (finished): {tmp_path}/gdpd_0.0001"
-    klpd, popd = (_parse(line)[1] for line in lines[1:])
-    assert "forget_loss=klpd" in klpd and klpd[-1] == "resume_from_checkpoint=latest"
-    assert "forget_loss=popd" in popd and "resume_from_checkpoint=latest" not in popd
-
-
-def test_grid_seeds_get_their_own_save_dirs(tmp_path):
-    lines = _run("forget_grid.bash", f"save_dir={tmp_path}/${{forget_loss}}_${{lr}}", METHODS="po", SEEDS="1 2",
-                 LRS="1e-4 5e-5", CUDA_VISIBLE_DEVICES="0,1", GPUS_PER_RUN="1")
-    argvs = [_parse(line)[1] for line in lines]
-    assert sorted(a[-1] for a in argvs) == sorted(f"save_dir={tmp_path}/po_{lr}_seed{s}"
-                                                  for lr in ("0.0001", "5e-05") for s in (1, 2))
-    assert sorted((a[-3], a[-2]) for a in argvs) == [("lr=1e-4", "seed=1"), ("lr=1e-4", "seed=2"),
-                                                      ("lr=5e-5", "seed=1"), ("lr=5e-5", "seed=2")]
-    assert {_flag(a, "--main_process_port") for a in argvs} == {"29600", "29601"}  # two one-GPU groups
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("DeepSpeed is installed here")
+    env = {**os.environ, "PYTHON": sys.executable, "ACCELERATE_BIN": str(tmp_path / "never-run")}
+    out = subprocess.run(["bash", "scripts/forget_lora.bash", "forget_loss=gdpd"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert '".[train]"' in out.stderr and "config/accelerate_config.yaml" in out.stderr
 
 
 @pytest.mark.parametrize("script", ["forget_lora.bash", "forget_grid.bash"])
@@ -102,12 +78,60 @@ def test_scripts_are_executable(script):
     assert os.access(Path(REPO / "scripts" / script), os.X_OK)
 
 
-def test_grid_takes_lr_and_method_arguments_as_its_axes(tmp_path):
-    lines = _run("forget_grid.bash", f"save_dir={tmp_path}/${{forget_loss}}_${{lr}}", "lr=2e-4", "forget_loss=gdpd",
-                 CUDA_VISIBLE_DEVICES="0,1", GPUS_PER_RUN="2")
-    (_, argv), = (_parse(line) for line in lines)
-    assert argv[-2:] == ["forget_loss=gdpd", "lr=2e-4"]
-    assert "lr=1e-4" not in argv
+def _experiment(tmp_path, mini_dir) -> Path:
+    """A grid of the mini data, planned only: its model need not exist."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "g", "workdir": str(tmp_path / "runs" / "${name}"),
+        "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
+                 "prompt": str(mini_dir / "prompt.json")},
+        "model": {"vanilla": "org/model"}, "forget_config": "forget_tiny.yaml", "forget_overrides": ["batch_size=4"],
+        "methods": ["ga"], "judge": {"name": "truth"}, "specificity": None}))
+    return path
+
+
+def _plan(tmp_path, mini_dir, *args, **env):
+    """forget_grid.bash's dry run: the safeeraser commands it runs, and the forget and infer lines of their plans."""
+    full = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "bin" / "nvidia-smi").write_text("#!/bin/sh\nexit 9\n")  # a machine without GPUs
+    (tmp_path / "bin" / "nvidia-smi").chmod(0o755)
+    full.update(DRY_RUN="1", PYTHON=sys.executable, PATH=f"{tmp_path / 'bin'}:{full['PATH']}",
+                EXPERIMENT=str(_experiment(tmp_path, mini_dir)), **env)
+    out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), *args], env=full, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    commands = [line[2:] for line in out.stderr.splitlines() if line.startswith("+ ")]
+    return commands, out.stdout.splitlines()
+
+
+def test_grid_plans_every_method_and_seed_on_gpu_groups_without_a_gpu(tmp_path, mini_dir):
+    (command,), plan = _plan(tmp_path, mini_dir, "num_epochs=1", METHODS="gdpd klpd", SEEDS="1 2", GPUS_PER_RUN="2")
+    assert "--launcher ray --dry-run" in command and "methods=[gdpd,klpd] seeds=[1,2]" in command
+    assert "forget_overrides=['batch_size=4','num_epochs=1']" in command  # the experiment's, then the arguments'
+    forgets = [line for line in plan if line.strip().startswith("todo  forget:")]
+    assert sorted(line.split("(")[1].split(")")[0] for line in forgets) == [
+        "gdpd, seed 1", "gdpd, seed 2", "klpd, seed 1", "klpd, seed 2"]
+    assert all("[2 GPU, 1 CPU]" in line for line in forgets)
+    launches = [shlex.split(line.split("$ ", 1)[1]) for line in plan if "accelerate.commands.launch" in line]
+    assert len(launches) == 4 and all(_flag(argv, "--num_processes") == "2" for argv in launches)
+    assert all(_flag(argv, "--config_file").endswith("config/accelerate/multi_gpu.yaml") for argv in launches)
+    assert all(argv[-4:-1] == ["safeeraser.cli", "forget", "--config"] and argv[-1].endswith("/train_config.yaml")
+               for argv in launches)
+    infers = [line for line in plan if line.strip().startswith("todo  infer:")]
+    assert len(infers) == 2 * 5 and all("[1 GPU, 1 CPU]" in line for line in infers)  # vanilla + 4 runs
+
+
+def test_grid_runs_each_lr_as_its_own_experiment_and_takes_lr_as_an_argument(tmp_path, mini_dir):
+    commands, plan = _plan(tmp_path, mini_dir, METHODS="gdpd", LRS="1e-4 2e-4", GPUS_PER_RUN="1")
+    assert [c.split("name=")[1].split()[0] for c in commands] == ["g-lr1e-4", "g-lr2e-4"]
+    heads = [line for line in plan if line.startswith("experiment ")]
+    assert [h.split("workdir ")[1] for h in heads] == [str(tmp_path / "runs" / f"g-lr{lr}") for lr in ("1e-4", "2e-4")]
+    forgets = [line.split()[1] for line in plan if line.strip().startswith("todo  forget:")]
+    assert len(set(forgets)) == 2  # the two lrs are two unlearning runs
+    (again,), plan2 = _plan(tmp_path, mini_dir, "lr=2e-4", "forget_loss=gdpd", GPUS_PER_RUN="1")
+    assert "forget_overrides=['batch_size=4','lr=2e-4']" in again and "methods=[gdpd]" in again
+    assert [line.split()[1] for line in plan2 if line.strip().startswith("todo  forget:")] == [forgets[1]]
 
 
 def test_grid_refuses_an_axis_set_two_ways(tmp_path):
@@ -115,14 +139,6 @@ def test_grid_refuses_an_axis_set_two_ways(tmp_path):
     out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), "lr=2e-4"], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "lr=2e-4 and LRS=1e-4" in out.stderr
-
-
-def test_grid_dry_run_plans_without_gpus(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    env.update(DRY_RUN="1", PATH=f"{tmp_path}:{env['PATH']}", METHODS="gdpd")
-    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexit 9\n")  # a machine without GPUs
-    (tmp_path / "nvidia-smi").chmod(0o755)
-    out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), f"save_dir={tmp_path}/x"], env=env,
+    out = subprocess.run(["bash", str(REPO / "scripts" / "forget_grid.bash"), "save_dir=x"], env=env,
                          capture_output=True, text=True)
-    assert out.returncode == 0 and "no GPU found; the dry run plans for" in out.stderr
-    assert "forget_loss=gdpd" in out.stdout
+    assert out.returncode == 2 and "named by the pipeline" in out.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
 from safeeraser.pipeline.experiment import load_experiment
 from safeeraser.train.config import ConfigError
@@ -61,3 +62,53 @@ def test_an_agreement_judge_without_its_key_fails_before_any_step(monkeypatch, t
     with pytest.raises(ConfigError, match=r"key 'agreement\[0\].api_key'"):
         run_experiment(path, log=lambda *_: None)
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("override, key, says", [
+    ("infer.greedy=sometimes", "infer.greedy", "true or false"),
+    ("infer.temperature=hot", "infer.temperature", "a number"),
+    ("infer.backend=tgi", "infer.backend", "one of hf, vllm"),
+    ("infer.output_file=x.json", "infer.output_file", "not an inference setting"),  # the pipeline's own
+])
+def test_infer_block_is_checked_against_the_typed_settings(override, key, says):
+    with pytest.raises(ConfigError, match=rf"key '{key}': {says}"):
+        load_experiment("mini.yaml", [override])
+
+
+def test_infer_block_builds_the_settings_the_command_line_gives():
+    from safeeraser.infer.ckpt_infer import parse_settings
+    from safeeraser.infer.settings import settings_for
+
+    cfg = load_experiment("mini.yaml", ["infer.greedy=true", "infer.temperature=0"])
+    built = settings_for(OmegaConf.to_container(cfg.infer), eval_file="a.json", output_file="b.json",
+                         model_path="m", resume=True)
+    parsed = parse_settings(["--eval_file", "a.json", "--output_file", "b.json", "--model_path", "m", "--resume",
+                             "--batch_size", "32", "--max_new_tokens", "64", "--seed", "0", "--greedy",
+                             "--temperature", "0"])
+    assert built == parsed and isinstance(built.temperature, float)
+
+
+@pytest.mark.parametrize("override, key", [("launcher.name=kubernetes", "launcher.name"),
+                                           ("launcher.adress=auto", "launcher.adress"),
+                                           ("launcher.gpus_per_run=-1", "launcher.gpus_per_run"),
+                                           ("launcher.gpus_per_run=two", "launcher.gpus_per_run")])
+def test_bad_launcher_settings_are_config_errors_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=rf"key '{key}'"):
+        load_experiment("mini.yaml", [override])
+
+
+def test_the_launcher_is_not_part_of_the_config_a_report_is_named_by(tmp_path, monkeypatch):
+    """Where the steps ran changes no result: the report's config and its hash are the same."""
+    from safeeraser.pipeline import experiment
+
+    seen = []
+    monkeypatch.setattr("safeeraser.pipeline.launchers.local.LocalLauncher.run", lambda *a: None)
+    monkeypatch.setattr(experiment.Runner, "prepare_inputs", lambda self: None)
+    monkeypatch.setattr(experiment.Runner, "rows", lambda self: [])
+    monkeypatch.setattr("safeeraser.pipeline.report.write_report", lambda rows, work, meta, **k: seen.append(meta) or [])
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"workdir: {tmp_path / 'work'}\nmethods: []\njudge: {{name: keyword}}\nspecificity: null\n")
+    experiment.run_experiment(path, log=lambda *_: None)
+    experiment.run_experiment(path, ["launcher.gpus_per_run=4", "launcher.partition=gpu"], log=lambda *_: None)
+    a, b = seen
+    assert "launcher" not in a["config"] and a["config_sha256"] == b["config_sha256"] and a["launcher"] == "local"

@@ -1,0 +1,25 @@
+"""The local launcher: every step in this process, in plan order, the first error stopping the run (the
+one-process pipeline, unchanged)."""
+from __future__ import annotations
+
+
+class LocalLauncher:
+    name = "local"
+
+    def __init__(self, cfg, log=print):
+        self.cfg, self.log = cfg, log
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def prepare(self, runner) -> None:
+        runner.prepare_inputs()
+
+    def run(self, steps, runner) -> None:
+        from safeeraser.pipeline.steps import call
+
+        for step in steps:
+            call(step, runner)
