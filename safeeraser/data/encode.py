@@ -4,10 +4,14 @@ Training and inference build prompts here, through the processor's chat template
 own call (which expands the image placeholder into the image's tokens, however many the family makes),
 so the two can never drift apart and no family's rule is re-implemented. An example's token ids are
 made once and cached; its image inputs are cached by image path: records repeat their image across
-pairs and epochs.
+pairs and epochs. A processor call runs its image through the image processor even when only the
+text's token ids are new (a retain example drawn for the first time): the image processor's output is
+cached by path too, and handed to the processor's own call in place of running it again.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +57,27 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
+class _CachedImageProcessor:
+    """Stands in for a processor's image processor during one call of the processor: the first call
+    for `key` runs the real one, later calls with the same arguments get its output again. Anything
+    else (attributes, other methods) is the real image processor's."""
+
+    def __init__(self, inner, cache: _LRU, key: str):
+        self._inner, self._cache, self._key = inner, cache, key
+
+    def __call__(self, images, *args, **kwargs):
+        key = (self._key, repr(args), repr(sorted(kwargs.items())))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._inner(images, *args, **kwargs)
+            self._cache.put(key, hit)
+        # a shallow copy: some processors pop keys from what their image processor returns
+        return copy.copy(hit)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
 class PromptEncoder:
     def __init__(self, processor, family, max_length: int | None = None, image_cache_size: int = 4096):
         self.processor = processor
@@ -64,6 +89,8 @@ class PromptEncoder:
         # Token ids by (image, question[, answer]): every epoch encodes the same examples again (chat
         # template, processor calls, the prompt/answer boundary). Pixels stay bounded by the image cache.
         self._encoded = _LRU(16 * image_cache_size)
+        # The image processor's outputs by image path: the tensors the image cache holds, not a copy
+        self._processed = _LRU(image_cache_size)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: the model could not learn to stop")
         # What ends an answer: EOS and the family's end-of-turn tokens.
@@ -89,13 +116,31 @@ class PromptEncoder:
         except Exception as exc:
             raise ImageLoadError(f"cannot read image '{path}': {type(exc).__name__}: {exc}") from None
 
-    def _process(self, text: str, img, add_special_tokens: bool | None = None) -> tuple[list[int], dict, dict]:
-        """The processor's own call: (token ids, per-token inputs, image inputs). A template that writes
-        BOS itself must not get a second one from the tokenizer."""
+    @contextlib.contextmanager
+    def _image_processing_of(self, path):
+        """While open, the processor's image processor answers for the image at `path` from a cache."""
+        inner = getattr(self.processor, "image_processor", None)
+        if inner is None:
+            yield
+            return
+        self.processor.image_processor = _CachedImageProcessor(inner, self._processed, str(path))
+        try:
+            yield
+        finally:
+            self.processor.image_processor = inner
+
+    def _process(self, text: str, path, add_special_tokens: bool | None = None,
+                 img=None) -> tuple[list[int], dict, dict]:
+        """The processor's own call on `text` and the image at `path` (`img`, when already read): (token
+        ids, per-token inputs, image inputs). A template that writes BOS itself must not get a second one
+        from the tokenizer."""
         if add_special_tokens is None:
             bos = self.tokenizer.bos_token
             add_special_tokens = not (bos and text.startswith(bos))
-        out = self.processor(text=[text], images=[img], return_tensors="pt", add_special_tokens=add_special_tokens)
+        # The image is read even when its processed inputs are cached: the processor checks what it is given
+        with self._image_processing_of(path):
+            out = self.processor(text=[text], images=[self._load(path) if img is None else img],
+                                 return_tensors="pt", add_special_tokens=add_special_tokens)
         ids = out.pop("input_ids")
         out.pop("attention_mask", None)
         # Inputs with one value per token (token_type_ids, mm_token_type_ids) follow the ids through
@@ -110,7 +155,7 @@ class PromptEncoder:
         hit = self._images.get(key)
         if hit is None:
             # The placeholder alone, expanded by the processor: its length is the image's token count.
-            ids, _, images = self._process(self.image_token, self._load(path), add_special_tokens=False)
+            ids, _, images = self._process(self.image_token, path, add_special_tokens=False)
             hit = (images, len(ids))
             self._images.put(key, hit)
         return hit
@@ -121,7 +166,7 @@ class PromptEncoder:
         key = (str(image_path), question)
         hit = self._encoded.get(key)
         if hit is None:
-            ids, tokens, _ = self._process(self.prompt_text(question), self._load(image_path))
+            ids, tokens, _ = self._process(self.prompt_text(question), image_path)
             hit = (torch.tensor(ids), {k: v.clone() for k, v in tokens.items()})
             self._encoded.put(key, hit)
         ids, tokens = hit
@@ -147,8 +192,8 @@ class PromptEncoder:
             raise ValueError("the chat template does not continue the generation prompt with the answer: "
                              f"prompt {prompt[-40:]!r}, conversation {full[:len(prompt) + 20][-60:]!r}")
         img = self._load(image_path)
-        prompt_ids = self._process(prompt, img)[0]
-        ids, tokens, _ = self._process(full, img)
+        prompt_ids = self._process(prompt, image_path, img=img)[0]
+        ids, tokens, _ = self._process(full, image_path, img=img)
         # The boundary is where the two tokenisations agree; merges across it are rare but possible.
         cut = 0
         for a, b in zip(prompt_ids, ids):

@@ -45,6 +45,9 @@ class ConfigError(ValueError):
     pass
 
 
+LORA_LAYERS = ("fast", "peft")  # LoRA.layers: see train/model_setup.py
+
+
 # The reference's model_family names, as the model_type of the checkpoints they name.
 # Keys a resumed run may change: how long it trains, how often it saves, where it reports; not what it trains.
 RESUME_FREE_KEYS = ("max_train_steps", "num_epochs", "save_steps", "save_dir", "resume_from_checkpoint", "overwrite",
@@ -60,6 +63,8 @@ class LoRAConfig:
     # Projection names, scoped by the model's family to its language model (the vision towers have
     # q_proj/v_proj too); a string is taken as a full PEFT regex instead.
     target_modules: Any = field(default_factory=lambda: list(PROJECTIONS))
+    # ours: "fast" (one addmm per adapter, sparse CPU dropout masks: train/model_setup.py) or "peft"
+    layers: str = "fast"
 
 
 @dataclass
@@ -160,7 +165,7 @@ def _friendly(exc: OmegaConfBaseException) -> str:
     msg = str(exc).splitlines()[0]
     if "Key '" in msg and "not in" in msg:
         valid = ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values())
-        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules"
+        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules, LoRA.layers"
     return f"key '{key}': {msg}"
 
 
@@ -249,6 +254,7 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.simnpo_beta > 0, "simnpo_beta", f"must be > 0 (the loss divides by it), got {cfg.simnpo_beta}")
     need(cfg.simnpo_gamma >= 0, "simnpo_gamma", f"must be >= 0 (a margin), got {cfg.simnpo_gamma}")
     need(0 <= cfg.LoRA.dropout < 1, "LoRA.dropout", "must be in [0, 1)")
+    need(cfg.LoRA.layers in LORA_LAYERS, "LoRA.layers", f"must be one of {', '.join(LORA_LAYERS)}, got {cfg.LoRA.layers!r}")
     targets = cfg.LoRA.target_modules
     need((isinstance(targets, str) and targets.strip() != "")
          or (not isinstance(targets, str) and len(targets) > 0 and all(isinstance(t, str) and t for t in targets)),
@@ -352,12 +358,24 @@ def resume_differences(saved: dict, cfg) -> list[str]:
 # Keys added after runs were first named by their config (the pipeline's hash names, the vanilla model's
 # stale check): at these values they change nothing a run makes, so they are left out of a run's identity
 # and the runs made before the keys existed keep their names.
-LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": ""}
+# A dotted key names a nested one. LoRA.layers=fast gives PEFT's values bit for bit unless LoRA.dropout > 0
+# on a CPU (other random masks, the same distribution) or lora_alpha / r is not a power of two (one rounding
+# fewer): runs made before it are kept under their names, as runs of the same settings.
+LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": "",
+                      "LoRA.layers": "fast"}
 
 
 def identity_config(config: dict) -> dict:
     """A resolved config (a dict) without the later keys that hold their neutral values."""
-    return {k: v for k, v in config.items() if not (k in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[k])}
+    def strip(d: dict, prefix: str) -> dict:
+        out = {}
+        for k, v in d.items():
+            name = prefix + str(k)
+            if name in LATER_KEY_DEFAULTS and v == LATER_KEY_DEFAULTS[name]:
+                continue
+            out[k] = strip(v, name + ".") if isinstance(v, dict) else v
+        return out
+    return strip(config, "")
 
 
 def config_differences(saved: dict, cfg, ignore=()) -> list[str]:

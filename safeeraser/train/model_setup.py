@@ -55,7 +55,28 @@ def prepare_model(model, cfg, family):
     modules_to_save = family.modules_to_save(cfg.tune_vision_tower, cfg.tune_mm_projector)
     lora = LoraConfig(r=cfg.LoRA.r, lora_alpha=cfg.LoRA.alpha, lora_dropout=cfg.LoRA.dropout,
                       target_modules=targets, modules_to_save=modules_to_save or None, bias="none")
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    if lora_layers(cfg) == "fast":
+        from safeeraser.train.lora_addmm import use_addmm_lora
+        from safeeraser.train.lora_dropout import use_sparse_dropout
+
+        use_addmm_lora(model)
+        use_sparse_dropout(model)
+    return model
+
+
+def lora_layers(cfg) -> str:
+    """Which LoRA layers train (`LoRA.layers`): "fast" (the default) adds each adapter's update with one
+    addmm (train/lora_addmm.py: PEFT's values, bit for bit when lora_alpha / r is a power of
+    two) and draws CPU dropout masks sparsely (train/lora_dropout.py: torch's distribution, other random
+    numbers, so a CPU run with LoRA.dropout > 0 is not bit-identical to PEFT's); "peft": PEFT's own
+    layers, bit for bit."""
+    from safeeraser.train.config import LORA_LAYERS, ConfigError
+
+    value = cfg.LoRA.layers
+    if value not in LORA_LAYERS:
+        raise ConfigError(f"key 'LoRA.layers': '{value}', expected one of {', '.join(LORA_LAYERS)}")
+    return value
 
 
 def optimizer_groups(model, weight_decay: float) -> list[dict]:
