@@ -6,11 +6,17 @@ Per record: `unsafe_pairs[i].model_response1..3` (three samples on the harmful i
 each finished chunk is appended to `<output>.partial.jsonl`, so `--resume` continues a killed run made
 the same way (`<output>.partial.meta.json` records how). The output keeps the reference's schema
 (a JSON list of records); what made it is in `<output>.meta.json`.
+
+Sharded (one process per GPU): `--shards N --shard_index K` answers the K-th of N contiguous blocks of the
+records into `<output stem>.shard-K-of-N.json` (with its own meta, partial file and --resume); the same flags
+with `--merge_shards` instead of `--shard_index` then join the N files into the output, in record order. A
+record's answers are seeded from its index, so the merged file is the one a single process writes.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import importlib.util
 import json
 import os
@@ -81,6 +87,19 @@ def meta_path(output_file: str | Path, partial: bool = False) -> Path:
     return Path(str(output_file) + (".partial.meta.json" if partial else ".meta.json"))
 
 
+def shard_path(output_file: str | Path, index: int, shards: int) -> Path:
+    """Where shard `index` of `shards` writes its answers: beside the output, so that its meta, partial file
+    and --resume are its own."""
+    out = Path(output_file)
+    return out.with_name(f"{out.stem}.shard-{index}-of-{shards}{out.suffix}")
+
+
+def shard_block(n: int, index: int, shards: int) -> slice:
+    """The records of shard `index` among `n`: contiguous blocks, so that joining them in shard order is
+    record order."""
+    return slice(index * n // shards, (index + 1) * n // shards)
+
+
 def check_args(args) -> None:
     """Flag values that cannot work, reported before anything is read or loaded."""
     for flag, rule, value in as_settings(args).problems():
@@ -95,8 +114,9 @@ def _looks_local(model_path: str) -> bool:
             or (len(parts) == 2 and Path(parts[0]).is_dir()))
 
 
-def check_paths(args) -> None:
-    """The paths must work before the model is loaded: an error after an hour of generation loses it."""
+def check_paths(args, loads_model: bool = True) -> None:
+    """The paths must work before the model is loaded: an error after an hour of generation loses it.
+    A merge loads no model, so it needs no vLLM (its step may run on a machine without a GPU)."""
     eval_file, out = Path(args.eval_file), Path(args.output_file)
     if out.resolve() == eval_file.resolve() or (out.exists() and os.path.samefile(out, eval_file)):
         raise DataError(f"--output_file '{out}' is the --eval_file: writing it would overwrite the benchmark")
@@ -112,7 +132,7 @@ def check_paths(args) -> None:
             raise DataError(f"--model_path '{args.model_path}' {problem}")
     if args.checkpoint_path and not Path(args.checkpoint_path).exists():
         raise DataError(f"--checkpoint_path '{args.checkpoint_path}' does not exist")
-    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+    if loads_model and args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise DataError('--backend vllm needs vLLM: pip install -e ".[vllm]"')
 
 
@@ -121,6 +141,10 @@ def run_meta(args) -> dict:
     from safeeraser.provenance import environment, file_sha256, model_identity, weights_identity
 
     eval_file = Path(args.eval_file)
+    run = {"limit": args.limit, "batch_size": args.batch_size, "chunk_records": args.chunk_records,
+           "loss_type": args.loss_type}
+    if args.shards > 1:
+        run.update(shards=args.shards, shard_index=args.shard_index)
     try:
         model = model_identity(args.model_path)
     except ValueError as exc:  # a config.json that is not JSON
@@ -130,8 +154,7 @@ def run_meta(args) -> dict:
         "model": model,
         "checkpoint": weights_identity(args.checkpoint_path),
         "generation": {flag: getattr(args, flag) for flag in ANSWER_FLAGS},
-        "run": {"limit": args.limit, "batch_size": args.batch_size, "chunk_records": args.chunk_records,
-                "loss_type": args.loss_type},
+        "run": run,
         "environment": environment(),
     }
 
@@ -279,16 +302,26 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
     return generator.stats
 
 
-def run_inference(settings: InferSettings) -> dict:
-    """Answer `settings.eval_file` into `settings.output_file` (an argparse Namespace of ckpt_infer's flags
-    is taken too) and return the summary that format_summary prints."""
+def _records(args) -> list:
     from safeeraser.data.records import load_benchmark
 
+    records = load_benchmark(args.eval_file, check_images=False)
+    return records[: args.limit] if args.limit else records
+
+
+def run_inference(settings: InferSettings) -> dict:
+    """Answer `settings.eval_file` into `settings.output_file` (an argparse Namespace of ckpt_infer's flags
+    is taken too) and return the summary that format_summary prints. With --shards N, answer one block into
+    its shard file, or (--merge_shards) join the shard files."""
     args = as_settings(settings)
     check_args(args)  # flags, the data file and the paths first: each fails in well under a second
-    records = load_benchmark(args.eval_file, check_images=False)
-    if args.limit:
-        records = records[: args.limit]
+    if args.merge_shards:
+        return merge_shards(args)
+    records = _records(args)
+    if args.shards > 1:
+        records = records[shard_block(len(records), args.shard_index, args.shards)]
+        args = dataclasses.replace(args, output_file=str(shard_path(args.output_file, args.shard_index,
+                                                                    args.shards)))
     check_paths(args)
     out_path = Path(args.output_file)
     part = partial_path(out_path)
@@ -317,8 +350,72 @@ def run_inference(settings: InferSettings) -> dict:
     return summary
 
 
+def _shard_meta(path: Path, index: int, shards: int) -> dict:
+    made = meta_path(path)
+    if not path.is_file() or not made.is_file():
+        unfinished = " (unfinished: run it again with --resume)" if partial_path(path).exists() else ""
+        raise DataError(f"{path}: shard {index} of {shards} is missing{unfinished}; answer it with --shards "
+                        f"{shards} --shard_index {index} before merging")
+    try:
+        return json.loads(made.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{made}: unreadable ({exc}); answer shard {index} again") from None
+
+
+def merge_shards(settings: InferSettings) -> dict:
+    """Join the N shard files of `output_file` into it, in shard order (record order; skipped records are
+    absent, as in one process's output), once each is checked to be made by the run these flags describe.
+    Its meta is shard 0's, with the records summed, the skipped ones joined and `run.shards`. The shard
+    files are then removed: the output holds all they hold, and a stale copy could be taken for a result."""
+    from safeeraser.io import read_json_records
+
+    args = as_settings(settings)
+    check_args(args)
+    n_records = len(_records(args))
+    check_paths(args, loads_model=False)
+    out, n = Path(args.output_file), args.shards
+    meta = run_meta(args)
+    outputs, skipped, metas = [], [], []
+    for k in range(n):
+        path = shard_path(out, k, n)
+        made = _shard_meta(path, k, n)
+        changes = meta_changes(made, meta, ANSWER_PARTS)
+        if made.get("run", {}).get("limit") != args.limit:
+            changes.append(f"run.limit {made.get('run', {}).get('limit')!r} -> {args.limit!r}")
+        if changes:
+            raise DataError(f"{path}: shard {k} of {n} was made by another run than this merge, and merging would "
+                            f"mix their answers: {'; '.join(changes)}. Merge with the shard runs' flags, or answer "
+                            "the shard again")
+        rows = read_json_records(path)
+        block = range(n_records)[shard_block(n_records, k, n)]
+        lost = made.get("skipped_records") or []
+        if len(rows) != made.get("records") or len(rows) + len(lost) != len(block) or any(i not in block for i in lost):
+            raise DataError(f"{path}: {len(rows)} answered and {len(lost)} skipped records, but shard {k} of {n} "
+                            f"is records {block.start} to {block.stop - 1} of {args.eval_file}; answer it again")
+        elsewhere = meta_changes(metas[0], made, ("environment",)) if metas else []
+        if elsewhere:  # the merged meta says shard 0's environment: say that this one's differs
+            print(f"warning: {path} was made in another environment than shard 0: {'; '.join(elsewhere)}",
+                  file=sys.stderr)
+        outputs += rows
+        skipped += lost
+        metas.append(made)
+    merged = {**metas[0], "run": {**metas[0]["run"], "shards": n}, "records": len(outputs),
+              "skipped_records": skipped}
+    merged["run"].pop("shard_index", None)
+    meta_path(out).unlink(missing_ok=True)  # as in run_inference: never another run's meta beside the output
+    atomic_write_json(out, outputs)
+    atomic_write_json(meta_path(out), merged)
+    for k in range(n):
+        shard_path(out, k, n).unlink()
+        meta_path(shard_path(out, k, n)).unlink()
+    return {"records": len(outputs), "skipped": len(skipped), "skipped_records": skipped, "output_file": str(out),
+            "shards": n}
+
+
 def format_summary(s: dict) -> str:
     line = f"wrote {s['records']} records to {s['output_file']}"
+    if "shards" in s:
+        line += f" (merged from {s['shards']} shards)"
     if s["skipped"]:
         line += f"; skipped {s['skipped']} that could not be processed: records {s['skipped_records']}"
     if "too_long" in s:

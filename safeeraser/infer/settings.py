@@ -39,6 +39,13 @@ class InferSettings:
     engine: str = _flag("auto", choices=("auto", "fast", "generate"),
                         help="hf backend: our decoding loop (fast), transformers' generate, or the family's choice "
                              "(auto); both give the same answers")
+    # Where this process's records come from and go to: never what an answer is (a record's answers are
+    # seeded from its index), so none of them is in the meta's answer parts.
+    shards: int = _flag(1, int, help="split the records (after --limit) into N contiguous blocks, each answered "
+                                     "by its own run into <output stem>.shard-K-of-N.json")
+    shard_index: int = _flag(0, int, help="with --shards N: the block this run answers, 0 to N-1")
+    merge_shards: bool = _flag(False, bool, help="with --shards N: join the N shard files into --output_file, in "
+                                                 "record order (same flags as the shard runs; loads no model)")
 
     def problems(self) -> list[tuple[str, str, Any]]:
         """(field, rule, value) of every value that cannot work, in flag order."""
@@ -49,12 +56,19 @@ class InferSettings:
             ("max_new_tokens", self.max_new_tokens >= 1, "a positive count"),
             ("temperature", self.temperature >= 0, "0 or more"),  # also false for nan
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("shards", self.shards >= 1, "a positive count"),
+            ("shard_index", 0 <= self.shard_index < max(self.shards, 1),
+             f"from 0 to {max(self.shards, 1) - 1} (one of --shards {self.shards})"),
+            ("shards", self.shards >= 2 or not self.merge_shards, "2 or more with --merge_shards"),
         )
         return [(name, rule, getattr(self, name)) for name, ok, rule in rules if not ok]
 
 
-# Set by the pipeline for each inference step (which file, which model, where to): never `infer:` keys.
-PIPELINE_FIELDS = ("eval_file", "model_path", "checkpoint_path", "output_file", "resume")
+# Set by the pipeline for each inference step (which file, which model, where to, which shard): never
+# `infer:` keys. Sharding is the launcher's (`launcher.infer_shards`): it changes where answers are made only.
+PIPELINE_FIELDS = ("eval_file", "model_path", "checkpoint_path", "output_file", "resume", "shards", "shard_index",
+                   "merge_shards")
+SHARD_FIELDS = ("shards", "shard_index", "merge_shards")
 FIELDS = {f.name: f for f in fields(InferSettings)}
 
 
@@ -112,6 +126,8 @@ def check_block(block: Mapping) -> dict:
     known = [name for name in FIELDS if name not in PIPELINE_FIELDS]
     typed = {}
     for key, value in block.items():
+        if key in SHARD_FIELDS:
+            raise SettingError(str(key), "set per step by the pipeline: shard inference with launcher.infer_shards")
         if key not in known:
             raise SettingError(str(key), f"not an inference setting; known: {', '.join(sorted(known))}")
         typed[key] = _typed(key, value)

@@ -53,6 +53,9 @@ class LauncherSection:
     # forget under `accelerate launch` on its GPUs, with `accelerate_config`.
     gpus_per_run: Optional[int] = None
     gpus_per_infer: Optional[int] = None  # GPUs of an inference or specificity step (null: 1 where there are GPUs)
+    # Each split's inference as N steps (one GPU each) on contiguous blocks of records, then their merge: the
+    # merged file is the one a single step writes (answers are seeded per record), under the same name.
+    infer_shards: int = 1
     gpus_per_judge: Optional[int] = None  # of a judging step (null: 1 if a judge runs a model here and GPUs exist)
     cpus_per_step: Optional[int] = None  # CPUs of a step (null: `threads`, else 1)
     accelerate_config: str = "accelerate/multi_gpu.yaml"  # a path, or a name under config/
@@ -155,7 +158,7 @@ def check_launcher(cfg, where: str | Path = "experiment") -> None:
     for key in ("gpus_per_run", "gpus_per_infer", "gpus_per_judge"):
         if la[key] is not None and la[key] < 0:
             raise ConfigError(f"{where}: key 'launcher.{key}': 0 or more GPUs (null: automatic), got {la[key]}")
-    for key in ("cpus_per_step", "time_min"):
+    for key in ("infer_shards", "cpus_per_step", "time_min"):
         if la[key] is not None and la[key] < 1:
             raise ConfigError(f"{where}: key 'launcher.{key}': a positive integer, got {la[key]}")
 
@@ -430,24 +433,56 @@ class Runner:
         made = meta_path(out)
         return out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
 
-    def infer_run(self, tag: str, ckpt: Path | None, split: str, out: Path) -> Path:
-        from safeeraser.infer.ckpt_infer import format_summary, meta_path, run_inference
-        from safeeraser.infer.settings import settings_for
+    def _answers_made(self, out: Path) -> bool:
+        """Whether the answers in `out` are made (their reuse noted). Answers that lack records skipped when they
+        were made are removed: not done, as the input may be fixed."""
+        from safeeraser.infer.ckpt_infer import meta_path
 
         made = meta_path(out)
         skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
-        if skipped:  # answers missing for records that could not be read then: not done (the input may be fixed)
+        if skipped:
             self.log(f"note: {out} lacks records {skipped} (skipped when it was made): answering again")
             out.unlink()
         if not out.exists():
-            settings = settings_for(OmegaConf.to_container(self.cfg.infer), eval_file=self.cfg.data[split],
-                                    model_path=self.cfg.model.vanilla, output_file=str(out), resume=True,
-                                    checkpoint_path=None if ckpt is None else str(ckpt))
-            self.log(f"[{tag}] inference on {split}")
-            self.log(format_summary(run_inference(settings)))
+            return False
+        self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
+        return True
+
+    def _infer(self, what: str, ckpt: Path | None, split: str, out: Path, **shard) -> None:
+        """ckpt_infer as the experiment sets it, resuming an interrupted run."""
+        from safeeraser.infer.ckpt_infer import format_summary, run_inference
+        from safeeraser.infer.settings import settings_for
+
+        settings = settings_for(OmegaConf.to_container(self.cfg.infer), eval_file=self.cfg.data[split],
+                                model_path=self.cfg.model.vanilla, output_file=str(out), resume=True,
+                                checkpoint_path=None if ckpt is None else str(ckpt), **shard)
+        self.log(what)
+        self.log(format_summary(run_inference(settings)))
+
+    def infer_run(self, tag: str, ckpt: Path | None, split: str, out: Path) -> Path:
+        if not self._answers_made(out):
+            self._infer(f"[{tag}] inference on {split}", ckpt, split, out)
             self.executed.append(f"infer:{tag}:{split}")
-        else:
-            self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
+        return out
+
+    def infer_shard_run(self, tag: str, ckpt: Path | None, split: str, out: Path, shard: int, shards: int) -> Path:
+        """Shard `shard` of `shards` of the answers `out`, into its shard file; nothing once `out` is made (its
+        merge notes the reuse)."""
+        from safeeraser.infer.ckpt_infer import shard_path
+
+        part = shard_path(out, shard, shards)
+        if not self.infer_done(out) and not self._answers_made(part):
+            self._infer(f"[{tag}] inference on {split}, shard {shard} of {shards}", ckpt, split, out, shards=shards,
+                        shard_index=shard)
+            self.executed.append(f"infer:{tag}:{split}:shard-{shard}-of-{shards}")
+        return part
+
+    def infer_merge(self, tag: str, ckpt: Path | None, split: str, out: Path, shards: int) -> Path:
+        """The shard files of `out` joined into it (and removed)."""
+        if not self._answers_made(out):
+            self._infer(f"[{tag}] merging the {shards} shards of {split}", ckpt, split, out, shards=shards,
+                        merge_shards=True)
+            self.executed.append(f"merge:{tag}:{split}")
         return out
 
     def judge(self, block: dict | None = None) -> tuple[str, dict, dict]:

@@ -3,6 +3,9 @@
     forget -> infer(train), infer(val) -> eval(train), eval(val)   (each eval: the judge, then the agreement judges)
     forget -> specificity
 
+With `launcher.infer_shards: N` (N > 1) each infer step is N shard steps, one GPU each, and the step of the
+infer id becomes their merge (no GPU): the evals depend on the same id and read the same file.
+
 Each step is a function of files: it reads its inputs' outputs and makes its own, under the hash name the
 Runner gives it, and does nothing but note the reuse when that output exists. A launcher runs the steps
 (in this process, as Ray tasks, as SLURM jobs); the report is then assembled from the files alone, so it is
@@ -23,7 +26,7 @@ GPU_KINDS = ("prepare", "forget", "infer", "specificity")
 @dataclass
 class Step:
     id: str  # unique in the grid, e.g. "infer:ga-1a2b3c4d:val"
-    kind: str  # prepare | forget | infer | eval | specificity
+    kind: str  # prepare | forget | infer (whole, or one shard) | merge (of an infer's shards) | eval | specificity
     args: dict  # the body's arguments (paths and names: they travel to another process)
     deps: list[str] = field(default_factory=list)
     output: str = ""  # what it makes, for plans and messages
@@ -42,8 +45,16 @@ def _forget(runner, run, processes: int = 1, accelerate_config: str | None = Non
     runner.forget_run(run, processes=processes, accelerate_config=accelerate_config)
 
 
-def _infer(runner, tag, ckpt, split, out):
-    runner.infer_run(tag, None if ckpt is None else Path(ckpt), split, Path(out))
+def _infer(runner, tag, ckpt, split, out, shard: int | None = None, shards: int = 1):
+    ckpt = None if ckpt is None else Path(ckpt)
+    if shard is None:
+        runner.infer_run(tag, ckpt, split, Path(out))
+    else:
+        runner.infer_shard_run(tag, ckpt, split, Path(out), shard, shards)
+
+
+def _merge(runner, tag, ckpt, split, out, shards):
+    runner.infer_merge(tag, None if ckpt is None else Path(ckpt), split, Path(out), shards)
 
 
 def _eval(runner, tag, answers, split):
@@ -54,7 +65,8 @@ def _specificity(runner, tag, ckpt):
     runner.specificity(tag, None if ckpt is None else Path(ckpt))
 
 
-BODIES = {"prepare": _prepare, "forget": _forget, "infer": _infer, "eval": _eval, "specificity": _specificity}
+BODIES = {"prepare": _prepare, "forget": _forget, "infer": _infer, "merge": _merge, "eval": _eval,
+          "specificity": _specificity}
 
 
 def call(step: Step, runner, extra: dict | None = None) -> None:
@@ -70,6 +82,20 @@ def plan_steps(runner) -> list[Step]:
         steps.setdefault(step.id, step)  # a method listed twice is one set of steps
         return step
 
+    shards = runner.cfg.launcher.infer_shards
+
+    def infer(run, split, out, deps) -> Step:
+        """The step whose id and output the evals use: the inference, or the merge of its shards."""
+        step_id = f"infer:{run.tag}:{split}"
+        args = {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt), "split": split, "out": str(out)}
+        if shards <= 1:
+            return add(Step(step_id, "infer", args, deps, output=str(out)))
+        from safeeraser.infer.ckpt_infer import shard_path
+
+        parts = [add(Step(f"{step_id}:shard-{k}-of-{shards}", "infer", {**args, "shard": k, "shards": shards}, deps,
+                          output=str(shard_path(out, k, shards)))).id for k in range(shards)]
+        return add(Step(step_id, "merge", {**args, "shards": shards}, parts, output=str(out)))
+
     for run in runner.runs():
         deps = []
         if run.ckpt is not None:
@@ -77,9 +103,7 @@ def plan_steps(runner) -> list[Step]:
         answers = {}
         for split in ("train", "val"):
             out = runner.infer_path(run.tag, split)
-            answers[split] = add(Step(f"infer:{run.tag}:{split}", "infer",
-                                      {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt),
-                                       "split": split, "out": str(out)}, deps, output=str(out)))
+            answers[split] = infer(run, split, out, deps)
         for split in ("train", "val"):
             add(Step(f"eval:{run.tag}:{split}", "eval", {"tag": run.tag, "answers": answers[split].output,
                                                           "split": split}, [answers[split].id],
@@ -99,8 +123,16 @@ def is_done(runner, step: Step) -> bool:
     """Whether the step's output exists already (then running it would only note the reuse)."""
     if step.kind == "forget":
         return (step.args["run"].ckpt / "run_complete.json").exists()
-    if step.kind == "infer":
-        return runner.infer_done(Path(step.args["out"]))
+    if step.kind in ("infer", "merge"):
+        # a shard is done once its own answers exist, or once the merged answers do: nothing is answered again
+        out, shard = Path(step.args["out"]), step.args.get("shard")
+        if runner.infer_done(out):
+            return True
+        if step.kind == "merge" or shard is None:
+            return False
+        from safeeraser.infer.ckpt_infer import shard_path
+
+        return runner.infer_done(shard_path(out, shard, step.args["shards"]))
     if step.kind == "eval":
         return runner.eval_done(Path(step.args["answers"]))
     if step.kind == "specificity":

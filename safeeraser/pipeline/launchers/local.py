@@ -21,5 +21,10 @@ class LocalLauncher:
     def run(self, steps, runner) -> None:
         from safeeraser.pipeline.steps import call
 
+        shards = self.cfg.launcher.infer_shards
+        if shards > 1:
+            self.log(f"note: launcher.infer_shards={shards} with the local launcher answers the shards one after "
+                     "another in this process (the same answers, a model load each); ray or slurm runs them side "
+                     "by side on their GPUs")
         for step in steps:
             call(step, runner)

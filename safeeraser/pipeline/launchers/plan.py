@@ -42,6 +42,8 @@ def describe(cfg) -> str:
         if step.kind == "forget":
             run = step.args["run"]
             what = f" ({run.method}{'' if run.seed is None else f', seed {run.seed}'})"
+        elif step.kind == "merge":
+            what = f" (merges its {step.args['shards']} shards)"
         lines.append(f"  {'done' if done else 'todo'}  {step.id}{what}  [{where}]  -> {step.output}")
         if remote is not None and step.kind == "forget" and not done and gpus > 1:
             ckpt = Path(step.args["run"].ckpt)

@@ -58,8 +58,10 @@ class RemoteLauncher:
             gpus = self._auto(s.gpus_per_run)
         elif kind == "prepare":  # the vanilla fine-tune runs in one process
             gpus = min(self._auto(s.gpus_per_run), 1)
-        elif kind in ("infer", "specificity"):
+        elif kind in ("infer", "specificity"):  # an infer step may be one shard: each shard has these GPUs
             gpus = self._auto(s.gpus_per_infer)
+        elif kind == "merge":  # joins the shards' files: no model
+            gpus = 0
         else:  # judging: a GPU only for a judge that runs a model here
             gpus = s.gpus_per_judge if s.gpus_per_judge is not None else (
                 self._auto(None) if judges_run_models(self.cfg) else 0)
