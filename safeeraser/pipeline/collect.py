@@ -169,7 +169,7 @@ def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], 
 def pd_effects(names: list[str], values: dict, groups: dict, bootstrap) -> list[dict]:
     """For each NAME given with NAMEpd: +PD minus base of each rate on the same records, paired over the
     seeds both have (the runner's pd_effects, for rows named by hand)."""
-    from safeeraser.eval.bootstrap import paired_seeds_diff
+    from safeeraser.pipeline.experiment import pd_effect
 
     effects = []
     for base in names:
@@ -182,16 +182,12 @@ def pd_effects(names: list[str], values: dict, groups: dict, bootstrap) -> list[
                               "effect needs the same seeds for both")
         order = {seed: i for i, seed in enumerate(seeds_b)}
         runs_b = [values[with_pd][order[seed]] for seed in seeds_a]  # a seed's two runs side by side
-        effect = {"method": base, "with_pd": with_pd}
         for col in RATES:
-            a = [run[col.split][col.metric] for run in values[base]]
-            b = [run[col.split][col.metric] for run in runs_b]
-            if {len(x) for x in a + b} != {len(a[0])}:
+            sizes = {len(run[col.split][col.metric]) for run in values[base] + runs_b}
+            if len(sizes) > 1:
                 raise DataError(f"--row '{base}' and '{with_pd}': their {col.split} files hold different numbers "
                                 "of records; PD's paired effect needs answers to the same records")
-            diff = paired_seeds_diff(a, b, n_resamples=bootstrap.resamples, seed=bootstrap.seed)
-            effect[col.key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
-        effects.append(effect)
+        effects.append(pd_effect(base, values[base], runs_b, bootstrap))
     return effects
 
 

@@ -626,21 +626,22 @@ class Runner:
         """For every method run with and without PD: the +PD minus base difference of each rate on the
         same records, with a paired bootstrap interval (over several seeds: seeds and records resampled,
         a seed's two runs kept together)."""
-        from safeeraser.eval.bootstrap import paired_seeds_diff
+        return [pd_effect(base, self.values[base], self.values[f"{base}pd"], self.cfg.bootstrap)
+                for base in self.cfg.methods if f"{base}pd" in self.values and base in self.values]
 
-        effects = []
-        for base in self.cfg.methods:
-            if f"{base}pd" not in self.values or base not in self.values:
-                continue
-            effect = {"method": base, "with_pd": f"{base}pd"}
-            for col in RATES:
-                a = [run[col.split][col.metric] for run in self.values[base]]
-                b = [run[col.split][col.metric] for run in self.values[f"{base}pd"]]
-                diff = paired_seeds_diff(a, b, n_resamples=self.cfg.bootstrap.resamples,
-                                         seed=self.cfg.bootstrap.seed)
-                effect[col.key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
-            effects.append(effect)
-        return effects
+
+def pd_effect(base: str, runs_a: list[dict], runs_b: list[dict], bootstrap) -> dict:
+    """+PD minus base of each rate on the same records: `runs_a` (the method's runs) and `runs_b` (its PD
+    variant's) in the same seed order, a seed's two runs kept together by a paired bootstrap."""
+    from safeeraser.eval.bootstrap import paired_seeds_diff
+
+    effect = {"method": base, "with_pd": f"{base}pd"}
+    for col in RATES:
+        a = [run[col.split][col.metric] for run in runs_a]
+        b = [run[col.split][col.metric] for run in runs_b]
+        diff = paired_seeds_diff(a, b, n_resamples=bootstrap.resamples, seed=bootstrap.seed)
+        effect[col.key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
+    return effect
 
 
 def _percent(x):
