@@ -3,8 +3,9 @@
 For each pair it prints ours, the reference-style value and their ratio, and writes everything to JSON:
   unlearning (gdpd, klpd)  samples/s at the same effective batch and losses, and peak memory: ours with
                            the defaults (micro-batches of batch_size, one fused forward, the LoRA adapter
-                           disabled as the KL reference) against micro-batch 1, one forward per view and a
-                           second loaded copy as the KL reference. Each configuration in a fresh process.
+                           disabled as the KL reference, our LoRA layers) against micro-batch 1, one forward
+                           per view, a second loaded copy as the KL reference and PEFT's LoRA layers (with
+                           torch's dropout masks). Each configuration in a fresh process.
   inference                new tokens/s and responses/s on mini val records, settings held equal: our
                            batched Generator against one HF generate call per sampled answer.
   judging                  labels/s against a local OpenAI-compatible server answering after --judge_delay:
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch_size", "--batch-size", type=int, default=None,
                    help="our micro-batch (default: the training config's batch_size default)")
     g.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
+    g.add_argument("--rounds", type=int, default=1,
+                   help="run every configuration this many times, ours and the reference's way alternating which "
+                        "goes first; each figure is the median over the rounds (a shared machine's speed drifts by "
+                        "more than the differences measured: see the README)")
     g.add_argument("--warmup_steps", "--warmup-steps", type=int, default=None,
                    help="untimed optimizer steps first (default: one epoch of the forget set, so the timed steps "
                         "are the steady state: images preprocessed, caches warm, as in epochs 2..N of a run)")
@@ -134,29 +139,49 @@ def run_train(args, assets, threads: int) -> dict:
 
         items = sum(len(r.unsafe_pairs) for r in load_benchmark(assets.train_file, check_images=False))
         args.warmup_steps = -(-items // args.effective_batch)
-    results = {}
     ways = {w.strip() for w in args.ways.split(",")}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        for way, bs, fused, copy in (("ours", ours_bs, True, False), ("reference", 1, False, True)):
-            if way not in ways:
-                continue
-            spec = TrainSpec(method=method, way=way, batch_size=bs, accumulation=args.effective_batch // bs,
-                             fused_forward=fused, reference_copy=copy, steps=args.steps, warmup=args.warmup_steps,
-                             assets=assets.to_dict(), threads=threads, seed=233,
-                             gradient_checkpointing=args.gradient_checkpointing, peak_flops=args.peak_flops,
-                             profile_data=(way == "ours"), answer_logits_only=(way == "ours"))
-            _log(f"unlearning {spec.label}: micro-batch {bs} x {spec.accumulation}, "
-                 f"{'fused forward' if fused else 'one forward per view'}, {args.steps} timed steps")
-            r = run_in_subprocess(spec)
-            # see LIVE_MEMORY_ENV; on CUDA the allocator's own peak is exact. A dry run's (tiny shapes)
-            # memory means nothing: it is not worth a second process.
-            if assets.device == "cpu" and assets.shapes != "tiny":
-                r["peak_mb_allocator_history"] = r["peak_mb"]
-                r["peak_mb"] = measure_memory(spec)["peak_mb"]
-            _log(f"  {r['samples_per_s']:.2f} samples/s, peak {r['peak_mb']:.0f} MB, "
-                 f"outside fwd/bwd {100 * r['outside_forward_backward_share']:.1f}%")
-            results[spec.label] = r
-    return results
+    plans = (("ours", ours_bs, True, False), ("reference", 1, False, True))
+    by_round: dict[str, list[dict]] = {}
+    for rnd in range(max(args.rounds, 1)):
+        for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+            # alternate which way goes first: a drift in the machine's speed then weighs on both sides alike
+            for way, bs, fused, copy in (plans if rnd % 2 == 0 else plans[::-1]):
+                if way not in ways:
+                    continue
+                spec = TrainSpec(method=method, way=way, batch_size=bs, accumulation=args.effective_batch // bs,
+                                 fused_forward=fused, reference_copy=copy, steps=args.steps,
+                                 warmup=args.warmup_steps, assets=assets.to_dict(), threads=threads, seed=233,
+                                 gradient_checkpointing=args.gradient_checkpointing, peak_flops=args.peak_flops,
+                                 profile_data=(way == "ours" and rnd == 0), answer_logits_only=(way == "ours"),
+                                 peft_layers=(way == "reference"))
+                _log(f"unlearning {spec.label}{f' (round {rnd + 1} of {args.rounds})' if args.rounds > 1 else ''}: "
+                     f"micro-batch {bs} x {spec.accumulation}, "
+                     f"{'fused forward' if fused else 'one forward per view'}, {args.steps} timed steps")
+                r = run_in_subprocess(spec)
+                # see LIVE_MEMORY_ENV; on CUDA the allocator's own peak is exact. A dry run's (tiny shapes)
+                # memory means nothing: it is not worth a second process.
+                if assets.device == "cpu" and assets.shapes != "tiny" and rnd == 0:
+                    r["peak_mb_allocator_history"] = r["peak_mb"]
+                    r["peak_mb"] = measure_memory(spec)["peak_mb"]
+                _log(f"  {r['samples_per_s']:.2f} samples/s, peak {r['peak_mb']:.0f} MB, "
+                     f"outside fwd/bwd {100 * r['outside_forward_backward_share']:.1f}%")
+                by_round.setdefault(spec.label, []).append(r)
+    return {label: median_result(runs) for label, runs in by_round.items()}
+
+
+def median_result(runs: list[dict]) -> dict:
+    """One configuration's result over several rounds: the first round's, with every number replaced by its
+    median over the rounds (peak memory is measured once), and the rounds themselves under `rounds`."""
+    import statistics
+
+    if len(runs) == 1:
+        return runs[0]
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("peak_mb",):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["rounds"] = [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in runs]
+    return out
 
 
 def train_rows(results: dict, device: str) -> list:
@@ -359,8 +384,21 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
     return 0
 
 
+def round_ratios(train: dict, method: str, key: str = "samples_per_cpu_s") -> list[float]:
+    """Ours over the reference's way, round by round (empty for a single round)."""
+    o, r = train.get(f"{method}/ours", {}), train.get(f"{method}/reference", {})
+    return [a[key] / b[key] for a, b in zip(o.get("rounds", []), r.get("rounds", []))
+            if b.get(key) and a.get(key) is not None]
+
+
 def _print_notes(details: dict) -> None:
     t = details.get("train", {})
+    for method in dict.fromkeys(label.split("/")[0] for label in t):
+        for key, what in (("samples_per_cpu_s", "CPU time"), ("samples_per_s", "wall clock")):
+            ratios = round_ratios(t, method, key)
+            if ratios and t[f"{method}/ours"].get(key) is not None:
+                print(f"unlearning {method}, ours / reference way per round ({what}): "
+                      + ", ".join(f"{x:.2f}x" for x in ratios))
     o = t.get("gdpd/ours")
     if o:
         share = o["share"]

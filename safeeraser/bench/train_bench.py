@@ -36,6 +36,7 @@ class TrainSpec:
     peak_flops: float = 0.0
     profile_data: bool = False
     answer_logits_only: bool = True  # False: logits at every position, as the reference's HF forward makes
+    peft_layers: bool = False  # PEFT's own LoRA layers (the reference's), not ours (LoRA.layers=fast)
 
     @property
     def label(self) -> str:
@@ -52,6 +53,7 @@ def train_overrides(spec: TrainSpec, assets) -> list[str]:
         f"model_dtype={assets.dtype}", f"seed={spec.seed}",
         f"gradient_checkpointing={str(spec.gradient_checkpointing).lower()}", "report_to=none",
         f"kl_reference={'copy' if spec.reference_copy else 'adapter'}",
+        f"LoRA.layers={'peft' if spec.peft_layers else 'fast'}",
     ]
 
 
