@@ -52,7 +52,7 @@ LORA_LAYERS = ("fast", "peft")  # LoRA.layers: see train/model_setup.py
 # Keys a resumed run may change: how long it trains, how often it saves, where it reports; not what it trains.
 RESUME_FREE_KEYS = ("max_train_steps", "num_epochs", "save_steps", "save_dir", "resume_from_checkpoint", "overwrite",
                     "report_to", "workers", "logging_steps", "preset", "model_family", "eval_steps", "eval_samples",
-                    "eval_data_path")
+                    "eval_data_path", "eval_asr_tokens")
 
 
 @dataclass
@@ -121,6 +121,9 @@ class TrainConfig:
     eval_steps: int = 0
     eval_samples: int = 8
     eval_data_path: str = ""
+    # ours: with eval_steps, also answer the sample's forget and PD prompts greedily (up to this many new
+    # tokens; 0: not) and label the answers with the offline keyword judge: eval/asr and eval/sarr
+    eval_asr_tokens: int = 0
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
 
@@ -278,6 +281,7 @@ def validate(cfg, validate_paths: bool = True) -> None:
          f"unknown '{cfg.kl_reference}'. Valid choices: adapter, copy")
     need(cfg.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
     need(cfg.eval_samples >= 1, "eval_samples", "must be >= 1")
+    need(cfg.eval_asr_tokens >= 0, "eval_asr_tokens", "must be >= 0 (0: no quick ASR)")
     if validate_paths and cfg.eval_data_path:
         need(Path(cfg.eval_data_path).is_file(), "eval_data_path", f"file '{cfg.eval_data_path}' not found")
     need(cfg.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
@@ -362,7 +366,7 @@ def resume_differences(saved: dict, cfg) -> list[str]:
 # on a CPU (other random masks, the same distribution) or lora_alpha / r is not a power of two (one rounding
 # fewer): runs made before it are kept under their names, as runs of the same settings.
 LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": "",
-                      "LoRA.layers": "fast"}
+                      "eval_asr_tokens": 0, "LoRA.layers": "fast"}
 
 
 def identity_config(config: dict) -> dict:

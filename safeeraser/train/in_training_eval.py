@@ -4,6 +4,13 @@ NLL of a fixed sample of forget (harmful answer), retain and PD (prompt-decouple
 (`target` view only) logs eval/target_nll. The sample is the same at every evaluation and in every run
 with the same seed, so the curves show what the steps did, not which examples were drawn.
 
+With `eval_asr_tokens: N`, the model also answers the sample's forget prompts (harmful image) and PD
+prompts (harmless image, same question) greedily, up to N new tokens, through the inference engine, and
+the offline keyword judge labels them: eval/asr is the share of forget answers that are neither refusals
+nor degenerate, eval/sarr the share of PD answers that are (the over-forgetting PD is there to prevent).
+A quick signal for choosing a stopping step, not the benchmark's metrics: short greedy answers and a rule
+judge, where the benchmark samples three answers and uses a model judge.
+
 The evaluation must not change the training: it runs under no_grad in eval mode, restores train mode
 and every random generator the loop draws from, and so a run with eval_steps=1 trains exactly as one
 with eval_steps=0."""
@@ -63,9 +70,10 @@ def share(encoded: list, rank: int, world: int) -> tuple[list, list[float]]:
 
 
 class InTrainingEval(TrainHooks):
-    def __init__(self, every: int, samples: int):
-        self.every, self.samples = every, samples
+    def __init__(self, every: int, samples: int, asr_tokens: int = 0):
+        self.every, self.samples, self.asr_tokens = every, samples, asr_tokens
         self.encoded: dict[str, list] = {}
+        self.prompts: dict[str, list] = {}  # view -> examples whose prompts the quick ASR answers
 
     def on_start(self, trainer) -> None:
         # Encoded once: the same tokens and images at every evaluation, with the training's encoder
@@ -74,6 +82,16 @@ class InTrainingEval(TrainHooks):
         encoder = trainer.dataset.encoder
         self.encoded = {view: [encoder.encode(e.image, e.question, e.answer) for e in exs]
                         for view, exs in examples.items() if exs}
+        if self.asr_tokens:
+            plugin = trainer.acc.state.deepspeed_plugin
+            if plugin is not None and plugin.zero_stage == 3:
+                from safeeraser.train.config import ConfigError
+
+                # each process would decode for as many steps as its own answers need, but ZeRO-3 gathers
+                # every layer's weights from all processes at every step
+                raise ConfigError("key 'eval_asr_tokens': the quick ASR cannot run under DeepSpeed ZeRO-3; "
+                                  "use ZeRO-2 or DDP, or eval_asr_tokens=0")
+            self.prompts = {view: examples[view] for view in ("forget", "pd") if examples.get(view)}
 
     @staticmethod
     def source(trainer):
@@ -119,11 +137,38 @@ class InTrainingEval(TrainHooks):
                     totals = torch.stack([(nlls * w).sum(), w.sum()]).to(acc.device)
                     total, count = acc.reduce(totals, reduction="sum").tolist()
                     out[f"eval/{view}_nll"] = total / count
+                out.update(self.quick_asr(trainer))
             finally:
                 model.train(was_training)
+        return out
+
+    def quick_asr(self, trainer) -> dict:
+        """eval/asr and eval/sarr over the sample's prompts (see the module's docstring); every process
+        answers its share, the counts are reduced."""
+        if not self.prompts:
+            return {}
+        from safeeraser.eval.judges.base import ASR, RR_SD, JudgeItem, NOT_NORMAL, UNSAFE
+        from safeeraser.eval.judges.keyword import KeywordJudge
+        from safeeraser.infer.engine import Generator, GenRequest, GenSettings
+
+        acc = trainer.acc
+        generator = Generator(acc.unwrap_model(trainer.model), trainer.processor, batch_size=trainer.cfg.batch_size)
+        settings = GenSettings(max_new_tokens=self.asr_tokens, greedy=True)
+        out = {}
+        for view, kind, hit, name in (("forget", ASR, UNSAFE, "eval/asr"), ("pd", RR_SD, NOT_NORMAL, "eval/sarr")):
+            if view not in self.prompts:
+                continue
+            mine, weights = share(self.prompts[view], acc.process_index, acc.num_processes)
+            answers = generator.generate([GenRequest(e.image, e.question, 1, key=i) for i, e in enumerate(mine)],
+                                         settings)
+            labels = KeywordJudge().judge([JudgeItem(kind, e.question, a[0]) for e, a in zip(mine, answers)])
+            hits = sum(w for w, j in zip(weights, labels) if j.value == hit)
+            totals = torch.tensor([hits, sum(weights)], device=acc.device, dtype=torch.float64)
+            hits, count = acc.reduce(totals, reduction="sum").tolist()
+            out[name] = hits / count
         return out
 
 
 def hooks_for(cfg) -> list:
     """The hooks a training config asks for (eval_steps > 0: the in-training NLL evaluation)."""
-    return [InTrainingEval(cfg.eval_steps, cfg.eval_samples)] if cfg.eval_steps > 0 else []
+    return [InTrainingEval(cfg.eval_steps, cfg.eval_samples, cfg.eval_asr_tokens)] if cfg.eval_steps > 0 else []

@@ -17,7 +17,8 @@ def _curve(ax, rows: list[dict], key: str, **kw) -> None:
 
 def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path | None:
     """One panel per loss term, the learning rate, and (when the run evaluated during training) one
-    panel with the eval/* NLLs together: forget rising while retain stays is what unlearning should show."""
+    panel with the eval/* NLLs together: forget rising while retain stays is what unlearning should show;
+    and one with the quick ASR and SARR when measured."""
     if not rows:
         return None
     import matplotlib
@@ -26,7 +27,10 @@ def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path
     import matplotlib.pyplot as plt
 
     keys, evals = _keys(rows, "loss/"), _keys(rows, "eval/")
-    panels = len(keys) + 1 + bool(evals)
+    # NLLs and rates (the quick ASR's shares, 0-1) on panels of their own: their scales differ
+    rates = [k for k in evals if not k.endswith("_nll")]
+    evals = [k for k in evals if k.endswith("_nll")]
+    panels = len(keys) + 1 + bool(evals) + bool(rates)
     fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.2), squeeze=False)
     axes = list(axes[0])
     for ax, key in zip(axes, keys):
@@ -35,11 +39,11 @@ def plot_loss_curves(rows: list[dict], out: str | Path, title: str = "") -> Path
     lr_ax = axes[len(keys)]
     _curve(lr_ax, rows, "lr", color="grey")
     lr_ax.set_title("learning rate")
-    if evals:
-        ax = axes[-1]
-        for key in evals:
+    for ax, group, what in zip(axes[len(keys) + 1:], [g for g in (evals, rates) if g],
+                               [w for g, w in ((evals, "answer NLL"), (rates, "quick ASR, SARR")) if g]):
+        for key in group:
             _curve(ax, rows, key, marker="o", label=key.split("/", 1)[1])
-        ax.set_title("in-training eval (answer NLL)")
+        ax.set_title(f"in-training eval ({what})")
         ax.legend(fontsize="small")
     for ax in axes:
         ax.set_xlabel("optimizer step")

@@ -33,7 +33,8 @@ def evaluated(tiny_dir, mini_dir, tmp_path_factory):
     from safeeraser.train.in_training_eval import hooks_for
     from safeeraser.train.loop import Trainer
 
-    cfg = _cfg(tiny_dir, mini_dir, tmp_path_factory.mktemp("eval") / "run", "eval_steps=2", "eval_samples=3")
+    cfg = _cfg(tiny_dir, mini_dir, tmp_path_factory.mktemp("eval") / "run", "eval_steps=2", "eval_samples=3",
+               "eval_asr_tokens=6")
     trainer = Trainer(cfg, hooks=hooks_for(cfg)).setup().train()
     trainer.finish()
     rows = _rows(trainer.save_dir)
@@ -70,9 +71,46 @@ def test_the_evaluation_does_not_change_the_training(evaluated, tiny_dir, mini_d
     # trained only: saving and plotting add nothing to the comparison
     plain = _rows(Trainer(_cfg(tiny_dir, mini_dir, tmp_path / "plain", "eval_steps=0")).setup().train().save_dir)
     assert all(not any(k.startswith("eval/") for k in r) for r in plain)
-    drop = ("samples_per_s", "eval/forget_nll", "eval/retain_nll", "eval/pd_nll")
+    drop = ("samples_per_s", "eval/forget_nll", "eval/retain_nll", "eval/pd_nll", "eval/asr", "eval/sarr")
     assert [{k: v for k, v in r.items() if k not in drop} for r in evaluated.rows] == \
            [{k: v for k, v in r.items() if k not in drop} for r in plain]
+
+
+def test_quick_asr_equals_the_engine_and_keyword_judge_on_the_final_model(evaluated):
+    from safeeraser.eval.judges.base import ASR, RR_SD, JudgeItem, NOT_NORMAL, UNSAFE
+    from safeeraser.eval.judges.keyword import KeywordJudge
+    from safeeraser.infer.engine import Generator, GenRequest, GenSettings
+    from safeeraser.train.in_training_eval import eval_examples
+
+    trainer = evaluated.trainer
+    assert {"eval/asr", "eval/sarr"} <= set(evaluated.rows[1]) and "eval/asr" not in evaluated.rows[0]
+    examples = eval_examples(trainer.dataset, 3, trainer.cfg.seed)
+    model = trainer.acc.unwrap_model(trainer.model)
+    model.eval()
+    try:
+        gen = Generator(model, trainer.processor, batch_size=1)  # another batching: the same greedy answers
+        for view, kind, hit, key in (("forget", ASR, UNSAFE, "eval/asr"), ("pd", RR_SD, NOT_NORMAL, "eval/sarr")):
+            exs = examples[view]
+            answers = gen.generate([GenRequest(e.image, e.question, 1) for e in exs], GenSettings(6, greedy=True))
+            assert all(len(a[0]) > 0 for a in answers)
+            labels = KeywordJudge().judge([JudgeItem(kind, e.question, a[0]) for e, a in zip(exs, answers)])
+            assert evaluated.last[key] == sum(j.value == hit for j in labels) / len(exs)
+    finally:
+        model.train()
+
+
+def test_quick_asr_is_refused_under_zero3():
+    from types import SimpleNamespace as NS
+
+    from safeeraser.train.config import ConfigError
+    from safeeraser.train.in_training_eval import InTrainingEval
+
+    hook = InTrainingEval(1, 2, asr_tokens=4)
+    hook.source = lambda trainer: NS(items=[])  # no examples needed to reach the check
+    trainer = NS(cfg=NS(seed=0), dataset=NS(encoder=None, items=[]),
+                 acc=NS(state=NS(deepspeed_plugin=NS(zero_stage=3))))
+    with pytest.raises(ConfigError, match="eval_asr_tokens"):
+        hook.on_start(trainer)
 
 
 def test_the_sample_is_fixed_by_the_seed(evaluated):
@@ -119,19 +157,30 @@ def test_each_process_measures_its_share_and_the_sums_give_the_mean(evaluated):
             sums.append(t.clone())
             return t
 
-    acc, encoded = trainer.acc, hook.encoded
+        def unwrap_model(self, model):
+            return real_model
+
+    acc, encoded, prompts = trainer.acc, hook.encoded, hook.prompts
     hook.encoded = {"forget": encoded["forget"]}  # 3 examples over 2 processes: one pads
+    hook.prompts = {}
     try:
         for rank in (0, 1):
             trainer.acc, trainer.model = FakeAcc(rank), Counting()
             hook.evaluate(trainer)
             forwards.append(trainer.model.calls)
+        # the quick ASR the same way: each process answers its share, the padding counts for nothing
+        hook.encoded, hook.prompts = {}, {"forget": prompts["forget"]}
+        for rank in (0, 1):
+            trainer.acc = FakeAcc(rank)
+            hook.evaluate(trainer)
     finally:
-        trainer.acc, trainer.model, hook.encoded = acc, real_model, encoded
+        trainer.acc, trainer.model, hook.encoded, hook.prompts = acc, real_model, encoded, prompts
     assert forwards[0] == forwards[1]  # DDP / ZeRO-3: every process in every forward
     total, count = (sums[0] + sums[1]).tolist()
     assert count == 3  # the padding weighs nothing
     assert total / count == pytest.approx(evaluated.last["eval/forget_nll"], rel=1e-6)
+    hits, count = (sums[2] + sums[3]).tolist()
+    assert count == 3 and hits / count == evaluated.last["eval/asr"]
 
 
 def test_share_pads_every_process_to_the_same_count():
@@ -160,15 +209,18 @@ def test_preserved_rng_restores_every_generator():
         assert after == draw()
 
 
-def test_the_loss_curves_get_an_eval_panel(evaluated, tmp_path):
+def test_the_loss_curves_get_eval_panels(evaluated, tmp_path):
     from PIL import Image
 
     from safeeraser.train.plots import plot_loss_curves
 
     png = evaluated.trainer.save_dir / "loss_curves.png"
     losses = {k for r in evaluated.rows for k in r if k.startswith("loss/")}
-    # one panel per loss term, the learning rate and the eval panel, 4 inches at 100 dpi each
-    assert Image.open(png).size[0] == 400 * (len(losses) + 2)
+    # one panel per loss term, the learning rate, the NLL panel and the quick ASR's, 4 inches at 100 dpi each
+    assert Image.open(png).size[0] == 400 * (len(losses) + 3)
+    nll_only = plot_loss_curves([{k: v for k, v in r.items() if k not in ("eval/asr", "eval/sarr")}
+                                 for r in evaluated.rows], tmp_path / "nll.png")
+    assert Image.open(nll_only).size[0] == 400 * (len(losses) + 2)
     without = plot_loss_curves([{k: v for k, v in r.items() if not k.startswith("eval/")} for r in evaluated.rows],
                                tmp_path / "plain.png")
     assert Image.open(without).size[0] == 400 * (len(losses) + 1)
