@@ -179,7 +179,7 @@ def median_result(runs: list[dict]) -> dict:
     out = dict(runs[0])
     for key, value in runs[0].items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("peak_mb",):
-            out[key] = statistics.median(r[key] for r in runs)
+            out[key] = statistics.median(r[key] for r in runs if key in r)  # some only in the first round
     out["rounds"] = [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in runs]
     return out
 

@@ -19,7 +19,10 @@ def test_rounds_alternate_and_give_medians(monkeypatch):
     def fake_run(spec):
         calls.append(spec.label)
         v = next(speeds[spec.label])
-        return _result(spec.label, v, v * 1.1, 100.0 + len(calls))
+        r = _result(spec.label, v, v * 1.1, 100.0 + len(calls))
+        if len(calls) <= 2:
+            r["first_round_only"] = 7.0  # e.g. the allocator-history peak, measured in the first round
+        return r
 
     monkeypatch.setattr("safeeraser.bench.train_bench.run_in_subprocess", fake_run)
     args = SimpleNamespace(batch_size=None, effective_batch=16, warmup_steps=1, ways="ours,reference",
@@ -29,6 +32,7 @@ def test_rounds_alternate_and_give_medians(monkeypatch):
     assert calls == ["gdpd/ours", "gdpd/reference", "gdpd/reference", "gdpd/ours", "gdpd/ours", "gdpd/reference"]
     assert out["gdpd/ours"]["samples_per_s"] == 40.0 and out["gdpd/reference"]["samples_per_s"] == 15.0
     assert out["gdpd/ours"]["peak_mb"] == 101.0  # measured once, in the first round
+    assert out["gdpd/ours"]["first_round_only"] == 7.0
     assert [r["samples_per_s"] for r in out["gdpd/ours"]["rounds"]] == [30.0, 45.0, 40.0]
     assert command.round_ratios(out, "gdpd", "samples_per_s") == [2.0, 4.5, 2.0]
     rows = {r.key: r for r in command.train_rows(out, "cuda")}
