@@ -116,7 +116,9 @@ def plot_report(rows: list[dict], out: Path, title: str) -> Path:
         for i, r in enumerate(rows):
             value = r.get(key)
             ci = (r.get("ci") or {}).get(key)
-            err = None if ci is None or value is None else [[value - ci[0]], [ci[1] - value]]
+            # the value is rounded to two decimals, the interval is not: a collapsed interval (83.333..., 83.333...)
+            # must not give a negative bar of -0.003
+            err = None if ci is None or value is None else [[max(value - ci[0], 0.0)], [max(ci[1] - value, 0.0)]]
             ax.barh(i, value or 0.0, color=colour[kind(r["method"])], xerr=err, capsize=2,
                     error_kw={"elinewidth": 0.8})
             ax.text((value or 0.0) + 1, i, _fmt(value), va="center", fontsize=7)
