@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="our micro-batch (default: the training config's batch_size default)")
     g.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
     g.add_argument("--rounds", type=int, default=1,
-                   help="run every configuration this many times, ours and the reference's way alternating which "
-                        "goes first; each figure is the median over the rounds (a shared machine's speed drifts by "
+                   help="run every configuration (training and inference) this many times, ours and the reference's way "
+                        "alternating which goes first; each figure is the median over the rounds (a shared machine's speed drifts by "
                         "more than the differences measured: see the README)")
     g.add_argument("--warmup_steps", "--warmup-steps", type=int, default=None,
                    help="untimed optimizer steps first (default: one epoch of the forget set, so the timed steps "
@@ -182,6 +182,29 @@ def median_result(runs: list[dict]) -> dict:
             out[key] = statistics.median(r[key] for r in runs if key in r)  # some only in the first round
     out["rounds"] = [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in runs]
     return out
+
+
+def run_infer(args, assets) -> dict:
+    """The inference measurement, `args.rounds` times (the way timed first alternating), as medians."""
+    from safeeraser.bench import infer_bench
+
+    runs = []
+    for rnd in range(max(args.rounds, 1)):
+        _log(f"inference{f' (round {rnd + 1} of {args.rounds})' if args.rounds > 1 else ''}: "
+             f"{args.prompts} prompts x 3 samples, {args.max_new_tokens} new tokens each")
+        runs.append(infer_bench.measure_inference(
+            assets, prompts=args.prompts, max_new_tokens=args.max_new_tokens, batch_size=args.infer_batch_size,
+            reference_prompts=args.reference_prompts, seed=args.seed, peak_flops=args.peak_flops,
+            reference_first=rnd % 2 == 1))
+    return median_sides(runs)
+
+
+def median_sides(runs: list[dict]) -> dict:
+    """An inference measurement over several rounds: the first round's, with each side's numbers replaced by
+    their medians (`median_result`), each side's rounds under its `rounds`."""
+    if len(runs) == 1:
+        return runs[0]
+    return {**runs[0], **{side: median_result([r[side] for r in runs]) for side in ("ours", "reference")}}
 
 
 def train_rows(results: dict, device: str) -> list:
@@ -335,12 +358,7 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
             details["train"] = run_train(args, assets, threads)
             rows += train_rows(details["train"], device)
         if "infer" in sections:
-            from safeeraser.bench.infer_bench import measure_inference
-
-            _log(f"inference: {args.prompts} prompts x 3 samples, {args.max_new_tokens} new tokens each")
-            details["infer"] = measure_inference(
-                assets, prompts=args.prompts, max_new_tokens=args.max_new_tokens, batch_size=args.infer_batch_size,
-                reference_prompts=args.reference_prompts, seed=args.seed, peak_flops=args.peak_flops)
+            details["infer"] = run_infer(args, assets)
             rows += infer_rows(details["infer"], device)
         if "judge" in sections:
             from safeeraser.bench.judge_bench import measure_judging
@@ -391,6 +409,12 @@ def round_ratios(train: dict, method: str, key: str = "samples_per_cpu_s") -> li
             if b.get(key) and a.get(key) is not None]
 
 
+def infer_round_ratios(infer: dict, key: str = "new_tokens_per_cpu_s") -> list[float]:
+    """Our inference rate over the reference way's, round by round (empty for a single round)."""
+    o, r = infer.get("ours", {}), infer.get("reference", {})
+    return [a[key] / b[key] for a, b in zip(o.get("rounds", []), r.get("rounds", [])) if b.get(key)]
+
+
 def _print_notes(details: dict) -> None:
     t = details.get("train", {})
     for method in dict.fromkeys(label.split("/")[0] for label in t):
@@ -415,6 +439,9 @@ def _print_notes(details: dict) -> None:
               f"duplicated {j['duplicated']}, differing from one-at-a-time {j['mismatches']}, "
               f"every prompt served exactly once: {j['all_served_once']}")
     i = details.get("infer")
+    if i and infer_round_ratios(i):
+        print("inference, ours / reference way per round (CPU time): "
+              + ", ".join(f"{x:.2f}x" for x in infer_round_ratios(i)))
     if i:
         print(f"inference: {i['ours']['responses']} answers (ours) / {i['reference']['responses']} (reference), "
               f"{i['max_new_tokens']} new tokens each, temperature {i['temperature']}, top-p {i['top_p']}")

@@ -77,9 +77,11 @@ def reference_generate(model, processor, requests, settings, device: str) -> dic
 
 
 def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int, samples: int = 3,
-                      reference_prompts: int = 0, seed: int = 0, peak_flops: float = 0.0) -> dict:
+                      reference_prompts: int = 0, seed: int = 0, peak_flops: float = 0.0,
+                      reference_first: bool = False) -> dict:
     """Ours on `prompts` requests and the reference's way on the first `reference_prompts` of them
-    (all of them when 0): its time per answer does not depend on how many it is given."""
+    (all of them when 0): its time per answer does not depend on how many it is given. `reference_first`
+    times the reference's way first (rounds alternate it, as the training rounds do)."""
     import torch
 
     from safeeraser.bench.assets import linear_params, load_model
@@ -104,17 +106,25 @@ def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int
         Generator(model, processor, batch_size=batch_size).generate(requests[:1], warm)  # warm-up: first calls
         reference_generate(model, processor, ref_requests[:1], warm, device)
         gen = Generator(model, processor, batch_size=batch_size)  # a fresh image cache: both sides preprocess
-        sync()
-        t0, c0 = time.perf_counter(), time.process_time()
-        answers = gen.generate(requests, settings)
-        sync()
-        ours = {"responses": gen.stats.responses, "new_tokens": gen.stats.new_tokens,
-                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
-        sync()
-        t0, c0 = time.perf_counter(), time.process_time()
-        ref = reference_generate(model, processor, ref_requests, settings, device)
-        sync()
-        ref["seconds"], ref["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+
+        def timed(run) -> dict:
+            sync()
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = run()
+            sync()
+            return {**out, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+
+        def run_ours() -> dict:
+            nonlocal answers
+            answers = gen.generate(requests, settings)
+            return {"responses": gen.stats.responses, "new_tokens": gen.stats.new_tokens}
+
+        answers: list = []
+        if reference_first:
+            ref = timed(lambda: reference_generate(model, processor, ref_requests, settings, device))
+        ours = timed(run_ours)
+        if not reference_first:
+            ref = timed(lambda: reference_generate(model, processor, ref_requests, settings, device))
 
     prompt_len = sum(len(gen.encoder.encode_prompt(r.image, r.question).input_ids) for r in requests) / len(requests)
     for side in (ours, ref):

@@ -43,3 +43,33 @@ def test_one_round_is_the_run_itself():
     run = _result("gdpd/ours", 3.0, 3.0, 1.0)
     assert command.median_result([run]) is run
     assert command.round_ratios({"gdpd/ours": run}, "gdpd") == []
+
+
+def _side(tokens_per_s):
+    return {"responses": 96, "new_tokens": 12288, "seconds": 12288 / tokens_per_s,
+            "new_tokens_per_s": tokens_per_s, "new_tokens_per_cpu_s": tokens_per_s,
+            "responses_per_s": tokens_per_s / 128, "responses_per_cpu_s": tokens_per_s / 128}
+
+
+def test_inference_rounds_alternate_and_give_each_sides_median(monkeypatch):
+    calls = []
+    rates = iter([(9000.0, 800.0), (6000.0, 400.0), (8000.0, 500.0)])
+
+    def fake_measure(assets, **kw):
+        calls.append(kw["reference_first"])
+        ours, ref = next(rates)
+        return {"prompts": 32, "max_new_tokens": 128, "ours": _side(ours), "reference": _side(ref)}
+
+    monkeypatch.setattr("safeeraser.bench.infer_bench.measure_inference", fake_measure)
+    args = SimpleNamespace(rounds=3, prompts=32, max_new_tokens=128, infer_batch_size=32, reference_prompts=0,
+                           seed=0, peak_flops=0.0)
+    out = command.run_infer(args, assets=None)
+    assert calls == [False, True, False]
+    assert out["ours"]["new_tokens_per_s"] == 8000.0 and out["reference"]["new_tokens_per_s"] == 500.0
+    assert out["prompts"] == 32
+    assert command.infer_round_ratios(out) == [9000 / 800, 6000 / 400, 8000 / 500]
+    rows = {r.key: r for r in command.infer_rows(out, "cpu")}
+    assert rows["infer_new_tokens_per_s"].ratio == 8000.0 / 500.0
+    one = {"ours": _side(1.0), "reference": _side(1.0)}
+    assert command.median_sides([one]) is one
+    assert command.infer_round_ratios(one) == []
