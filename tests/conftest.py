@@ -1,4 +1,4 @@
-"""Shared fixtures: a small mini benchmark and a tiny model, built once per test session."""
+"""Shared fixtures: a small mini benchmark and a tiny model, built once per test session; one torch thread."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,26 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# One torch thread in the test process and in the processes the tests start (OMP_NUM_THREADS). The tiny
+# models' ops are too small to share out, and on a busy machine a second OpenMP thread waiting for a core
+# stalls every op: the vanilla fixture's fine-tune took 182 s with two threads at load 2-4 on 2 cores, 19 s
+# with one, and the same answers; on an idle machine one thread is as fast. A CPU's results depend on the
+# thread count, so one thread also makes them the same on every machine. SAFEERASER_TEST_THREADS=N sets
+# another count (0: torch's default).
+TEST_THREADS = int(os.environ.get("SAFEERASER_TEST_THREADS", "1"))
+if TEST_THREADS > 0:
+    os.environ.setdefault("OMP_NUM_THREADS", str(TEST_THREADS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def torch_threads():
+    """The session's torch thread count, set before any other fixture builds a model."""
+    if TEST_THREADS > 0:
+        import torch
+
+        torch.set_num_threads(TEST_THREADS)
+    return TEST_THREADS
+
 
 @pytest.fixture(scope="session")
 def mini_dir(tmp_path_factory):
@@ -15,6 +35,24 @@ def mini_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("mini")
     make_mini(out, seed=0, train_per_category=2, val_per_category=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def micro_dir(tmp_path_factory, mini_dir):
+    """The mini benchmark cut to its first two train and two val records (the same images and prompt file).
+    For pipeline tests whose checks do not depend on how many records are answered: every record costs
+    generation (3 samples per question, a 64-token greedy check of a fine-tuned model) in each step.
+    The first records keep their indices, so their seeded answers are those of the full benchmark."""
+    import json
+    import shutil
+
+    out = tmp_path_factory.mktemp("micro")
+    shutil.copytree(mini_dir / "images", out / "images")
+    shutil.copy(mini_dir / "prompt.json", out / "prompt.json")
+    for split in ("train", "val"):
+        records = json.loads((mini_dir / f"all_{split}.json").read_text())
+        (out / f"all_{split}.json").write_text(json.dumps(records[:2]))
     return out
 
 

@@ -104,13 +104,13 @@ def test_bad_seeds_are_a_config_error(experiment, seeds):
 
 
 @pytest.mark.parametrize("family", ["llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "internvl"])
-def test_mini_grid_with_another_family_by_one_override(tmp_path, mini_dir, family):
+def test_mini_grid_with_another_family_by_one_override(tmp_path, micro_dir, family):
     """`model.make_tiny.family=NAME` is all it takes: the grid builds that family's tiny model, fine-tunes
-    it (briefly here), unlearns with ga and gapd, answers, judges and reports."""
+    it (briefly here, on two records a split), unlearns with ga and gapd, answers, judges and reports."""
     cfg = {
         "name": "f", "workdir": str(tmp_path / "work"),
-        "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
-                 "prompt": str(mini_dir / "prompt.json")},
+        "data": {"train": str(micro_dir / "all_train.json"), "val": str(micro_dir / "all_val.json"),
+                 "prompt": str(micro_dir / "prompt.json")},
         "model": {"make_tiny": {"out": str(tmp_path / "base"), "size": "tiny", "seed": 0},
                   "finetune": {"config": "finetune_tiny.yaml",
                                "overrides": [f"model_path={tmp_path / 'base'}", "num_epochs=1"]},
