@@ -69,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="our micro-batch (default: the training config's batch_size default)")
     g.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
     g.add_argument("--rounds", type=int, default=1,
-                   help="run every configuration (training and inference) this many times, ours and the reference's way "
-                        "alternating which goes first; each figure is the median over the rounds (a shared machine's speed drifts by "
-                        "more than the differences measured: see the README)")
+                   help="run every configuration (training and inference) this many times, ours and the "
+                        "reference's way alternating which goes first; each figure is the median over the rounds "
+                        "(a shared machine's speed drifts by more than the differences measured: see the README)")
     g.add_argument("--warmup_steps", "--warmup-steps", type=int, default=None,
                    help="untimed optimizer steps first (default: one epoch of the forget set, so the timed steps "
                         "are the steady state: images preprocessed, caches warm, as in epochs 2..N of a run)")
@@ -443,5 +443,5 @@ def _print_notes(details: dict) -> None:
         print("inference, ours / reference way per round (CPU time): "
               + ", ".join(f"{x:.2f}x" for x in infer_round_ratios(i)))
     if i:
-        print(f"inference: {i['ours']['responses']} answers (ours) / {i['reference']['responses']} (reference), "
+        print(f"inference: {i['ours']['responses']:g} answers (ours) / {i['reference']['responses']:g} (reference), "
               f"{i['max_new_tokens']} new tokens each, temperature {i['temperature']}, top-p {i['top_p']}")

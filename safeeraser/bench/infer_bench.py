@@ -115,16 +115,14 @@ def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int
             return {**out, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
         def run_ours() -> dict:
-            nonlocal answers
             answers = gen.generate(requests, settings)
-            return {"responses": gen.stats.responses, "new_tokens": gen.stats.new_tokens}
+            return {"responses": gen.stats.responses, "new_tokens": gen.stats.new_tokens, "answers": answers}
 
-        answers: list = []
-        if reference_first:
-            ref = timed(lambda: reference_generate(model, processor, ref_requests, settings, device))
-        ours = timed(run_ours)
-        if not reference_first:
-            ref = timed(lambda: reference_generate(model, processor, ref_requests, settings, device))
+        runs = {"ours": run_ours, "reference": lambda: reference_generate(model, processor, ref_requests, settings,
+                                                                           device)}
+        sides = {side: timed(runs[side]) for side in (("reference", "ours") if reference_first else runs)}
+        ours, ref = sides["ours"], sides["reference"]
+        answers = ours.pop("answers")
 
     prompt_len = sum(len(gen.encoder.encode_prompt(r.image, r.question).input_ids) for r in requests) / len(requests)
     for side in (ours, ref):
