@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gradient_checkpointing", "--gradient-checkpointing", action="store_true", help="for both configurations")
     g.add_argument("--peak_flops", "--peak-flops", type=float, default=989e12,
                    help="the device's peak bf16 FLOP/s for MFU (default: H100 SXM dense, 989e12)")
+    g.add_argument("--profile", action="store_true",
+                   help="also profile our configurations (a run each, first round): each op group's share of "
+                        "the step's CPU time (matrix products, attention, data loader, ...) and the largest ops")
     g = p.add_argument_group("inference")
     g.add_argument("--prompts", type=int, default=32, help="harmful val prompts, 3 sampled answers each")
     g.add_argument("--reference_prompts", "--reference-prompts", type=int, default=0,
@@ -131,7 +134,7 @@ def our_micro_batch(args) -> int:
 
 
 def run_train(args, assets, threads: int) -> dict:
-    from safeeraser.bench.train_bench import TrainSpec, measure_memory, run_in_subprocess
+    from safeeraser.bench.train_bench import TrainSpec, measure_memory, measure_op_shares, run_in_subprocess
 
     ours_bs = our_micro_batch(args)
     if args.warmup_steps is None:
@@ -163,6 +166,8 @@ def run_train(args, assets, threads: int) -> dict:
                 if assets.device == "cpu" and assets.shapes != "tiny" and rnd == 0:
                     r["peak_mb_allocator_history"] = r["peak_mb"]
                     r["peak_mb"] = measure_memory(spec)["peak_mb"]
+                if args.profile and way == "ours" and rnd == 0:
+                    r["op_shares"] = measure_op_shares(spec)
                 _log(f"  {r['samples_per_s']:.2f} samples/s, peak {r['peak_mb']:.0f} MB, "
                      f"outside fwd/bwd {100 * r['outside_forward_backward_share']:.1f}%")
                 by_round.setdefault(spec.label, []).append(r)
@@ -433,6 +438,11 @@ def _print_notes(details: dict) -> None:
             print(f"input pipeline per item: image preprocessing {d['image_uncached']:.2f} ms uncached, "
                   f"{d['image_cached']:.3f} ms cached; encoding an item {d['item_encode']:.2f} ms; "
                   f"collating a micro-batch {d['collate_batch']:.2f} ms")
+    for label, r in t.items():
+        if "op_shares" in r:
+            groups = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["op_shares"]["groups"].items())
+            ops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["op_shares"]["largest_ops"].items())
+            print(f"{label} step, share of its self CPU time (torch.profiler): {groups}; largest ops: {ops}")
     j = details.get("judge")
     if j:
         print(f"judging: ours {j['items']} labels, one-at-a-time {j['reference_items']}; lost {j['lost']}, "

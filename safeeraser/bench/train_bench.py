@@ -35,6 +35,7 @@ class TrainSpec:
     gradient_checkpointing: bool = False
     peak_flops: float = 0.0
     profile_data: bool = False
+    profile_ops: bool = False  # torch.profiler over the timed steps (a run of its own: it slows the step)
     answer_logits_only: bool = True  # False: logits at every position, as the reference's HF forward makes
     peft_layers: bool = False  # PEFT's own LoRA layers (the reference's), not ours (LoRA.layers=fast)
 
@@ -184,6 +185,9 @@ def _run(spec: TrainSpec, assets) -> dict:
     image_tokens = trainer.dataset.encoder.image(trainer.dataset.items[0].forget.image)[1]
     timer.flops_of = lambda tr, views: _flops(views, tr.method.views(), ref_names, params, text_cfg, trainable,
                                               image_tokens)
+    ops = OpProfile(spec.warmup) if spec.profile_ops else None
+    if ops is not None:
+        trainer.hooks.append(ops)
     trainer.train()
     steps = timer.steps
 
@@ -225,12 +229,64 @@ def _run(spec: TrainSpec, assets) -> dict:
     out["matmul_flops_per_s"] = matmul_flops_per_s(int(mean_tokens), text_cfg.hidden_size,
                                                    text_cfg.intermediate_size, model.dtype, device)
     out["compute_share"] = out["model_flops_per_s"] / out["matmul_flops_per_s"]
+    if ops is not None:
+        out["op_shares"] = ops.shares()
     if spec.profile_data:
         from safeeraser.train.dataset import ViewCollator
 
         out["data_costs_ms"] = _data_costs(trainer.dataset, ViewCollator(trainer.pad_id, trainer.family),
                                            spec.batch_size)
     return out
+
+
+# Groups of torch ops for the step's time profile, by name: what a reader asks of a step first.
+OP_GROUPS = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("scaled_dot_product",),
+    "data loader": ("enumerate(DataLoader)",),
+    "sparse LoRA dropout (its own code)": ("_DropAt",),
+    "optimizer": ("Optimizer.step", "Optimizer.zero_grad", "aten::_foreach"),
+}
+
+
+class OpProfile:
+    """TrainHooks that run torch.profiler over the timed steps (after `warmup` optimizer steps) and give
+    each op group's share of the self CPU time (OP_GROUPS; the rest is the model's elementwise ops and
+    autograd's bookkeeping) and the largest single ops."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.prof = warmup, None
+
+    def on_start(self, trainer) -> None:
+        self._maybe_start(trainer)
+
+    def on_batch(self, trainer, views) -> None:
+        pass
+
+    def on_phase(self, trainer, name) -> None:
+        if name == "logging":
+            self._maybe_start(trainer)
+
+    def on_step(self, trainer, row) -> None:
+        pass
+
+    def _maybe_start(self, trainer) -> None:
+        if self.prof is None and trainer.global_step >= self.warmup:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU])
+            self.prof.start()
+
+    def shares(self, top: int = 8) -> dict:
+        self.prof.stop()
+        events = [(e.key, e.self_cpu_time_total) for e in self.prof.key_averages()]
+        total = sum(t for _, t in events) or 1.0
+        groups = dict.fromkeys([*OP_GROUPS, "other"], 0.0)
+        for key, t in events:
+            group = next((g for g, names in OP_GROUPS.items() if any(n in key for n in names)), "other")
+            groups[group] += t / total
+        largest = sorted(events, key=lambda e: -e[1])[:top]
+        return {"groups": groups, "largest_ops": {k: t / total for k, t in largest}}
 
 
 def matmul_flops_per_s(tokens: int, hidden: int, intermediate: int, dtype, device: str, seconds: float = 0.5) -> float:
@@ -295,6 +351,14 @@ def measure_memory(spec: TrainSpec) -> dict:
     from dataclasses import replace
 
     return run_in_subprocess(replace(spec, steps=2, warmup=1, profile_data=False), env=LIVE_MEMORY_ENV)
+
+
+def measure_op_shares(spec: TrainSpec) -> dict:
+    """Where a configuration's step time goes, from a profiled run of its own (the profiler slows every op,
+    so its rates are not the configuration's)."""
+    from dataclasses import replace
+
+    return run_in_subprocess(replace(spec, profile_ops=True, profile_data=False))["op_shares"]
 
 
 def run_in_subprocess(spec: TrainSpec, env: dict | None = None) -> dict:

@@ -26,7 +26,8 @@ def test_rounds_alternate_and_give_medians(monkeypatch):
 
     monkeypatch.setattr("safeeraser.bench.train_bench.run_in_subprocess", fake_run)
     args = SimpleNamespace(batch_size=None, effective_batch=16, warmup_steps=1, ways="ours,reference",
-                           methods="gdpd", rounds=3, steps=2, gradient_checkpointing=False, peak_flops=1.0)
+                           methods="gdpd", rounds=3, steps=2, gradient_checkpointing=False, peak_flops=1.0,
+                           profile=False)
     assets = SimpleNamespace(device="cuda", shapes="full", to_dict=lambda: {})
     out = command.run_train(args, assets, threads=1)
     assert calls == ["gdpd/ours", "gdpd/reference", "gdpd/reference", "gdpd/ours", "gdpd/ours", "gdpd/reference"]

@@ -88,3 +88,17 @@ def test_the_bench_has_no_training_loop_of_its_own():
              for needle in ("backward(", "optimizer.step(", "scheduler.step(", "compute_loss(")
              if needle in p.read_text()]
     assert not found, found
+
+
+def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["--quick", "--sections", "train", "--methods", "gdpd", "--ways", "ours", "--profile",
+               "--workdir", str(tmp_path / "work"), "--out", str(out)])
+    assert rc == 0
+    shares = json.loads(out.read_text())["details"]["train"]["gdpd/ours"]["op_shares"]
+    groups = shares["groups"]
+    assert math.isclose(sum(groups.values()), 1.0, rel_tol=1e-6)
+    # a training step multiplies matrices, and the profile covers its forward, backward and optimizer
+    assert groups["matrix products"] > 0.05 and groups["optimizer"] > 0 and groups["attention"] > 0
+    assert "aten::mm" in shares["largest_ops"]
+    assert "gdpd/ours step, share of its self CPU time" in capsys.readouterr().out
