@@ -1,9 +1,12 @@
-"""Shared fixtures: a small mini benchmark and a tiny model, built once per test session; one torch thread."""
+"""Shared fixtures: a small mini benchmark and a tiny model, built once per test run (once for all xdist
+workers: see `built_once`); one torch thread."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
+from fixture_cache import built_once
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -17,6 +20,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TEST_THREADS = int(os.environ.get("SAFEERASER_TEST_THREADS", "1"))
 if TEST_THREADS > 0:
     os.environ.setdefault("OMP_NUM_THREADS", str(TEST_THREADS))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: one of the suite's slowest tests (seconds of CPU or of waiting); "
+                                       "run first, so that parallel workers end together")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The heavy tests first, in their files' order. pytest-xdist hands tests out in this order, so the
+    two workers begin with the long ones and the short ones fill in at the end; without it, a heavy test
+    collected last runs alone while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,9 +48,8 @@ def torch_threads():
 def mini_dir(tmp_path_factory):
     from safeeraser.data.mini import make_mini
 
-    out = tmp_path_factory.mktemp("mini")
-    make_mini(out, seed=0, train_per_category=2, val_per_category=1)
-    return out
+    return built_once(tmp_path_factory, "mini", lambda out: make_mini(out, seed=0, train_per_category=2,
+                                                                      val_per_category=1))
 
 
 @pytest.fixture(scope="session")
@@ -45,22 +59,22 @@ def micro_dir(tmp_path_factory, mini_dir):
     generation (3 samples per question, a 64-token greedy check of a fine-tuned model) in each step.
     The first records keep their indices, so their seeded answers are those of the full benchmark."""
     import json
-    import shutil
 
-    out = tmp_path_factory.mktemp("micro")
-    shutil.copytree(mini_dir / "images", out / "images")
-    shutil.copy(mini_dir / "prompt.json", out / "prompt.json")
-    for split in ("train", "val"):
-        records = json.loads((mini_dir / f"all_{split}.json").read_text())
-        (out / f"all_{split}.json").write_text(json.dumps(records[:2]))
-    return out
+    def build(out):
+        shutil.copytree(mini_dir / "images", out / "images")
+        shutil.copy(mini_dir / "prompt.json", out / "prompt.json")
+        for split in ("train", "val"):
+            records = json.loads((mini_dir / f"all_{split}.json").read_text())
+            (out / f"all_{split}.json").write_text(json.dumps(records[:2]))
+
+    return built_once(tmp_path_factory, "micro", build)
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     from safeeraser.models.tiny import make_tiny
 
-    return make_tiny(tmp_path_factory.mktemp("tiny"), size="tiny", seed=0)
+    return built_once(tmp_path_factory, "tiny", lambda out: make_tiny(out, size="tiny", seed=0))
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +86,8 @@ def tiny_family_dir(tmp_path_factory):
 
     def get(name: str):
         if name not in built:
-            built[name] = make_tiny(tmp_path_factory.mktemp(f"tiny-{name}"), family=name, size="tiny", seed=0)
+            built[name] = built_once(tmp_path_factory, f"tiny-{name}",
+                                     lambda out: make_tiny(out, family=name, size="tiny", seed=0))
         return built[name]
 
     return get
@@ -91,13 +106,13 @@ def vanilla_dir(tmp_path_factory, tiny_dir, mini_dir):
     from safeeraser.train.config import load_config
     from safeeraser.train.loop import run_training
 
-    out = tmp_path_factory.mktemp("vanilla")
-    cfg = load_config("finetune_tiny.yaml", [
-        f"model_path={tiny_dir}", f"data_path=[{mini_dir / 'all_train.json'},{mini_dir / 'all_val.json'}]",
-        f"save_dir={out}", "num_epochs=20", "batch_size=16", "lr=3e-3", "overwrite=true",
-    ])
-    run_training(cfg)
-    return out
+    def build(out):
+        run_training(load_config("finetune_tiny.yaml", [
+            f"model_path={tiny_dir}", f"data_path=[{mini_dir / 'all_train.json'},{mini_dir / 'all_val.json'}]",
+            f"save_dir={out}", "num_epochs=20", "batch_size=16", "lr=3e-3", "overwrite=true",
+        ]))
+
+    return built_once(tmp_path_factory, "vanilla", build)
 
 
 @pytest.fixture

@@ -155,7 +155,9 @@ def _check_command(tokens: list[str], where: str) -> None:
         _check_command(["python", *args[args.index(script):]], where)
     elif program.endswith("python"):
         if args[:2] == ["-m", "pytest"]:
-            assert all((REPO / a).exists() for a in args[2:] if not a.startswith("-")), where
+            rest = args[2:]  # the paths, past options and the values of those that take one (-n 2)
+            paths = [a for i, a in enumerate(rest) if not a.startswith("-") and not (i and rest[i - 1] == "-n")]
+            assert paths and all((REPO / a).exists() for a in paths), where
             return
         script = args[0]
         assert (REPO / script).is_file(), f"{where}: {script}: no such script"

@@ -165,7 +165,7 @@ def run_train(args, assets, threads: int) -> dict:
                 # memory means nothing: it is not worth a second process.
                 if assets.device == "cpu" and assets.shapes != "tiny" and rnd == 0:
                     r["peak_mb_allocator_history"] = r["peak_mb"]
-                    r["peak_mb"] = measure_memory(spec)["peak_mb"]
+                    r["peak_mb"] = measure_memory(spec, fresh=not args.quick)["peak_mb"]
                 if args.profile and way == "ours" and rnd == 0:
                     r["op_shares"] = measure_op_shares(spec)
                 _log(f"  {r['samples_per_s']:.2f} samples/s, peak {r['peak_mb']:.0f} MB, "

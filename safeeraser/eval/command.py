@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.max_retries,
         help="retries on 429/5xx/timeouts/malformed replies (default: %(default)s)",
     )
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=defaults.backoff,
+        help="seconds before the first retry, doubled at each one (a local judge server needs less; "
+        "default: %(default)s)",
+    )
     p.add_argument("--batch_size", type=int, default=8, help="hf backend: prompts per batch (default: %(default)s)")
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="hf/vllm backends: weights dtype")
     p.add_argument("--device", default=None, help="hf backend: torch device (default: cuda if available)")
@@ -129,9 +136,10 @@ def format_likelihood(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0 or args.batch_size < 1:
-        print("error: --concurrency and --batch_size must be >= 1, --max_retries >= 0 and --timeout > 0",
-              file=sys.stderr)
+    if (args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0 or args.batch_size < 1
+            or not 0 <= args.backoff < float("inf")):
+        print("error: --concurrency and --batch_size must be >= 1, --max_retries >= 0, --timeout > 0 and "
+              "--backoff a finite number >= 0", file=sys.stderr)
         return 2
     if (args.checkpoint_path or args.unseen_file) and not args.model_path or args.likelihood_batch_size < 1:
         print("error: --checkpoint_path and --unseen_file need --model_path (the judge-free metrics), and "
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             timeout=args.timeout,
             max_retries=args.max_retries,
+            backoff=args.backoff,
         )
         judge = make_judge(args.judge, settings=settings, cache_path=cache_file, backend=args.backend,
                            batch_size=args.batch_size, dtype=args.dtype, device=args.device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from safeeraser.bench.command import main
 
 EXPECTED_ROWS = {
@@ -17,6 +19,7 @@ EXPECTED_ROWS = {
 }
 
 
+@pytest.mark.heavy
 def test_bench_quick_writes_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["--quick", "--workdir", str(tmp_path / "work"), "--out", str(out), "--judge_items", "8"])
@@ -90,6 +93,7 @@ def test_the_bench_has_no_training_loop_of_its_own():
     assert not found, found
 
 
+@pytest.mark.heavy
 def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["--quick", "--sections", "train", "--methods", "gdpd", "--ways", "ours", "--profile",
@@ -102,3 +106,34 @@ def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys):
     assert groups["matrix products"] > 0.05 and groups["optimizer"] > 0 and groups["attention"] > 0
     assert "aten::mm" in shares["largest_ops"]
     assert "gdpd/ours step, share of its self CPU time" in capsys.readouterr().out
+
+
+@pytest.mark.heavy
+def test_a_forked_configuration_computes_what_a_fresh_process_computes(tmp_path):
+    """The bench forks timed configurations from a server that has the libraries loaded; a fresh Python
+    process (the memory runs, and platforms without a fork server) must give the same numbers."""
+    from safeeraser.bench import train_bench
+    from safeeraser.bench.assets import prepare_assets
+
+    assets = prepare_assets("tiny", tmp_path / "work", "cpu")
+    spec = train_bench.TrainSpec(method="gdpd", way="ours", batch_size=4, accumulation=1, fused_forward=True,
+                                 reference_copy=False, steps=1, warmup=1, assets=assets.to_dict(), threads=1)
+    forked = train_bench.run_in_subprocess(spec)
+    fresh = train_bench.run_in_subprocess(spec, fresh=True)
+    assert train_bench._context() is not None  # Linux: the fork server ran the first one
+    assert forked["loss_last"] == fresh["loss_last"] and forked["effective_batch"] == fresh["effective_batch"] == 4
+    assert forked["trainable_params"] == fresh["trainable_params"]
+    assert fresh["peak_mb"] > 0 and forked["peak_mb"] > 0
+
+
+def test_a_failing_configuration_is_one_error_with_its_log(tmp_path):
+    from safeeraser.bench import train_bench
+    from safeeraser.bench.assets import prepare_assets
+
+    assets = prepare_assets("tiny", tmp_path / "work", "cpu")
+    spec = train_bench.TrainSpec(method="no_such_method", way="ours", batch_size=4, accumulation=1,
+                                 fused_forward=True, reference_copy=False, steps=1, warmup=0,
+                                 assets=assets.to_dict(), threads=1)
+    with pytest.raises(RuntimeError, match=r"no_such_method/ours failed \(exit 1\)") as err:
+        train_bench.run_in_subprocess(spec)
+    assert "no_such_method" in str(err.value).split("failed", 1)[1]  # the child's own message, from its log

@@ -20,6 +20,7 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+@pytest.mark.heavy
 def test_dry_run_writes_every_figure_of_the_gpu_check(tmp_path):
     out = tmp_path / "check.json"
     env = {**os.environ, "GPU_CHECK_OUT": str(out), "GPU_CHECK_WORKDIR": str(tmp_path / "work"),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from dist_helpers import ONE, launch, run_overrides
+from fixture_cache import built_once
 
 
 @pytest.fixture(scope="session")
@@ -14,30 +15,40 @@ def dist_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def one_process_run(vanilla_dir, mini_dir, dist_root):
-    """The single-process run of a method (batch 4 x accumulation 2), trained once per session."""
+    """one_process_run(method, *overrides): the single-process run of a method (batch 4 x accumulation 2),
+    trained once per session."""
     from safeeraser.train.config import load_config
     from safeeraser.train.loop import run_training
 
-    done: dict[str, Path] = {}
+    done: dict[tuple, Path] = {}
 
-    def get(method: str) -> Path:
-        if method not in done:
-            out = dist_root / f"one-{method}"
-            cfg = load_config("forget_tiny.yaml", run_overrides(vanilla_dir, mini_dir, method, out,
-                                                             ONE["batch_size"], ONE["gradient_accumulation_steps"]))
-            done[method] = run_training(cfg)
-        return done[method]
+    def get(method: str, *extra: str) -> Path:
+        key = (method, *extra)
+        if key not in done:
+            out = dist_root / f"one-{method}-{len(done)}"
+            cfg = load_config("forget_tiny.yaml", run_overrides(vanilla_dir, mini_dir, method, out, ONE["batch_size"],
+                                                             ONE["gradient_accumulation_steps"]) + list(extra))
+            done[key] = run_training(cfg)
+        return done[key]
 
     return get
 
 
 @pytest.fixture(scope="session")
-def launched_run(vanilla_dir, mini_dir, dist_root):
-    """A two-process run under an accelerate config, with the given per-process batch and accumulation."""
+def launched_run(vanilla_dir, mini_dir, tmp_path_factory):
+    """launched_run(name, config_file, method, batch_size, gas, *overrides): a two-process run under an
+    accelerate config, launched once per test run under its name (tests that compare with the same run
+    share it, across xdist workers too: a launch is ~16 s of CPU)."""
+    done: dict[str, tuple] = {}
 
-    def run(name: str, config_file: str, method: str, batch_size: int, gas: int) -> Path:
-        out = dist_root / name
-        launch(config_file, run_overrides(vanilla_dir, mini_dir, method, out, batch_size, gas))
+    def run(name: str, config_file: str, method: str, batch_size: int, gas: int, *extra: str) -> Path:
+        args = (config_file, method, batch_size, gas, *extra)
+        if name in done:
+            assert done[name][0] == args, f"launched run '{name}' asked for with other settings"
+            return done[name][1]
+        out = built_once(tmp_path_factory, f"launched-{name}", lambda save_dir: launch(
+            config_file, run_overrides(vanilla_dir, mini_dir, method, save_dir, batch_size, gas) + list(extra)))
+        done[name] = (args, out)
         return out
 
     return run

@@ -21,6 +21,12 @@ LAUNCH_TIMEOUT_S = 420
 # One process: batch 4 x accumulation 2 = global batch 8; 24 examples -> 3 steps per epoch.
 ONE = {"batch_size": 4, "gradient_accumulation_steps": 2}
 EPOCHS = 2
+# A constant rate: a run stopped after 2 steps and resumed follows the schedule of an uninterrupted one
+# whatever step cap each part had (the checkpoint test resumes into the DDP test's gdpd run).
+CONSTANT_LR = ("lr_scheduler_type=constant", "warmup_ratio=0")
+# The DDP test's gdpd run and the checkpoint test's uninterrupted run: 1 x (4 x 2) against 2 x (2 x 2).
+GDPD_HALF_BATCH = ("ddp-gdpd", "config/accelerate/cpu_multi.yaml", "gdpd", ONE["batch_size"] // 2,
+                   ONE["gradient_accumulation_steps"], *CONSTANT_LR)
 
 
 def run_overrides(vanilla_dir, mini_dir, method: str, save_dir: Path, batch_size: int, gas: int) -> list[str]:

@@ -101,3 +101,26 @@ def test_output_in_a_folder_that_cannot_be_made_is_one_error_before_judging(samp
                "--output_file_rr", str(blocker / "out" / "val_rr.json"), "--no_progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: --output_file_rr: cannot write in folder") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_negative_or_unbounded_backoff_is_one_error_before_anything_is_read(sample_files, tmp_path, capsys, value):
+    assert _run(sample_files, tmp_path / "o.json", "--backoff", value) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--backoff" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_backoff_reaches_the_judges_settings(sample_files, tmp_path, monkeypatch):
+    import safeeraser.eval.command as command
+
+    seen = {}
+
+    def stop(name, settings, **kwargs):
+        seen["settings"] = settings
+        raise SystemExit(0)
+
+    monkeypatch.setattr(command, "make_judge", stop)
+    with pytest.raises(SystemExit):
+        _run(sample_files, tmp_path / "o.json", "--backoff", "0.25")
+    assert seen["settings"].backoff == 0.25

@@ -169,15 +169,18 @@ def _fault_plan(prompt: str, attempt: int):
     return FAULTS[h % len(FAULTS)] if attempt <= 1 + (h >> 4) % 2 else None
 
 
+@pytest.mark.heavy
 def test_mixed_faults_never_crash_and_every_item_is_judged_or_unknown(tmp_path, fault_server, capsys):
     answers, dataset = _many_records(20)  # 120 answers to judge
     files = (tmp_path / "answers.json", tmp_path / "all_val.json")
     files[0].write_text(json.dumps(answers))
     files[1].write_text(json.dumps(dataset))
-    server = fault_server(faults=_fault_plan, timeout_sleep=0.6)
+    # A timed-out attempt waits 1 s, far above a reply's time even on a loaded machine (with 0.3 s, replies
+    # slowed by a parallel test's load timed out too); retries wait 0.02 s, not the default 1 s, 2 s, ...
+    server = fault_server(faults=_fault_plan, timeout_sleep=1.5)
     out, cache = tmp_path / "wg.json", tmp_path / "cache.jsonl"
-    rc = _eval(files, out, "--judge", "wildguard", "--base_url", server.url, "--timeout", "0.3",
-               "--max_retries", "2", "--concurrency", "16", "--cache_file", str(cache))
+    rc = _eval(files, out, "--judge", "wildguard", "--base_url", server.url, "--timeout", "1.0",
+               "--max_retries", "2", "--backoff", "0.02", "--concurrency", "16", "--cache_file", str(cache))
     assert rc == 0
     assert set(server.injected) == set(FAULTS)  # every kind of fault happened
     always_failing = {p for p in server.attempts if int(hashlib.sha256(p.encode()).hexdigest()[:8], 16) % 8 == 0}

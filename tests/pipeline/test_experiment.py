@@ -28,6 +28,7 @@ def experiment(tmp_path, vanilla_dir, mini_dir):
     return write
 
 
+@pytest.mark.heavy
 def test_grid_runs_end_to_end_then_skips_what_is_done(experiment, tmp_path):
     rows, runner = run_experiment(experiment(["ga", "gdpd"]), log=lambda *_: None)
     work = tmp_path / "work"
@@ -64,6 +65,7 @@ def test_shipped_experiment_configs_validate(name):
     assert cfg.methods and cfg.workdir == f"runs/{cfg.name}"
 
 
+@pytest.mark.heavy
 def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, tmp_path):
     rows, runner = run_experiment(experiment(["ga"], seeds=[1, 2]), log=lambda *_: None)
     work = tmp_path / "work"

@@ -64,6 +64,7 @@ def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanil
     assert report["reused_from_other_code"] == [note]
 
 
+@pytest.mark.heavy
 def test_a_vanilla_model_made_with_other_settings_is_made_again_and_nothing_downstream_is_reused(
         tmp_path, tiny_dir, mini_dir):
     cfg = {"name": "v", "workdir": str(tmp_path / "work"),

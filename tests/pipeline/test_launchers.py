@@ -67,6 +67,7 @@ def _report(path):
     return {k: v for k, v in report.items() if k not in RUN_FIELDS}
 
 
+@pytest.mark.heavy
 def test_ray_tasks_give_the_rows_of_local(grid, baseline, ray_cluster):
     rows, runner = baseline
     logs: list[str] = []
@@ -86,6 +87,7 @@ def test_ray_tasks_give_the_rows_of_local(grid, baseline, ray_cluster):
     assert "unlearning" in forget_log.read_text()
 
 
+@pytest.mark.heavy
 def test_submitit_local_jobs_give_the_rows_of_local(grid, baseline):
     """Each job is a process of its own (seconds of imports each), so the jobs make a part only: ga's answers
     on val and their judgments; the other steps' outputs are the local run's."""
@@ -99,6 +101,7 @@ def test_submitit_local_jobs_give_the_rows_of_local(grid, baseline):
     assert len(list((grid.root / "slurm" / "submitit").glob("*_log.out"))) == 2  # infer, then eval
 
 
+@pytest.mark.heavy  # with the two above: the module's Ray cluster and baseline grid are made once
 def test_a_failed_step_is_reported_with_its_log_and_the_others_go_on(grid, baseline, ray_cluster, capsys):
     from safeeraser.cli import main
 

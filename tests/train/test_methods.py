@@ -152,6 +152,7 @@ def test_gradient_checkpointing_with_lora_gives_the_same_losses(forget_cfg, tmp_
     assert ckpt == pytest.approx(plain, abs=1e-5)
 
 
+@pytest.mark.heavy
 def test_bf16_mixed_precision_runs(forget_cfg, tmp_path):
     """Mixed precision is fixed per process by accelerate, so the bf16 run is its own process."""
     import subprocess
