@@ -70,6 +70,9 @@ def cmd_forget(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     records = load_records_first(cfg)  # bad data is reported before torch is even imported
+    from safeeraser.numerics import pin
+
+    pin(cfg.numerics)  # before torch loads: its libraries read the variables once
     from safeeraser.train.loop import run_training
 
     out = run_training(cfg, records=records)

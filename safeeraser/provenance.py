@@ -67,7 +67,10 @@ def torch_threads() -> int | None:
 
 
 def environment() -> dict:
-    return {"code": code_version(), "packages": package_versions(), "torch_threads": torch_threads()}
+    from safeeraser.numerics import describe
+
+    return {"code": code_version(), "packages": package_versions(), "torch_threads": torch_threads(),
+            "numerics": describe()}
 
 
 def model_identity(model_path: str | os.PathLike) -> dict:

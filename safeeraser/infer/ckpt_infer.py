@@ -269,6 +269,18 @@ def prepare_chunk(args, generator, chunk: list):
     return rows, reqs, owners
 
 
+def next_chunk_size(records: int, seconds: float, args) -> int:
+    """How many records the next chunk should hold: as many as take about FLUSH_SECONDS at the pace of the
+    last chunk; with pinned numerics, --chunk_records whatever the pace. A chunk's records are batched
+    together, and a batch's padding can move the last bits of its answers' scores: a run that must
+    compute the same numbers on another machine cannot let the clock choose its batches."""
+    from safeeraser.numerics import current_mode
+
+    if current_mode() != "native":
+        return args.chunk_records
+    return int(FLUSH_SECONDS * records / max(seconds, 1e-6))
+
+
 def generate_records(args, generator, todo: list, part: Path, done: dict[int, dict]):
     """Answer `todo`, appending each finished chunk to the partial file. Chunks are sized to take about
     FLUSH_SECONDS (timed as they run), so a kill loses that much work, not a whole --chunk_records."""
@@ -292,7 +304,7 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
                 rows.append({"index": rec.index, "record": fill_record(rec.raw, slots, answers[a:b])})
             append_jsonl(part, rows)  # a chunk is saved whole before the next starts
             done.update({row["index"]: row for row in rows})
-            want = int(FLUSH_SECONDS * len(chunk) / max(time.perf_counter() - t0, 1e-6))
+            want = next_chunk_size(len(chunk), time.perf_counter() - t0, args)
             start = end
             bar.update(sum(responses[rec.index] for rec in chunk))
             stats = generator.stats

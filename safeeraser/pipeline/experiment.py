@@ -90,6 +90,9 @@ class ExperimentConfig:
     # torch's CPU threads for the whole run. Results on a CPU depend on them (reductions split
     # differently), so a run that must reproduce elsewhere fixes them; null keeps torch's default.
     threads: Any = None
+    # The CPU code path of torch's kernels (safeeraser.numerics): native, or avx2 for the same report on any
+    # x86-64 CPU with AVX2. Set in this process before torch loads; the runs' configs carry it.
+    numerics: str = "native"
     bootstrap: dict = field(default_factory=lambda: {"resamples": 2000, "seed": 0})  # the 95% intervals
     specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
     launcher: LauncherSection = field(default_factory=LauncherSection)  # where the steps run: not in the report's config
@@ -133,6 +136,10 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if cfg.threads is not None and (not isinstance(cfg.threads, int) or isinstance(cfg.threads, bool)
                                     or cfg.threads < 1):
         raise ConfigError(f"{p}: key 'threads': a positive integer or null, got {cfg.threads!r}")
+    from safeeraser.numerics import MODES
+
+    if cfg.numerics not in MODES:
+        raise ConfigError(f"{p}: key 'numerics': one of {', '.join(MODES)}, got {cfg.numerics!r}")
     if not isinstance(cfg.bootstrap.get("resamples"), int) or cfg.bootstrap.resamples < 100:
         raise ConfigError(f"{p}: key 'bootstrap.resamples': an integer of at least 100")
     return cfg
@@ -265,6 +272,9 @@ class Runner:
                     if then.get("packages", {}).get(k) != v]
         if then.get("torch_threads") != now["torch_threads"]:
             changes.append(f"torch threads {then.get('torch_threads')} -> {now['torch_threads']}")
+        was, is_ = then.get("numerics", {}).get("mode", "native"), now["numerics"]["mode"]
+        if was != is_:
+            changes.append(f"numerics {was} -> {is_}")
         if changes:
             note = f"{what}: reused, made with {'; '.join(changes)} (delete it to remake)"
             self.log(f"note: {note}")
@@ -274,7 +284,12 @@ class Runner:
     def _finetune_overrides(self) -> list[str] | None:
         d, m = self.cfg.data, self.cfg.model
         return None if m.finetune is None else [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
-                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true"]
+                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true",
+                                                 *self.numerics_overrides()]
+
+    def numerics_overrides(self) -> list[str]:
+        """The experiment's numerics for a training config: none when native (run names stay as they were)."""
+        return [] if self.cfg.numerics == "native" else [f"numerics={self.cfg.numerics}"]
 
     def _check_tiny_family(self) -> None:
         from safeeraser.models.families import DEFAULT_FAMILY
@@ -356,7 +371,7 @@ class Runner:
         from safeeraser.train.config import load_config
 
         d = self.cfg.data
-        overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []),
+        overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []), *self.numerics_overrides(),
                      f"forget_loss={method}", f"model_path={self.cfg.model.vanilla}", f"data_path={d.train}",
                      f"idk_path={d.prompt}", *([f"seed={seed}"] if seed is not None else [])]
         probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."], validate_paths=self.validate_paths)
@@ -704,6 +719,9 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, path, block=block, key=f"agreement[{i}]")
+    from safeeraser.numerics import pin
+
+    pin(cfg.numerics)  # before torch loads, here and in every process the steps start (they inherit it)
     if cfg.threads is not None:
         import torch
 

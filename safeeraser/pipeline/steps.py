@@ -191,6 +191,9 @@ def run_step(payload: dict) -> dict:
                   f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
             try:
                 cfg = OmegaConf.create(payload["config"])
+                from safeeraser.numerics import pin
+
+                pin(cfg.get("numerics", "native"))  # before the step loads torch (a reused worker may have)
                 if payload.get("threads"):
                     use_threads(payload["threads"])
                 runner = Runner(cfg, log=lambda *a: print(*a, flush=True))

@@ -49,10 +49,13 @@ def stale_settings(config: str | None, overrides: list[str], model_dir: str | Pa
 
 
 def finetune(config: str | None, overrides: list[str]) -> tuple[Path, dict]:
+    from safeeraser.numerics import pin
     from safeeraser.train.config import data_paths, load_config
-    from safeeraser.train.loop import run_training
 
     cfg = load_config(config, overrides)
+    pin(cfg.numerics)  # before torch loads (the training loop imports it)
+    from safeeraser.train.loop import run_training
+
     out = run_training(cfg)
     splits = {Path(p).stem.replace("all_", ""): p for p in data_paths(cfg)}
     return out, check_model(out, splits)

@@ -126,6 +126,9 @@ class TrainConfig:
     eval_asr_tokens: int = 0
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
+    # ours: the CPU code path of torch's kernels (safeeraser.numerics): native, or avx2 for the same bits on
+    # any x86-64 CPU with AVX2. Set before torch loads: by the command, or by `safeeraser run`'s `numerics`.
+    numerics: str = "native"
 
 
 def config_help() -> str:
@@ -250,6 +253,9 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
     need(cfg.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.num_epochs}")
     need(cfg.max_train_steps >= 0, "max_train_steps", "must be >= 0")
+    from safeeraser.numerics import MODES
+
+    need(cfg.numerics in MODES, "numerics", f"one of {', '.join(MODES)}")
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
     # LoRA scales its update by alpha / r: alpha 0 trains an adapter that changes nothing
     need(cfg.LoRA.r == 0 or cfg.LoRA.alpha > 0, "LoRA.alpha", f"must be > 0, got {cfg.LoRA.alpha}")
@@ -366,7 +372,7 @@ def resume_differences(saved: dict, cfg) -> list[str]:
 # on a CPU (other random masks, the same distribution) or lora_alpha / r is not a power of two (one rounding
 # fewer): runs made before it are kept under their names, as runs of the same settings.
 LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": "",
-                      "eval_asr_tokens": 0, "LoRA.layers": "fast"}
+                      "eval_asr_tokens": 0, "LoRA.layers": "fast", "numerics": "native"}
 
 
 def identity_config(config: dict) -> dict:

@@ -199,6 +199,11 @@ class Trainer:
 
         from safeeraser.data.encode import pad_token_id
         from safeeraser.models.loading import check_model_path, family_of, load_model, load_processor, resolve_dtype
+        from safeeraser.numerics import pin
+
+        # torch is loaded by now: pinned numerics must already be in force (the command set them first),
+        # or this run would compute other numbers than its config says
+        pin(self.cfg.numerics)
         from safeeraser.train.config import check_model_family
         from safeeraser.train.dataset import ViewCollator, train_sampler
         from safeeraser.train.methods import parse_method

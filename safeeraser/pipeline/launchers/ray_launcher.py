@@ -33,7 +33,12 @@ class RayLauncher(RemoteLauncher):
         return int(self.ray.cluster_resources().get("GPU", 0))
 
     def submit(self, step, payload, gpus, cpus):
-        return self.task.options(num_gpus=gpus, num_cpus=cpus, name=step.id).remote(payload)
+        from safeeraser.numerics import PINNED
+
+        # Pinned numerics: Ray starts the step's worker with them set, before it imports torch.
+        env = PINNED.get(self.cfg.get("numerics", "native"))
+        extra = {"runtime_env": {"env_vars": dict(env)}} if env else {}
+        return self.task.options(num_gpus=gpus, num_cpus=cpus, name=step.id, **extra).remote(payload)
 
     def finished(self, handles):
         while True:  # short waits: Ctrl-C reaches this process between them (a wait without end ignores it)
