@@ -99,7 +99,23 @@ def cmd_run(args) -> int:
         return 1
     print(markdown_table(rows))
     print(f"steps run: {len(runner.executed)}" if runner.executed else "steps run: 0 (all were done already)")
+    if args.compare:
+        return compare_files(args.compare, runner.report_path, args.tol)
     return 0
+
+
+def compare_files(reference: str, fresh, tol: float) -> int:
+    """Print how a fresh report differs from a reference one; exit code 1 when any cell does."""
+    from safeeraser.pipeline.compare import compare_reports, load_report, summary
+
+    ref, new = load_report(reference), load_report(fresh)
+    diffs = compare_reports(ref, new, tol=tol)
+    print(f"compared with {reference}: {summary(ref, new, diffs)}")
+    return 1 if diffs else 0
+
+
+def cmd_compare(args) -> int:
+    return compare_files(args.reference, args.fresh, args.tol)
 
 
 def add_config_args(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -173,8 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "slurm = SLURM jobs through submitit. Options: launcher.KEY=VALUE overrides")
     p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="print the steps (resources, outputs, done or to do) and run nothing")
+    p.add_argument("--compare", default=None, metavar="REPORT",
+                   help="then compare the report with this one (e.g. results/reference/mini-llava/report.json): "
+                        "which rows and cells differ and by how much; exit code 1 when any does")
+    p.add_argument("--tol", type=float, default=0.0, help="with --compare: numbers this close count as equal")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the experiment config")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="two reports of `safeeraser run`, cell by cell (exit code 1 when they differ)")
+    p.add_argument("reference", help="the report to reproduce, e.g. results/reference/mini-llava/report.json")
+    p.add_argument("fresh", help="the report to check")
+    p.add_argument("--tol", type=float, default=0.0, help="numbers this close count as equal (default: exact)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -15,8 +15,6 @@ import copy
 import os
 from pathlib import Path
 
-from tqdm import tqdm
-
 from safeeraser.data.records import UNHARM_KEYS
 from safeeraser.eval.bootstrap import rate_cis
 from safeeraser.eval.degenerate import degenerate_by_view
@@ -26,6 +24,7 @@ from safeeraser.eval.judges.base import ASR, KINDS, RR, RR_SD, SCORE, Judge, Jud
 from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, MatchedRecord, load_matched
 from safeeraser.eval.rouge import rouge_l
 from safeeraser.io import atomic_write_json
+from safeeraser.progress import progress
 from safeeraser.provenance import environment, file_sha256
 
 
@@ -81,7 +80,7 @@ def evaluate(
             items.append(JudgeItem(SCORE, unharm["Question"], unharm["Prediction"], reference=expected))
             slots.append((unharm, "gpt_score"))
 
-    with tqdm(total=len(items), desc="judging", unit="item", disable=not show_progress) as bar:
+    with progress(total=len(items), desc="judging", unit="item", disable=not show_progress) as bar:
         judgments = judge.judge(items, progress=bar.update)
     for (target, field), judgment in zip(slots, judgments, strict=True):
         target[field] = judgment.stored()

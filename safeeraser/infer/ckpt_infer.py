@@ -284,7 +284,7 @@ def next_chunk_size(records: int, seconds: float, args) -> int:
 def generate_records(args, generator, todo: list, part: Path, done: dict[int, dict]):
     """Answer `todo`, appending each finished chunk to the partial file. Chunks are sized to take about
     FLUSH_SECONDS (timed as they run), so a kill loses that much work, not a whole --chunk_records."""
-    from tqdm.auto import tqdm
+    from safeeraser.progress import progress
 
     from safeeraser.infer.engine import GenSettings
 
@@ -293,7 +293,7 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
     responses = {r.index: sum(q.num_return_sequences for q in _requests(r, r.index)[0]) for r in todo}
     start, want = 0, 1  # nothing timed yet: the first chunk is the fewest records that fill a batch
     # closed on an error too, so that the error starts a line of its own
-    with tqdm(total=sum(responses.values()), desc="responses", unit="resp", dynamic_ncols=True) as bar:
+    with progress(total=sum(responses.values()), desc="responses", unit="resp", dynamic_ncols=True) as bar:
         while start < len(todo):
             end = chunk_end(todo, start, want, args)
             chunk = todo[start:end]

@@ -338,11 +338,11 @@ class Trainer:
         return loss, parts, grad_norm
 
     def train(self) -> "Trainer":
-        from tqdm.auto import tqdm
+        from safeeraser.progress import progress
 
         cfg, acc = self.cfg, self.acc
         self._call("on_start")
-        bar = tqdm(total=self.total_steps, initial=self.global_step, disable=not acc.is_local_main_process,
+        bar = progress(total=self.total_steps, initial=self.global_step, disable=not acc.is_local_main_process,
                    desc=f"{self.method.name}", dynamic_ncols=True)
         window: dict[str, list[torch.Tensor]] = {}
         window_samples, window_start = 0, time.perf_counter()
