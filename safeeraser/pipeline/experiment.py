@@ -746,5 +746,5 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
                                "seconds": time.perf_counter() - t0, "executed": runner.executed,
                                "reused_from_other_code": runner.reused_notes})
     log(f"report: {', '.join(str(f) for f in files)}")
-    runner.report_path = next(f for f in files if f.suffix == ".json")
+    runner.report_path = runner.work / f"{stem}.json"  # what `run --compare` reads
     return rows, runner

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from safeeraser.io import DataError, append_jsonl, atomic_write_json, read_jsonl_tolerant
-from safeeraser.progress import progress
+from safeeraser.progress import progress as progress_bar
 from safeeraser.specificity.base import Benchmark, PredictFn, Question, Request
 from safeeraser.specificity.registry import get_benchmark, parse_benchmark_names
 from safeeraser.specificity.score import score_rows
@@ -52,7 +52,7 @@ def answer_questions(benchmark: Benchmark, questions: list[Question], predict_fn
     previous = _read_previous(path)
     budget = max_new_tokens or benchmark.max_new_tokens
     todo = [q for q in questions if not _already_answered(previous.get(q.question_id), q, budget)]
-    with progress(total=len(todo), desc=benchmark.name, unit="q", disable=not progress or not todo) as bar:
+    with progress_bar(total=len(todo), desc=benchmark.name, unit="q", disable=not progress or not todo) as bar:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             answers = predict_fn([Request(q.question_id, q.image, q.prompt, budget) for q in chunk])
