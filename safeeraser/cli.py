@@ -252,6 +252,9 @@ PASSTHROUGH = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from safeeraser.numerics import passive_openmp_wait
+
+    passive_openmp_wait()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in PASSTHROUGH:

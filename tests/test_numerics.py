@@ -128,3 +128,17 @@ def test_a_run_pinned_to_avx2_computes_the_same_whatever_the_environment_asked(t
         pytest.skip("this CPU has no wider path than AVX2: native is the pinned path here")
     # on a CPU with wider paths, the levers matter: otherwise this test would show nothing
     assert native["adapter"] != pinned["adapter"]
+
+
+@pytest.mark.parametrize("given, kept", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_commands_make_openmp_threads_wait_passively_unless_told_otherwise(tmp_path, monkeypatch, given, kept):
+    from safeeraser.cli import main
+
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"rows": [], "pd_effects": []}))
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    assert main(["compare", str(report), str(report)]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == kept

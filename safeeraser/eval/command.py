@@ -134,6 +134,9 @@ def format_likelihood(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from safeeraser.numerics import passive_openmp_wait
+
+    passive_openmp_wait()  # before torch loads
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if (args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0 or args.batch_size < 1

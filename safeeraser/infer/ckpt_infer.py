@@ -450,6 +450,9 @@ def _model_errors() -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from safeeraser.numerics import passive_openmp_wait
+
+    passive_openmp_wait()  # before torch loads
     settings = parse_settings(argv)
     try:
         summary = run_inference(settings)
