@@ -74,8 +74,8 @@ def describe() -> dict:
 def passive_openmp_wait() -> None:
     """OpenMP threads that sleep between parallel regions instead of spinning, unless the user chose a policy.
     On a CPU with as many torch threads as cores, spinning threads wait on each other whenever anything else
-    needs a core: beside one busy core, a 2-thread unlearning run of the mini took 1.7x its idle time with
-    the default policy and 1.0x with this one, which is no slower at idle; the mini grid took 1.43x
-    (README: Speed on a busy machine). The arithmetic is the same. Must run before torch loads; the
-    commands call it first."""
+    needs a core: beside one busy core, the 2-thread mini grid's fine-tune took 3.6x its idle time with the
+    default policy, and the whole grid 1.06x with this one, which costs 1.34x at idle (README: Speed on a
+    busy machine; OMP_WAIT_POLICY=ACTIVE for a dedicated machine). The arithmetic is the same. Must run
+    before torch loads; the commands call it first."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
