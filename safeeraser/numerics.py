@@ -49,9 +49,9 @@ def pin(mode: str) -> dict:
         return {}
     wanted = PINNED[mode]
     if "torch" in sys.modules and any(os.environ.get(k) != v for k, v in wanted.items()):
-        raise NumericsError(
-            f"numerics '{mode}' must be set before torch is imported ({' '.join(f'{k}={v}' for k, v in wanted.items())}): "
-            "run the command in a fresh process, or export these variables first")
+        variables = " ".join(f"{k}={v}" for k, v in wanted.items())
+        raise NumericsError(f"numerics '{mode}' must be set before torch is imported ({variables}): "
+                            "run the command in a fresh process, or export these variables first")
     os.environ.update(wanted)
     return dict(wanted)
 

@@ -57,8 +57,8 @@ def test_a_pinned_run_sizes_its_inference_chunks_without_the_clock(monkeypatch):
 def test_the_training_config_checks_the_mode(tiny_dir, mini_dir, tmp_path):
     from safeeraser.train.config import ConfigError, load_config
 
-    base = [f"model_path={tiny_dir}", f"data_path={mini_dir / 'all_train.json'}", f"idk_path={mini_dir / 'prompt.json'}",
-            f"save_dir={tmp_path / 'run'}"]
+    base = [f"model_path={tiny_dir}", f"data_path={mini_dir / 'all_train.json'}",
+            f"idk_path={mini_dir / 'prompt.json'}", f"save_dir={tmp_path / 'run'}"]
     assert load_config("forget_tiny.yaml", base).numerics == "native"
     with pytest.raises(ConfigError, match="key 'numerics'"):
         load_config("forget_tiny.yaml", [*base, "numerics=fast"])

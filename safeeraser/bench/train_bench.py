@@ -2,8 +2,8 @@
 
 Each configuration runs in a process of its own, so that nothing of one carries into the next: timed and
 profiled runs are forked from a server that has imported the libraries (`run_in_subprocess`), memory runs
-start a fresh interpreter (`python -m safeeraser.bench.train_bench SPEC OUT`, see `measure_memory`). What is timed is the training loop itself (`train.loop.Trainer`: its
-dataset, loader, model preparation, optimizer, schedule, step and logging), observed through its
+start a fresh interpreter (`python -m safeeraser.bench.train_bench SPEC OUT`, see `measure_memory`).
+What is timed is the training loop itself (`train.loop.Trainer`: its dataset, loader, model preparation, optimizer, schedule, step and logging), observed through its
 hooks (`TrainHooks`): no training step lives here. Both configurations of a pair differ only in their
 training config: micro-batch size, fused or per-view forward, logits at every position or not, and
 where the frozen reference comes from (`kl_reference`).

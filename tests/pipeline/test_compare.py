@@ -11,8 +11,10 @@ from safeeraser.pipeline.compare import compare_reports
 
 
 def _report() -> dict:
-    row = lambda m, asr: {"method": m, "eff_asr": asr, "rouge_l": 99.7, "ci": {"eff_asr": [asr - 5, asr + 5]},  # noqa: E731
-                          "degenerate": {"val": {"harmful": {"n": 108, "rate": 0.0}}}}
+    def row(m, asr):
+        return {"method": m, "eff_asr": asr, "rouge_l": 99.7, "ci": {"eff_asr": [asr - 5, asr + 5]},
+                "degenerate": {"val": {"harmful": {"n": 108, "rate": 0.0}}}}
+
     return {"rows": [row("vanilla", 100.0), row("ga", 20.8), row("gapd", 0.0)],
             "pd_effects": [{"method": "ga", "with_pd": "gapd", "sarr": {"estimate": -72.2, "excludes_zero": True}}],
             "provenance": {"code": {"commit": "abc"}}, "seconds": 400.0}
