@@ -79,7 +79,12 @@ class _CachedImageProcessor:
 
 
 class PromptEncoder:
-    def __init__(self, processor, family, max_length: int | None = None, image_cache_size: int = 4096):
+    def __init__(self, processor, family, max_length: int | None = None, image_cache_size: int = 4096,
+                 end_token: bool = True, reference_tags=None):
+        # end_token: the answer's end (the template's stop token or an appended EOS) is trained.
+        # reference_tags (safeeraser.reference.checkout.TrainingTags): training conversations are written
+        # as the reference writes them (its tags, its label rule) instead of by the chat template.
+        self.end_token, self.reference_tags = end_token, reference_tags
         self.processor = processor
         self.family = family
         self.tokenizer = processor.tokenizer
@@ -185,6 +190,8 @@ class PromptEncoder:
         return Encoded(ids, labels, self.image(image_path)[0], tokens)
 
     def _encode(self, image_path, question: str, answer: str):
+        if self.reference_tags is not None:
+            return self._encode_reference(image_path, question, answer)
         prompt = self.prompt_text(question)
         # Trailing whitespace after the end of the turn (a newline) is nothing the model must predict.
         full = self._conversation(question, answer.strip(), add_generation_prompt=False).rstrip()
@@ -200,11 +207,15 @@ class PromptEncoder:
             if a != b:
                 break
             cut += 1
-        end = next((i + 1 for i in range(cut, len(ids)) if ids[i] in self.stop_ids), None)
-        if end is None:  # the template ends the turn with nothing: the answer ends with EOS
+        stop = next((i for i in range(cut, len(ids)) if ids[i] in self.stop_ids), None)
+        if not self.end_token:  # the answer's own tokens only
+            end = len(ids) if stop is None else stop
+        elif stop is None:  # the template ends the turn with nothing: the answer ends with EOS
             ids = ids + [self.tokenizer.eos_token_id]
             tokens = {k: torch.cat([v, v.new_zeros(1)]) for k, v in tokens.items()}
             end = len(ids)
+        else:
+            end = stop + 1
         if self.max_length:
             # Truncate the answer, never the prompt: its image tokens must match the vision features.
             if cut >= self.max_length:
@@ -214,6 +225,27 @@ class PromptEncoder:
                                  f"({cut} tokens with the image's): raise max_length")
             end = min(end, self.max_length)
         labels = [IGNORE_INDEX] * cut + ids[cut:end]
+        return torch.tensor(ids[:end]), torch.tensor(labels[:end]), {k: v[:end].clone() for k, v in tokens.items()}
+
+
+    def _encode_reference(self, image_path, question: str, answer: str):
+        """The reference's training example: its conversation string (system tag, question tag, the image
+        placeholder and a newline, the question, the answer tag, the answer: nothing stripped, no end token)
+        through the processor, and its label rule: BOS and then `len(tokens(instruction + answer tag)) - 2`
+        text tokens are masked, the instruction being the text before the answer tag with blanks stripped
+        (the - 2 takes off BOS and the tag's trailing blank, which a Llama tokenizer makes a token of its
+        own). The mask is counted in text tokens and moved past the expanded image, as the reference's model
+        expands its one image token inside the forward. The text is cut at 512 text tokens (max_length, when
+        set, instead), the reference's truncation before expansion."""
+        tags = self.reference_tags
+        text = tags.system + tags.user + self.image_token + "\n" + question + tags.answer + answer
+        ids, tokens, _ = self._process(text, image_path, add_special_tokens=True)
+        image_extra = self.image(image_path)[1] - 1
+        instruction = text.split(tags.answer)[0].strip(" ")
+        masked = 1 + len(self.tokenizer(instruction + tags.answer)["input_ids"]) - 2 + image_extra
+        limit = (self.max_length or 512) + image_extra
+        labels = [IGNORE_INDEX] * min(masked, len(ids)) + ids[masked:]
+        end = min(len(ids), limit)
         return torch.tensor(ids[:end]), torch.tensor(labels[:end]), {k: v[:end].clone() for k, v in tokens.items()}
 
 

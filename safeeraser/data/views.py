@@ -57,6 +57,11 @@ def forget_items(records: list[Record]) -> list[ForgetItem]:
     return items
 
 
+def all_retain(records: list[Record]) -> tuple[Example, ...]:
+    """Every record's harmless pairs in file order: the pool the reference draws retain examples from."""
+    return tuple(Example(rec.image, p["Question"], p["Prediction"]) for rec in records for _, p in rec.unharm_pairs())
+
+
 def vanilla_examples(records: list[Record]) -> list[Example]:
     """What the vanilla model answers: harmful, SD and harmless pairs, all as plain targets."""
     out = []

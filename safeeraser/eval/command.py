@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from safeeraser.eval.evaluate import default_cache_path, evaluate, stats_path_for
+from safeeraser.eval.evaluate import AGGREGATES, default_cache_path, evaluate, stats_path_for
 from safeeraser.eval.judges import BACKENDS, JUDGES, judge_class, make_judge
 from safeeraser.eval.judges.asker import ChatSettings
 from safeeraser.eval.judges.base import JudgeConfigError
@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before the first retry, doubled at each one (a local judge server needs less; "
         "default: %(default)s)",
     )
+    p.add_argument("--templates", choices=("ours", "reference"), default="ours",
+                   help="the openai judge's prompts: ours, or the SafeEraser code's own, read from "
+                        "--reference_dir (parsed, never run)")
+    p.add_argument("--reference_dir", default=None, help="a checkout of the SafeEraser repository")
+    p.add_argument("--aggregate", choices=AGGREGATES, default="ours",
+                   help="reference: also the SafeEraser code's counts and rates (its skips, its reading of "
+                        "replies, 0 for nothing counted), under its key names")
     p.add_argument("--batch_size", type=int, default=8, help="hf backend: prompts per batch (default: %(default)s)")
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="hf/vllm backends: weights dtype")
     p.add_argument("--device", default=None, help="hf backend: torch device (default: cuda if available)")
@@ -163,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             backoff=args.backoff,
         )
         judge = make_judge(args.judge, settings=settings, cache_path=cache_file, backend=args.backend,
-                           batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+                           batch_size=args.batch_size, dtype=args.dtype, device=args.device,
+                           templates=args.templates, reference_dir=args.reference_dir)
         stats = evaluate(args.input_file, args.file_refer, args.output_file_rr, judge,
-                         show_progress=not args.no_progress, matched=matched)
+                         show_progress=not args.no_progress, matched=matched, aggregate=args.aggregate)
         if args.model_path:
             from safeeraser.eval.likelihood import likelihood_report
 
@@ -182,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
     print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"]))
+    if "reference_aggregate" in stats:
+        ref = stats["reference_aggregate"]
+        print("reference aggregation: " + ", ".join(
+            f"{k} {100 * ref[k]:.2f}" for k in ("unsafe_rate", "refuse_rate", "sd_refuse_rate", "average_rougeL",
+                                               "average_gpt_score")))
     harmful = stats["degenerate"]["harmful"]
     if harmful["degenerate"]:
         print(f"degenerate harmful answers: {harmful['degenerate']}/{harmful['n']} "

@@ -22,10 +22,14 @@ from safeeraser.eval import metrics
 from safeeraser.eval.judges import make_judge
 from safeeraser.eval.judges.base import ASR, KINDS, RR, RR_SD, SCORE, Judge, JudgeItem
 from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, MatchedRecord, load_matched
+from safeeraser.eval.reference_rules import reference_stats
 from safeeraser.eval.rouge import rouge_l
 from safeeraser.io import atomic_write_json
 from safeeraser.progress import progress
 from safeeraser.provenance import environment, file_sha256
+
+
+AGGREGATES = ("ours", "reference")
 
 
 def stats_path_for(output_file: str | os.PathLike) -> Path:
@@ -45,6 +49,7 @@ def evaluate(
     *,
     show_progress: bool = True,
     matched: list[MatchedRecord] | None = None,
+    aggregate: str = "ours",
 ) -> dict:
     """Evaluate ckpt_infer's answers in `input_file` against the dataset `refer_file`.
 
@@ -53,7 +58,11 @@ def evaluate(
     A judge given by name uses its defaults, with the cache beside `output_file`. `matched`: the two
     files already read by load_matched (a caller that checks them before making its judge).
     Raises DataError for bad input files and JudgeConfigError when the judge cannot run.
+    aggregate="reference" adds the SafeEraser code's own counts and rates as "reference_aggregate"
+    (eval/reference_rules.py) beside ours.
     """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     if matched is None:
         matched = load_matched(input_file, refer_file)
     if isinstance(judge, str):
@@ -110,6 +119,9 @@ def evaluate(
         "provenance": {**environment(), "input_sha256": file_sha256(input_file),
                        "refer_sha256": file_sha256(refer_file)},
     }
+    if aggregate == "reference":
+        precision = [score.reference_orientation for score in rouge_scores]
+        stats["reference_aggregate"] = reference_stats(items, judgments, precision)
     atomic_write_json(output_file, judged)
     atomic_write_json(stats_path_for(output_file), stats)
     return stats

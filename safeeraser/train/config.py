@@ -46,6 +46,12 @@ class ConfigError(ValueError):
 
 
 LORA_LAYERS = ("fast", "peft")  # LoRA.layers: see train/model_setup.py
+# The reference-mode keys' values; the first is ours (the default), the last the reference's.
+REFERENCE_CHOICES = {"prompt_format": ("chat_template", "reference"), "text_casing": ("keep", "capitalize"),
+                     "retain_pairing": ("record", "reference"), "pd_pairing": ("own", "reference"),
+                     "po_pooling": ("sum", "pooled"), "kl_positions": ("answer", "all", "reference"),
+                     "token_mean": ("per_example", "batch"), "warmup_rounding": ("ceil", "round"),
+                     "data_order": ("shuffle", "sequential")}
 
 
 # The reference's model_family names, as the model_type of the checkpoints they name.
@@ -95,7 +101,25 @@ class TrainConfig:
     # ours: where a KL term's frozen reference comes from: "adapter" = the model with its LoRA adapter
     # disabled (no second copy); "copy" = a second loaded model, as the reference toolkit does
     kl_reference: str = "adapter"
-    kl_all_positions: bool = False  # ours: the reference's KL over every position, prompt and padding included
+    kl_all_positions: bool = False  # ours: kept for old configs; true is kl_positions=all
+    # How far this run follows the SafeEraser code (its forget.py / data_module.py) where we differ on
+    # purpose; config/forget_reference.yaml sets every one to `reference` (docs/reference-mode.md).
+    # prompt_format: "chat_template" (the processor's own) or "reference" (the reference's system tag +
+    # "USER: <image>\n{q} ASSISTANT: {a}", its label rule, 512 text tokens), the tags read at run time from
+    # reference_dir's config/model_config.yaml under the key model_family names
+    prompt_format: str = "chat_template"
+    reference_dir: str = ""  # a checkout of the reference repository (prompt_format=reference reads it)
+    train_end_token: bool = True  # the end-of-answer token is trained (the reference trains none)
+    text_casing: str = "keep"  # keep | capitalize (str.capitalize on questions, answers and refusals)
+    retain_pairing: str = "record"  # record: the forget pair's own record | reference: any record's
+    pd_pairing: str = "own"  # own: the forget pair's SD example | reference: the one at the retain index
+    po_pooling: str = "sum"  # sum: refusal mean + retain mean | pooled: one token mean over both
+    # answer: answer tokens | all: every position of the view | reference: every position of the
+    # micro-batch's common width, padding (zero embedding, position 1) and the last position included
+    kl_positions: str = "answer"
+    token_mean: str = "per_example"  # per_example | batch (one token mean over a view's rows)
+    warmup_rounding: str = "ceil"  # ceil | round (Python's, half to even)
+    data_order: str = "shuffle"  # shuffle (per epoch, seeded) | sequential
     fused_forward: bool = True  # ours: one forward over all views of a step
     answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
     tune_vision_tower: bool = False
@@ -237,14 +261,16 @@ def load_records_first(cfg) -> list:
 
 
 def validate(cfg, validate_paths: bool = True) -> None:
-    from safeeraser.train.methods import METHOD_NAMES, parse_method
+    from safeeraser.train.methods import METHOD_NAMES, method_of
 
     def need(cond: bool, key: str, msg: str):
         if not cond:
             raise ConfigError(f"key '{key}': {msg}")
 
+    for key, choices in REFERENCE_CHOICES.items():
+        need(cfg[key] in choices, key, f"unknown '{cfg[key]}'. Valid choices: {', '.join(choices)}")
     try:
-        method = parse_method(cfg.forget_loss)
+        method = method_of(cfg, weights=False)
     except KeyError:
         raise ConfigError(f"key 'forget_loss': unknown loss '{cfg.forget_loss}'. "
                           f"Valid choices: {', '.join(METHOD_NAMES)}") from None
@@ -285,6 +311,19 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.save_steps >= 0, "save_steps", "must be >= 0")
     need(cfg.kl_reference in ("adapter", "copy"), "kl_reference",
          f"unknown '{cfg.kl_reference}'. Valid choices: adapter, copy")
+    need(cfg.pd_pairing != "reference" or cfg.retain_pairing == "reference", "pd_pairing",
+         "'reference' takes the SD example at the retain draw's index: set retain_pairing=reference too")
+    if cfg.prompt_format == "reference":
+        need(bool(cfg.reference_dir), "reference_dir",
+             "prompt_format=reference reads the reference's prompt tags from a checkout of its repository: "
+             "set reference_dir")
+        if validate_paths:
+            from safeeraser.reference.checkout import CheckoutError, training_tags
+
+            try:
+                training_tags(cfg.reference_dir, cfg.model_family)
+            except CheckoutError as exc:
+                raise ConfigError(f"key 'reference_dir': {exc}") from None
     need(cfg.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
     need(cfg.eval_samples >= 1, "eval_samples", "must be >= 1")
     need(cfg.eval_asr_tokens >= 0, "eval_asr_tokens", "must be >= 0 (0: no quick ASR)")
@@ -372,7 +411,11 @@ def resume_differences(saved: dict, cfg) -> list[str]:
 # on a CPU (other random masks, the same distribution) or lora_alpha / r is not a power of two (one rounding
 # fewer): runs made before it are kept under their names, as runs of the same settings.
 LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": "",
-                      "eval_asr_tokens": 0, "LoRA.layers": "fast", "numerics": "native"}
+                      "eval_asr_tokens": 0, "LoRA.layers": "fast", "numerics": "native",
+                      "prompt_format": "chat_template", "reference_dir": "", "train_end_token": True,
+                      "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
+                      "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",
+                      "data_order": "shuffle"}
 
 
 def identity_config(config: dict) -> dict:

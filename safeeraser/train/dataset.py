@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -10,13 +11,35 @@ from safeeraser.data.encode import PromptEncoder, pad_batch
 from safeeraser.data.views import Example, ForgetItem
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """Which examples go with forget item i (the config's retain_pairing, pd_pairing and text_casing).
+
+    record / own / keep (ours): the retain example is one of the forget pair's own record's harmless pairs,
+    the PD example the pair's own SD example, the text as written. reference: the retain example is drawn
+    from every record's harmless pairs, at (i + r) % R for a uniform r < R, as the reference's data_module
+    draws it; its PD example is forget item number (i + r) % R's, the index the reference reads it at (the
+    pair's own only by chance); capitalize: str.capitalize() on every question and answer and, blanks
+    stripped first, on the refusal, as the reference does."""
+
+    retain: str = "record"
+    pd: str = "own"
+    casing: str = "keep"
+
+
+def _capitalized(ex: Example, view: str) -> Example:
+    answer = ex.answer.strip(" ") if view == "idk" else ex.answer
+    return Example(ex.image, ex.question.capitalize(), answer.capitalize())
+
+
 class UnlearnDataset(Dataset):
     """Item i: forget item i's views. Retain and refusal draws depend on (seed, epoch, i) only,
     so a resumed run draws exactly what an uninterrupted one would."""
 
     def __init__(self, items: list[ForgetItem], views: list[str], encoder: PromptEncoder, refusals: list[str],
-                 seed: int):
+                 seed: int, pairing: Pairing = Pairing(), all_retain: tuple[Example, ...] = ()):
         self.items, self.views, self.encoder, self.refusals, self.seed = items, views, encoder, refusals, seed
+        self.pairing, self.all_retain = pairing, all_retain
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -28,7 +51,21 @@ class UnlearnDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         rng = random.Random(f"{self.seed}-{self.epoch}-{i}")
         item = self.items[i]
-        return {v: self.encoder.encode(*_fields(item.view(v, rng, self.refusals))) for v in self.views}
+        drawn = {}
+        if self.pairing.retain == "reference" and ("retain" in self.views or "pd" in self.views):
+            j = (i + rng.randrange(len(self.all_retain))) % len(self.all_retain)
+            drawn["retain"] = self.all_retain[j]
+            if self.pairing.pd == "reference":
+                if j >= len(self.items):  # build_dataset refuses such data up front; this is the backstop
+                    raise IndexError(f"the reference's PD draw reached index {j} of {len(self.items)} PD examples")
+                drawn["pd"] = self.items[j].pd
+        out = {}
+        for v in self.views:
+            ex = drawn[v] if v in drawn else item.view(v, rng, self.refusals)
+            if self.pairing.casing == "capitalize":
+                ex = _capitalized(ex, v)
+            out[v] = self.encoder.encode(*_fields(ex))
+        return out
 
 
 class TargetDataset(Dataset):
@@ -68,8 +105,26 @@ class EpochSampler(Sampler):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
+class InOrderSampler(Sampler):
+    """Every epoch in file order, as the reference's loader (shuffle=False) reads it."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
 def train_sampler(dataset, cfg):
     """The training loop's sampler (an object with set_epoch)."""
+    if cfg.data_order == "sequential":
+        return InOrderSampler(len(dataset))
     return EpochSampler(len(dataset), cfg.seed)
 
 

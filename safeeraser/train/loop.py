@@ -31,15 +31,37 @@ class TrainingDiverged(RuntimeError):
 def build_dataset(cfg, method, processor, family, records: list | None = None):
     """The method's training dataset from the data files (or from their already loaded `records`)."""
     from safeeraser.data.encode import PromptEncoder
-    from safeeraser.data.views import forget_items, load_refusals, vanilla_examples
-    from safeeraser.train.dataset import TargetDataset, UnlearnDataset
+    from safeeraser.data.views import all_retain, forget_items, load_refusals, vanilla_examples
+    from safeeraser.train.config import data_paths
+    from safeeraser.train.dataset import Pairing, TargetDataset, UnlearnDataset
 
     records = load_records_first(cfg) if records is None else records
-    encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None)
+    tags = None
+    if cfg.prompt_format == "reference":
+        from safeeraser.reference.checkout import training_tags
+
+        tags = training_tags(cfg.reference_dir, cfg.model_family)
+    encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
+                            end_token=cfg.train_end_token, reference_tags=tags)
     if method.views() == ["target"]:
         return TargetDataset(vanilla_examples(records), encoder)
     refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
-    return UnlearnDataset(forget_items(records), method.views(), encoder, refusals, cfg.seed)
+    items, pool = forget_items(records), all_retain(records)
+    pairing = Pairing(cfg.retain_pairing, cfg.pd_pairing, cfg.text_casing)
+    if pairing.pd == "reference" and "pd" in method.views() and len(pool) > len(items):
+        raise DataError(
+            f"{', '.join(data_paths(cfg))}: pd_pairing=reference takes the PD example at the retain draw's index, "
+            f"but the data has {len(pool)} harmless pairs and only {len(items)} unsafe pairs: the reference's "
+            f"data_module.py raises IndexError on about {1 - len(items) / len(pool):.0%} of the items here. "
+            "Use pd_pairing=own (each pair's own SD example)")
+    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.seed, pairing, pool)
+
+
+def warmup_steps(cfg, total_steps: int) -> int:
+    """Warm-up steps: rounded up (ours: a run of any length warms up at least one step when the ratio is
+    positive) or with Python's round, half to even (the reference's: a 0.06 ratio of 8 steps is none)."""
+    exact = cfg.warmup_ratio * total_steps
+    return round(exact) if cfg.warmup_rounding == "round" else math.ceil(exact)
 
 
 def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
@@ -206,13 +228,13 @@ class Trainer:
         pin(self.cfg.numerics)
         from safeeraser.train.config import check_model_family
         from safeeraser.train.dataset import ViewCollator, train_sampler
-        from safeeraser.train.methods import parse_method
+        from safeeraser.train.methods import method_of
         from safeeraser.train.model_setup import optimizer_groups, prepare_model
         from safeeraser.train.tracking import check_tracker, tracker_config
 
         cfg = self.cfg
         check_tracker(cfg)  # a missing tracker package: one clear error before any model loads
-        self.method = method = parse_method(cfg.forget_loss).with_weights(dict(cfg.loss_weights))
+        self.method = method = method_of(cfg)
         self.save_dir = save_dir = Path(cfg.save_dir)
         if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
             raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
@@ -279,7 +301,7 @@ class Trainer:
         # The schedule counts optimizer steps and is stepped by us once per step: the same schedule
         # whatever the number of processes for the same global batch.
         self.scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
-                                       num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
+                                       num_warmup_steps=warmup_steps(cfg, total_steps),
                                        num_training_steps=total_steps)
 
         self.global_step, self.start_epoch, self.skip_batches = 0, 0, 0

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from safeeraser.data.encode import IGNORE_INDEX, model_inputs
 from safeeraser.train.methods.base import Method
-from safeeraser.train.methods.terms import KINDS
+from safeeraser.train.methods.terms import KINDS, kl_positions
 
 
 @dataclass
@@ -78,15 +78,40 @@ def answer_window(labels: torch.Tensor) -> int:
     return labels.shape[1] - max(first - 1, 0)
 
 
-def _forward(model, batch: dict, keep: int = 0, layer: int | None = None):
+def _forward(model, batch: dict, keep: int = 0, layer: int | None = None, legacy_pads: bool = False):
     """(logits of the last `keep` positions (all when 0), the hidden states after language-model layer
     `layer` or None): the lm_head and everything after it (float copies, softmaxes, their gradients)
-    never touch prompt and image positions the loss does not read."""
+    never touch prompt and image positions the loss does not read. `legacy_pads`: padding positions get
+    position id 1 (see legacy_padding)."""
     if keep:  # as indices, so the kept hidden states are gathered into one contiguous matrix for the output layer
         width = batch["input_ids"].shape[1]
         keep = torch.arange(width - keep, width, device=batch["input_ids"].device)
-    out = model(**model_inputs(batch), use_cache=False, logits_to_keep=keep, output_hidden_states=layer is not None)
+    extra = {}
+    if legacy_pads:
+        mask = batch["attention_mask"]
+        extra["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    out = model(**model_inputs(batch), **extra, use_cache=False, logits_to_keep=keep,
+                output_hidden_states=layer is not None)
     return out.logits, None if layer is None else out.hidden_states[layer]
+
+
+@contextlib.contextmanager
+def legacy_padding(model, pad_id: int):
+    """Padding as transformers 4's LLaVA image merge (the reference's stack) leaves it: the input
+    embedding of every pad token is zero (and _forward gives it position id 1). Real tokens never see
+    either (padding comes after them and is masked); only a loss over padding positions, the reference's
+    KL, reads what they change."""
+    inner = getattr(model, "module", model)
+    embed = inner.get_input_embeddings()
+
+    def zero_pads(module, args, output):
+        return output.masked_fill((args[0] == pad_id).unsqueeze(-1), 0)
+
+    handle = embed.register_forward_hook(zero_pads)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def hidden_layer(model, args: dict) -> int:
@@ -140,20 +165,34 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     args = method.resolve_args(dict(cfg.get("method_args") or {}))
     hidden_views = set(method.hidden_views())
     layer = hidden_layer(model, args) if hidden_views else None
-    # Every term reads answer positions only, except the reference's KL over all positions (a quirk
-    # kept behind kl_all_positions): then the logits are kept whole and trimmed to each view's width.
-    windowed = cfg.answer_logits_only and not cfg.kl_all_positions
+    # Every term reads answer positions only, except a KL over all positions: then the logits are kept
+    # whole and trimmed to each view's width; or, for the reference's KL, kept at the micro-batch's common
+    # width (the reference's collator pads every view to it), padding treated as its stack treats it.
+    where_kl = kl_positions(cfg)
+    whole = where_kl == "reference"
+    windowed = cfg.answer_logits_only and where_kl == "answer"
+    if whole:
+        if not family.token_positions:
+            from safeeraser.train.config import ConfigError
+
+            raise ConfigError(f"key 'kl_positions': 'reference' gives padding position id 1, as LLaVA's "
+                              f"transformers-4 image merge does; '{family.model_type}' computes its own "
+                              "multi-axis positions: use kl_positions=all")
+        common = max(views[n]["input_ids"].shape[1] for n in names)
+        views = {n: widen(views[n], common, pad_id) for n in names}
     if cfg.fused_forward and len(names) > 1:
         fused, slices = fuse(views, names, pad_id, family)
         passes = [(fused, slices)]
     else:
         passes = [(views[n], {n: slice(None)}) for n in names]
+    pads = (lambda: legacy_padding(model, pad_id)) if whole else contextlib.nullcontext
     outputs: dict[str, ViewOutput] = {}
     where: dict[str, tuple[int, int]] = {}  # view -> (its pass's width, the window)
     for batch, rows_of in passes:
         keep = answer_window(batch["labels"]) if windowed else 0
         wants_hidden = bool(hidden_views & set(rows_of))
-        logits, hidden = _forward(model, batch, keep, layer if wants_hidden else None)
+        with pads():
+            logits, hidden = _forward(model, batch, keep, layer if wants_hidden else None, legacy_pads=whole)
         logits_of = _by_view(logits, rows_of)
         hidden_of = _by_view(hidden, rows_of) if hidden is not None else {}
         width = batch["input_ids"].shape[1]
@@ -170,12 +209,13 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     if ref_names:
         net = ref_model if ref_model is not None else model
         ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
-        with torch.no_grad(), ctx:
+        ref_pads = legacy_padding(net, pad_id) if whole else contextlib.nullcontext()
+        with torch.no_grad(), ctx, ref_pads:
             for n in ref_names:  # the reference sees exactly the rows, width and window of the view's logits
                 width, keep = where[n]
                 w = views[n]["input_ids"].shape[1]
                 ref, ref_hidden = _forward(net, widen(views[n], width, pad_id), keep,
-                                           layer if n in hidden_views else None)
+                                           layer if n in hidden_views else None, legacy_pads=whole)
                 outputs[n].ref_logits = ref if keep else ref[:, :w]
                 if ref_hidden is not None:
                     outputs[n].ref_hidden = ref_hidden[:, :w]

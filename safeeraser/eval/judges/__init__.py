@@ -66,6 +66,9 @@ def check_options(name: str, options: JudgeOptions, check_key: bool = True) -> N
     """What can be checked without loading anything: the backend, and (check_key) the API key where one
     is needed. Raises JudgeOptionError naming the option."""
     cls = judge_class(name)
+    if options.templates != "ours" and not getattr(cls, "has_reference_templates", False):
+        raise JudgeOptionError("templates", f"only a judge with the reference's prompts (openai) takes "
+                                            f"templates={options.templates}")
     if not hasattr(cls, "prompt_version"):  # a rule-based judge: no backend, nothing to check
         return
     if options.backend not in BACKENDS:
@@ -88,18 +91,22 @@ def make_judge(
     batch_size: int = 8,
     dtype: str = "auto",
     device: str | None = None,
+    templates: str = "ours",
+    reference_dir: str | None = None,
 ) -> Judge:
     """The judge `name` on `backend`. settings.model is the served model's name or the local model's
     path (None or absent: the judge's default); the cache applies to every model judge."""
     settings = settings or ChatSettings(model=None)  # type: ignore[arg-type]
-    options = JudgeOptions(backend=backend, settings=settings, batch_size=batch_size, dtype=dtype, device=device)
+    options = JudgeOptions(backend=backend, settings=settings, batch_size=batch_size, dtype=dtype, device=device,
+                           templates=templates, reference_dir=reference_dir)
     check_options(name, options)
     return judge_class(name).create(options, cache_path)
 
 
 # The keys of the pipeline's `judge:` block besides `name`, and their types.
 CHAT_KEYS = {f.name: f.type for f in fields(ChatSettings)}
-LOCAL_KEYS = {"backend": "str", "batch_size": "int", "dtype": "str", "device": "str | None"}
+LOCAL_KEYS = {"backend": "str", "batch_size": "int", "dtype": "str", "device": "str | None", "templates": "str",
+              "reference_dir": "str | None"}
 
 
 def options_from_config(config: Mapping[str, Any], check_key: bool = True) -> tuple[str, dict]:

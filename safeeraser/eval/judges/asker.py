@@ -28,6 +28,7 @@ class ChatSettings:
     backoff: float = 1.0  # first retry delay in seconds; doubles with each retry
     max_backoff: float = 60.0  # cap on any wait, retry-after included
     max_tokens: int | None = 16  # the prompts ask for one word or one number
+    temperature: float | None = 0.0  # None: not sent (the API's default, as the reference's requests)
 
 
 @dataclass(frozen=True)

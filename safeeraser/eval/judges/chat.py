@@ -150,11 +150,13 @@ class ChatJudgeCore(CachedAsker):
     async def _create(self, client: openai.AsyncOpenAI, ask: Ask) -> tuple[Any, str]:
         s = self.settings
         extra = {"max_tokens": s.max_tokens} if s.max_tokens else {}
+        if s.temperature is not None:
+            extra["temperature"] = s.temperature
         if ask.completion:
-            response = await client.completions.create(model=s.model, prompt=ask.prompt, temperature=0, **extra)
+            response = await client.completions.create(model=s.model, prompt=ask.prompt, **extra)
         else:
             messages = _openai_messages(ask.messages) if ask.messages else [{"role": "user", "content": ask.prompt}]
-            response = await client.chat.completions.create(model=s.model, messages=messages, temperature=0, **extra)
+            response = await client.chat.completions.create(model=s.model, messages=messages, **extra)
         return response, _reply_text(response, ask.completion)
 
     async def _request(self, client: openai.AsyncOpenAI, ask: Ask) -> str | None:

@@ -52,6 +52,10 @@ class JudgeOptions:
     batch_size: int = 8  # in-process backends: prompts per generation batch
     dtype: str = "auto"  # in-process backends: auto, bf16, fp16 or fp32
     device: str | None = None  # hf backend: None picks cuda when available
+    # ours: the preset's own prompts; reference: the SafeEraser code's, read from the checkout at
+    # reference_dir (the openai judge only; see safeeraser/reference/judge_templates.py)
+    templates: str = "ours"
+    reference_dir: str | None = None
 
 
 def rates_of(kinds) -> list[str]:
@@ -87,7 +91,7 @@ class PresetJudge(Judge):
         for i, item in enumerate(items):
             if item.kind not in self.kinds:
                 results[i] = Judgment(status=UNAVAILABLE)
-            elif not item.answer.strip():
+            elif self.needs_no_judge(item):
                 results[i] = Judgment(EMPTY_ANSWER[item.kind], OK)
             else:
                 asks.append(self.ask_for(item))
@@ -97,6 +101,10 @@ class PresetJudge(Judge):
         for i, judgment in zip(positions, self.backend.ask(asks, progress), strict=True):
             results[i] = judgment
         return results
+
+    def needs_no_judge(self, item: JudgeItem) -> bool:
+        """An answer labelled without a request (EMPTY_ANSWER): one that is blank."""
+        return not item.answer.strip()
 
     def describe(self) -> dict:
         return {"name": self.name, **self.backend.describe(), "prompt_version": self.prompt_version,

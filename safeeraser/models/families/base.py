@@ -35,6 +35,9 @@ class Family:
     # The engine's own decoding loop (reserved cache, positions from prefill_positions/step_positions)
     # serves the family; False sends it through transformers' `generate` instead.
     fast_decoding: bool = True
+    # Position ids are one index per token, which a caller may pass (kl_positions=reference gives padding
+    # position 1); False where the model derives several axes of positions from the image (M-RoPE).
+    token_positions: bool = True
 
     # --- which parameters train -------------------------------------------------------------------
     def part_of(self, name: str) -> str:

@@ -90,6 +90,7 @@ class Qwen2VL(Family):
     vision = "model.visual"
     projector = "model.visual.merger"  # inside the vision tower: a tuned tower already includes it
     language = "model.language_model"
+    token_positions = False  # M-RoPE: positions along time, height and width, computed from the image grid
     # <|im_end|> is the tokenizer's EOS; the checkpoints' other end id (<|endoftext|>) comes from the
     # generation config, which the engine reads.
     stop_tokens = ()

@@ -31,3 +31,12 @@ def parse_method(name: str) -> Method:
         raise KeyError(name)
     method = REGISTRY[base]
     return method.with_pd() if pd else method
+
+
+def method_of(cfg, weights: bool = True) -> Method:
+    """The method a training config runs: its forget_loss, its PO pooling (po_pooling) and, with
+    `weights`, its loss_weights."""
+    method = parse_method(cfg.forget_loss)
+    if cfg.po_pooling == "pooled":
+        method = method.with_pooling()
+    return method.with_weights(dict(cfg.loss_weights)) if weights else method

@@ -39,10 +39,25 @@ class Method:
     # Each argument's allowed range: "> 0", ">= 0" or "int >= 1" (a layer index); None is always allowed
     # where the default is None.
     arg_bounds: dict = field(default_factory=dict)
+    # Two NLL terms that po_pooling=pooled makes one token mean over both views' answer tokens (the
+    # reference's PO runs the refusal and retain rows as one batch of one forward pass)
+    pool_terms: tuple[str, ...] = ()
 
     def with_pd(self) -> "Method":
         terms = tuple(replace(t, weight=self.pd_overrides.get(t.name, t.weight)) for t in self.terms)
         return replace(self, name=self.name + "pd", terms=terms + (Term("pd", "pd", "nll", self.pd_weight),))
+
+    def with_pooling(self) -> "Method":
+        """The method with its `pool_terms` as one `pooled_nll` term named by both (weight: theirs, which
+        must agree); unchanged when it has none."""
+        if not self.pool_terms:
+            return self
+        first, second = (next(t for t in self.terms if t.name == n) for n in self.pool_terms)
+        if first.weight != second.weight:
+            raise ValueError(f"{self.name}: pooled terms need one weight, got {first.weight} and {second.weight}")
+        pooled = Term(f"{first.name}_{second.name}", first.view, "pooled_nll", first.weight, pair=second.view)
+        rest = tuple(t for t in self.terms if t.name not in self.pool_terms)
+        return replace(self, terms=(pooled,) + rest)
 
     def with_weights(self, weights: dict) -> "Method":
         return replace(self, terms=tuple(replace(t, weight=float(weights.get(t.name, t.weight))) for t in self.terms))

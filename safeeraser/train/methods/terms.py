@@ -28,20 +28,46 @@ def _per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
 
 
+def _token_nll_sum(view) -> tuple[torch.Tensor, torch.Tensor]:
+    lp, mask = token_logprobs(view.logits, view.labels)
+    return -lp.sum(), mask.sum()
+
+
 def nll(outs, term, cfg, args) -> torch.Tensor:
+    """Mean answer-token NLL: of each example, then over the rows (token_mean=per_example), or one mean
+    over all the rows' answer tokens (batch: a Hugging Face model's own loss, the reference's)."""
     view = outs[term.view]
+    if cfg.token_mean == "batch":
+        total, count = _token_nll_sum(view)
+        return total / count.clamp(min=1)
     return per_example_nll(view.logits, view.labels).mean()
+
+
+def pooled_nll(outs, term, cfg, args) -> torch.Tensor:
+    """One token mean of the NLL over the answer tokens of two views (`view` and `pair`), as one forward
+    pass over both views' rows makes it (the reference's PO): a view with longer answers weighs more."""
+    (a, n), (b, m) = _token_nll_sum(outs[term.view]), _token_nll_sum(outs[term.pair])
+    return (a + b) / (n + m).clamp(min=1)
+
+
+def kl_positions(cfg) -> str:
+    """answer | all | reference (kl_all_positions=true, the older key, is `all`)."""
+    return "all" if cfg.kl_all_positions and cfg.kl_positions == "answer" else cfg.kl_positions
 
 
 def kl(outs, term, cfg, args) -> torch.Tensor:
     """KL(reference || current) per next-token distribution: what the reference computes with
-    F.kl_div(log p_current, log p_reference, log_target=True). On answer tokens by default; with
-    kl_all_positions, averaged over every position, prompt and padding included, as the reference."""
+    F.kl_div(log p_current, log p_reference, log_target=True). kl_positions: `answer` (per-example mean
+    over answer tokens), `all` (every position of the view but the last, padding included) or `reference`
+    (F.kl_div's batchmean over every row and position of the micro-batch's common width, the last one and
+    padding included, as the reference's `view(-1, V)` makes it; compute_loss keeps those logits whole)."""
     view = outs[term.view]
-    cur = F.log_softmax(view.logits[:, :-1].float(), -1)
-    ref = F.log_softmax(view.ref_logits[:, :-1].float(), -1)
-    per_token = (ref.exp() * (ref - cur)).sum(-1)  # (B, T-1)
-    if cfg.kl_all_positions:
+    where = kl_positions(cfg)
+    drop_last = slice(None) if where == "reference" else slice(None, -1)
+    cur = F.log_softmax(view.logits[:, drop_last].float(), -1)
+    ref = F.log_softmax(view.ref_logits[:, drop_last].float(), -1)
+    per_token = (ref.exp() * (ref - cur)).sum(-1)  # (B, T) or (B, T-1)
+    if where in ("all", "reference"):
         return per_token.mean()
     return _per_example_mean(per_token, view.labels[:, 1:] != IGNORE_INDEX)
 
@@ -130,5 +156,5 @@ def rmu_retain(outs, term, cfg, args) -> torch.Tensor:
                                              view.mask)
 
 
-KINDS = {"nll": nll, "kl": kl, "npo": npo, "simnpo": simnpo, "dpo": dpo, "undial": undial, "wga": wga,
+KINDS = {"nll": nll, "pooled_nll": pooled_nll, "kl": kl, "npo": npo, "simnpo": simnpo, "dpo": dpo, "undial": undial, "wga": wga,
          "rmu_forget": rmu_forget, "rmu_retain": rmu_retain}
