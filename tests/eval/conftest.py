@@ -51,6 +51,7 @@ class FakeJudgeServer(LocalServer):
         self.served: Counter[str] = Counter()  # prompt -> chat completions returned
         self.times: dict[str, list[float]] = {}
         self.authorizations: set[str] = set()
+        self.bodies: list[dict] = []  # every request body, in arrival order
         self.usage_sent = Counter()
         self.retry_after = "0.05"
         self.slow_seconds = 1.2
@@ -94,6 +95,7 @@ class FakeJudgeServer(LocalServer):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][-1]["content"]
                 with server.lock:
+                    server.bodies.append(body)
                     server.attempts[prompt] += 1
                     number = server.requests
                     first = server.attempts[prompt] == 1
