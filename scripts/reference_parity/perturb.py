@@ -50,3 +50,22 @@ def perturb(model) -> list[str]:
             p.add_(noise)
         touched.append(key)
     return sorted(touched)
+
+
+def seed_pad_embedding(model_dir) -> None:
+    """Give the saved model's pad token a non-zero input embedding (in place). A freshly built model has a
+    zero pad row (nn.Embedding's padding_idx), and then zeroing pad embeddings, as transformers 4's LLaVA
+    merge does, changes nothing and goes untested; a real checkpoint's pad row is not zero."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    pad = config.get("pad_token_id", config.get("text_config", {}).get("pad_token_id"))
+    path = model_dir / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if k.endswith("embed_tokens.weight"))
+    tensors[name][pad] = 20 * _noise("pad_embedding", tensors[name].shape[1:])
+    save_file(tensors, str(path), metadata={"format": "pt"})

@@ -44,8 +44,10 @@ def _view_rows(batch: dict, image_id: int) -> dict:
             "attention_mask": [mask[i] for i in keep]}
 
 
-def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool, data: str = "all_train.json"):
-    """(total, {term: value}, {view: ids/labels/mask}, lr) of step 0 in reference mode."""
+def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool, data: str = "all_train.json",
+          overrides: tuple[str, ...] = ()):
+    """(total, {term: value}, {view: ids/labels/mask}, lr) of step 0 in reference mode (with `overrides`:
+    one of our options instead, to measure what it changes)."""
     import torch
 
     from perturb import perturb
@@ -55,13 +57,13 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
 
     # In the case's folder, as the reference runs: its image paths are relative to it
     with tempfile.TemporaryDirectory() as save, contextlib.chdir(work):
-        overrides = [f"model_path={model}", f"data_path={work / 'dataset' / data}",
+        settings = [f"model_path={model}", f"data_path={work / 'dataset' / data}",
                      f"idk_path={work / 'dataset' / 'prompt.json'}", f"reference_dir={reference_dir}",
                      f"forget_loss={loss}", "batch_size=1", "gradient_accumulation_steps=1", "num_epochs=1",
                      f"save_dir={save}", "model_dtype=float32", "gradient_checkpointing=false"]
         if perturbed:
-            overrides.append("LoRA.dropout=0")
-        cfg = load_config("forget_reference.yaml", overrides)
+            settings.append("LoRA.dropout=0")
+        cfg = load_config("forget_reference.yaml", settings + list(overrides))
         trainer = Trainer(cfg).setup()
         touched = perturb(trainer.model) if perturbed else None
         trainer.model.train()
@@ -71,9 +73,76 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
                                                    trainer.family, ref_model=trainer.ref_model, step=0)
         image_id = trainer.model.config.image_token_id if hasattr(trainer.model, "config") else None
         image_id = image_id or trainer.processor.tokenizer.convert_tokens_to_ids(trainer.processor.image_token)
-        rows = {name: _view_rows(batch, image_id) for name, batch in views.items()}
+        # The views as the loss sees them: in reference mode compute_loss pads every view of the micro-batch
+        # to their common width, as the reference's collator does
+        common = max(batch["input_ids"].shape[1] for batch in views.values())
+        rows = {name: _view_rows(train_step.widen(batch, common, trainer.pad_id), image_id)
+                for name, batch in views.items()}
         return {"total": float(total), "terms": {k: float(v) for k, v in parts.items()}, "batch": rows,
                 "lr": trainer.optimizer.param_groups[0]["lr"], "perturbed": touched}
+
+
+class _ScriptedJudge:
+    """An OpenAI-compatible endpoint on localhost answering by case.judge_reply; "__raise__" is a server
+    error on every try. Records every request body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        from case import judge_reply
+
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                bodies.append(body)
+                reply = judge_reply(body["messages"][-1]["content"])
+                status, payload = (500, {"error": {"message": "scripted failure"}}) if reply == "__raise__" else (
+                    200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                          "choices": [{"index": 0, "finish_reason": "stop",
+                                       "message": {"role": "assistant", "content": reply}}]})
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def judge(work: Path, reference_dir: str) -> dict:
+    """Our eval_all with the reference's templates (from `reference_dir`) and its aggregation, on the
+    judge case, against the scripted judge: the messages sent and the reference-aggregated stats."""
+    from case import write_judge_case
+    from safeeraser.eval import evaluate, make_judge
+    from safeeraser.eval.judges.asker import ChatSettings
+
+    answers, refer, _ = write_judge_case(work)
+    server = _ScriptedJudge()
+    try:
+        with tempfile.TemporaryDirectory() as out, contextlib.chdir(work):
+            settings = ChatSettings(model=None, base_url=server.url, api_key="scripted", max_retries=0, backoff=0,
+                                    concurrency=1)
+            judge_ = make_judge("openai", settings=settings, templates="reference", reference_dir=reference_dir,
+                                cache_path=Path(out) / "cache.jsonl")
+            stats = evaluate(answers, refer, Path(out) / "judged.json", judge_, show_progress=False,
+                             aggregate="reference")
+    finally:
+        server.close()
+    return {"messages": [b["messages"] for b in server.bodies], "models": sorted({b["model"] for b in server.bodies}),
+            "sent_temperature_or_max_tokens": any("temperature" in b or "max_tokens" in b for b in server.bodies),
+            "reference_aggregate": stats["reference_aggregate"]}
 
 
 def main() -> None:
@@ -89,6 +158,13 @@ def main() -> None:
             key = loss + ("_perturbed" if perturbed else "")
             out[key] = step0(args.model, args.work, args.reference_dir, loss, perturbed)
             print(key, out[key]["total"], out[key]["terms"], flush=True)
+    try:  # where the reference's PD draw raises IndexError, reference mode refuses the data up front
+        step0(args.model, args.work, args.reference_dir, "gdpd", False, data="uneven.json")
+        out["uneven"] = None
+    except Exception as exc:  # noqa: BLE001 - recorded, whatever it is
+        out["uneven"] = f"{type(exc).__name__}: {exc}"
+    out["judge"] = judge(args.work, args.reference_dir)
+    print("judge", out["judge"]["reference_aggregate"], flush=True)
     if args.out:
         args.out.write_text(json.dumps(out, indent=1))
 
