@@ -8,13 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from safeeraser.eval.evaluate import AGGREGATES, default_cache_path, evaluate, stats_path_for
+from safeeraser.eval.evaluate import default_cache_path, evaluate, stats_path_for
 from safeeraser.eval.judges import BACKENDS, JUDGES, judge_class, make_judge
 from safeeraser.eval.judges.asker import ChatSettings
 from safeeraser.eval.judges.base import JudgeConfigError
 from safeeraser.eval.judges.local import DTYPES
 from safeeraser.eval.matching import load_matched
 from safeeraser.eval.metrics import format_table
+from safeeraser.eval.reference_rules import AGGREGATES
 from safeeraser.io import DataError, atomic_write_json, ensure_writable_dir
 
 

@@ -22,14 +22,11 @@ from safeeraser.eval import metrics
 from safeeraser.eval.judges import make_judge
 from safeeraser.eval.judges.base import ASR, KINDS, RR, RR_SD, SCORE, Judge, JudgeItem
 from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE, MatchedRecord, load_matched
-from safeeraser.eval.reference_rules import reference_stats
+from safeeraser.eval.reference_rules import AGGREGATES, reference_stats
 from safeeraser.eval.rouge import rouge_l
 from safeeraser.io import atomic_write_json
 from safeeraser.progress import progress
 from safeeraser.provenance import environment, file_sha256
-
-
-AGGREGATES = ("ours", "reference")
 
 
 def stats_path_for(output_file: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from safeeraser.eval.judges.base import (ASR, NORMAL, NOT_NORMAL, NOT_REFUSE, OK, REFUSE, RR, RR_SD, SAFE, SCORE,
                                          UNSAFE, JudgeItem, Judgment)
 
+AGGREGATES = ("ours", "reference")  # how a judged file's stats are counted: ours, or also the reference's
 FAILED_REPLY = "exception"  # what the reference's request function returns after its last try
 
 

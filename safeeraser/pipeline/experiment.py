@@ -185,11 +185,23 @@ def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True,
     judge registry. Raises ConfigError naming the key, with check_key the API key where the judge needs one."""
     from safeeraser.eval.judges import JudgeOptionError, options_from_config
 
+    from safeeraser.eval.reference_rules import AGGREGATES
+
     block = OmegaConf.to_container(cfg.judge) if block is None else block
+    block, aggregate = split_aggregate(block)
+    if aggregate not in AGGREGATES:
+        raise ConfigError(f"{where}: key '{key}.aggregate': {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
     try:
         return options_from_config(block, check_key=check_key)
     except JudgeOptionError as exc:
         raise ConfigError(f"{where}: key '{key}.{exc.key}': {exc.message}") from None
+
+
+def split_aggregate(block: dict) -> tuple[dict, str]:
+    """A judge block without its `aggregate` key (how the stats are counted: ours, or also the reference's,
+    eval/reference_rules.py), and that key's value."""
+    block = dict(block)
+    return block, block.pop("aggregate", "ours")
 
 
 def mmvet_grader(cfg, cache_path: Path):
@@ -507,6 +519,9 @@ class Runner:
         extra = {k: v for k, v in block.items() if k not in ("name", "api_key")}
         return name, kwargs, extra
 
+    def aggregate(self, block: dict | None = None) -> str:
+        return split_aggregate(OmegaConf.to_container(self.cfg.judge) if block is None else block)[1]
+
     def evaluate(self, tag: str, answers: Path, split: str, block: dict | None = None) -> tuple[dict, Path]:
         """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
         from safeeraser.eval import evaluate, make_judge, stats_path_for
@@ -518,7 +533,8 @@ class Runner:
             cache = self.work / "eval" / f"judge_cache_{name}.jsonl"
             with _exclusive(cache.with_name(cache.name + ".lock")):
                 judge = make_judge(name, cache_path=cache, **kwargs)
-                evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False)
+                evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False,
+                         aggregate=self.aggregate(block))
             self.executed.append(f"eval:{tag}:{split}" + ("" if block is None else f":{name}"))
             return json.loads(stats.read_text()), out
         result = json.loads(stats.read_text())

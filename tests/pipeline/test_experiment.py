@@ -168,6 +168,8 @@ def _judge_config(tmp_path, judge: dict):
     ({"name": "wildguard", "backend": "tpu"}, "judge.backend"),
     ({"name": "wildguard", "backend": "hf", "batch_size": 0}, "judge.batch_size"),
     ({"name": "llamaguard", "modle": "x"}, "judge.modle"),
+    ({"name": "keyword", "aggregate": "theirs"}, "judge.aggregate"),
+    ({"name": "keyword", "templates": "reference"}, "judge.templates"),
 ])
 def test_bad_judge_block_is_a_config_error_naming_the_key(tmp_path, judge, key):
     from safeeraser.pipeline.experiment import load_experiment
@@ -183,6 +185,21 @@ def test_open_judges_are_accepted(tmp_path):
                                                    "batch_size": 4}))
     name, kwargs, extra = Runner(cfg).judge()
     assert name == "wildguard" and kwargs["backend"] == "hf" and kwargs["settings"].model == "/m"
+
+
+def test_reference_judging_options_reach_the_judge_and_the_stats(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    import fake_reference_checkout as fake
+    from safeeraser.pipeline.experiment import Runner, load_experiment
+
+    root = fake.write(tmp_path / "ref")
+    cfg = load_experiment(_judge_config(tmp_path, {"name": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                                   "templates": "reference", "reference_dir": str(root),
+                                                   "aggregate": "reference"}))
+    runner = Runner(cfg)
+    name, kwargs, extra = runner.judge()
+    assert (kwargs["templates"], kwargs["reference_dir"]) == ("reference", str(root)) and "aggregate" not in kwargs
+    assert runner.aggregate() == "reference" and extra["aggregate"] == "reference"  # names the judged output
 
 
 def test_openai_judge_without_a_key_fails_before_any_training(tmp_path, monkeypatch):
