@@ -120,6 +120,9 @@ class TrainConfig:
     token_mean: str = "per_example"  # per_example | batch (one token mean over a view's rows)
     warmup_rounding: str = "ceil"  # ceil | round (Python's, half to even)
     data_order: str = "shuffle"  # shuffle (per epoch, seeded) | sequential
+    # The schedule advanced once per optimizer step (ours) or once per process per step (the reference's
+    # accelerate-prepared scheduler: with 2 processes its warm-up and cosine run twice as fast)
+    lr_schedule_per_process: bool = False
     fused_forward: bool = True  # ours: one forward over all views of a step
     answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
     tune_vision_tower: bool = False
@@ -415,7 +418,7 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
                       "prompt_format": "chat_template", "reference_dir": "", "train_end_token": True,
                       "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
                       "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",
-                      "data_order": "shuffle"}
+                      "data_order": "shuffle", "lr_schedule_per_process": False}
 
 
 def identity_config(config: dict) -> dict:

@@ -64,6 +64,13 @@ def warmup_steps(cfg, total_steps: int) -> int:
     return round(exact) if cfg.warmup_rounding == "round" else math.ceil(exact)
 
 
+def advance_schedule(scheduler, cfg, num_processes: int) -> None:
+    """One optimizer step's advance of the learning-rate schedule: one step, or (lr_schedule_per_process)
+    one per process, as accelerate's wrapper of a prepared scheduler advances the reference's."""
+    for _ in range(num_processes if cfg.lr_schedule_per_process else 1):
+        scheduler.step()
+
+
 def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
     """The checkpoint to resume from and its state, checked against this run's config before any model
     loads: a resumed run must train what the checkpoint's run trained; only its budget may change."""
@@ -385,7 +392,7 @@ class Trainer:
                 if not acc.sync_gradients:
                     continue
                 lr = self.scheduler.get_last_lr()[0]
-                self.scheduler.step()
+                advance_schedule(self.scheduler, cfg, acc.num_processes)
                 self.global_step += 1
                 means = {k: acc.reduce(torch.stack(v).mean(), reduction="mean").item() for k, v in window.items()}
                 samples = acc.reduce(torch.tensor(float(window_samples), device=acc.device), reduction="sum").item()

@@ -95,6 +95,26 @@ def test_warmup_rounding(ratio, steps, ceil, rounded):
     assert warmup_steps(SimpleNamespace(warmup_ratio=ratio, warmup_rounding="round"), steps) == rounded
 
 
+@pytest.mark.parametrize("per_process, processes", [(False, 2), (True, 1), (True, 2)])
+def test_schedule_advance_per_process(per_process, processes):
+    import math
+
+    from transformers import get_scheduler
+
+    from safeeraser.train.loop import advance_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=10)
+    cfg = SimpleNamespace(lr_schedule_per_process=per_process)
+    rate = processes if per_process else 1
+    for update in range(1, 8):
+        opt.step()
+        advance_schedule(sched, cfg, processes)
+        s = update * rate  # the schedule's step count, written out; the cosine is not clamped past its end
+        expected = s / 2 if s < 2 else max(0.0, 0.5 * (1 + math.cos(math.pi * (s - 2) / 8)))
+        assert sched.get_last_lr()[0] == pytest.approx(expected), update
+
+
 class _Echo:
     """An encoder that returns what it is asked to encode."""
 
