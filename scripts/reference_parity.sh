@@ -41,6 +41,8 @@ ln -sfn "$REF/config" "$WORK/case/config"   # the reference reads ./config/model
 "$RPY" "$S/run_reference.py" --ref "$REF" --work "$WORK/case" --model "$WORK/tiny-llava-legacy" --all
 "$RPY" "$S/run_reference.py" --ref "$REF" --work "$WORK/case" --model "$WORK/tiny-llava-legacy" --loss gdpd \
     --data dataset/uneven.json --expect-error --epochs 2 --out "$WORK/case/reference/uneven_gdpd.json" || true
+"$RPY" "$S/infer_prompt_reference.py" --ref "$REF" --model "$WORK/tiny-llava-legacy" \
+    --out "$WORK/case/reference/infer_prompt.json" 2>/dev/null
 "$RPY" "$S/run_judge_reference.py" --ref "$REF" --work "$WORK/case" --answers "$WORK/case/judge/answers.json" \
     --refer "$WORK/case/judge/refer.json" --replies "$WORK/case/judge/replies.json" \
     --out "$WORK/case/reference/judge.json"

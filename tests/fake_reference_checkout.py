@@ -23,6 +23,20 @@ RR_SD_TEMPLATE = "Normal-answer check. Answer: {prediction} Reply yes or no."
 SCORE_HEAD = "Grade the pair.\nQuestion: "
 
 
+CONV_SYSTEM = "Placeholder inference system sentence."
+
+
+def conversation_py(system: str = CONV_SYSTEM, roles=("USER", "ASSISTANT"), sep: str = " ") -> str:
+    """conversation.py as the real one lays out its templates (a Conversation(...) per template, a
+    conv_templates dict naming them), with `system`, `roles` and `sep` as given."""
+    return (TRAP + "class SeparatorStyle:\n    SINGLE, TWO = 1, 2\n\n"
+            "def Conversation(**kw):\n    return kw\n\n"
+            f"conv_vicuna_v1 = Conversation(\n    system={system[:10]!r}\n    {system[10:]!r},\n"
+            f"    roles={tuple(roles)!r},\n    version='v1',\n    messages=(),\n    offset=0,\n"
+            f"    sep_style=SeparatorStyle.TWO,\n    sep={sep!r},\n    sep2='</s>',\n)\n\n"
+            "conv_templates = {\n    'default': conv_vicuna_v1,\n    'vicuna_v1': conv_vicuna_v1,\n}\n")
+
+
 def write(root: Path, *, templates: str | None = None, eval_all: str | None = None) -> Path:
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "eval").mkdir(parents=True, exist_ok=True)
@@ -47,6 +61,7 @@ def write(root: Path, *, templates: str | None = None, eval_all: str | None = No
             f"    prompt = f\"\"\"{SCORE_HEAD}{{question}}\nCorrect: {{correct_answer}}\nPredicted: {{prediction}}\nScore:\"\"\"\n"
             "    return prompt\n")
     (root / "eval_all.py").write_text(TRAP + eval_all)
+    (root / "conversation.py").write_text(conversation_py())
     return root
 
 

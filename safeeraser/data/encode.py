@@ -80,11 +80,12 @@ class _CachedImageProcessor:
 
 class PromptEncoder:
     def __init__(self, processor, family, max_length: int | None = None, image_cache_size: int = 4096,
-                 end_token: bool = True, reference_tags=None):
+                 end_token: bool = True, reference_tags=None, inference_tags=None):
         # end_token: the answer's end (the template's stop token or an appended EOS) is trained.
         # reference_tags (safeeraser.reference.checkout.TrainingTags): training conversations are written
-        # as the reference writes them (its tags, its label rule) instead of by the chat template.
-        self.end_token, self.reference_tags = end_token, reference_tags
+        # as the reference writes them (its tags, its label rule) instead of by the chat template;
+        # inference_tags (InferenceTags): prompts as the reference's ckpt_infer writes them.
+        self.end_token, self.reference_tags, self.inference_tags = end_token, reference_tags, inference_tags
         self.processor = processor
         self.family = family
         self.tokenizer = processor.tokenizer
@@ -110,6 +111,8 @@ class PromptEncoder:
         return self.processor.apply_chat_template(conversation, add_generation_prompt=add_generation_prompt)
 
     def prompt_text(self, question: str) -> str:
+        if self.inference_tags is not None:
+            return self.inference_tags.prompt(self.image_token, question)
         return self._conversation(question)
 
     def _load(self, path):

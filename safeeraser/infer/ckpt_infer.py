@@ -134,6 +134,32 @@ def check_paths(args, loads_model: bool = True) -> None:
         raise DataError(f"--checkpoint_path '{args.checkpoint_path}' does not exist")
     if loads_model and args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise DataError('--backend vllm needs vLLM: pip install -e ".[vllm]"')
+    prompt_tags(args)  # a bad --reference_dir fails here, before any model loads
+
+
+def prompt_tags(args):
+    """The reference's inference conversation (--prompt_format reference), or None for the chat template."""
+    if args.prompt_format != "reference":
+        return None
+    from safeeraser.reference.checkout import CheckoutError, inference_tags
+
+    try:
+        return inference_tags(args.reference_dir)
+    except CheckoutError as exc:
+        raise DataError(f"--reference_dir: {exc}") from None
+
+
+def generation_meta(args) -> dict:
+    """The settings an answer depends on. The prompt format only when it is not the default, so answers
+    made before it was a setting keep their meta (and resume)."""
+    import hashlib
+
+    meta = {flag: getattr(args, flag) for flag in ANSWER_FLAGS}
+    tags = prompt_tags(args)
+    if tags is not None:
+        meta["prompt_format"] = "reference"
+        meta["prompt_sha256"] = hashlib.sha256(json.dumps(vars(tags), sort_keys=True).encode()).hexdigest()
+    return meta
 
 
 def run_meta(args) -> dict:
@@ -153,7 +179,7 @@ def run_meta(args) -> dict:
         "eval_file": {"path": str(eval_file.resolve()), "sha256": file_sha256(eval_file)},
         "model": model,
         "checkpoint": weights_identity(args.checkpoint_path),
-        "generation": {flag: getattr(args, flag) for flag in ANSWER_FLAGS},
+        "generation": generation_meta(args),
         "run": run,
         "environment": environment(),
     }
@@ -235,9 +261,9 @@ def _generator(args):
     if args.backend == "vllm":
         from safeeraser.infer.vllm_backend import VllmGenerator
 
-        return VllmGenerator(args.model_path, args.checkpoint_path, processor)
+        return VllmGenerator(args.model_path, args.checkpoint_path, processor, inference_tags=prompt_tags(args))
     model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype, reference_lora_alpha=args.lora_alpha)
-    return Generator(model, processor, batch_size=args.batch_size, engine=args.engine)
+    return Generator(model, processor, batch_size=args.batch_size, engine=args.engine, inference_tags=prompt_tags(args))
 
 
 def prepare_chunk(args, generator, chunk: list):

@@ -158,16 +158,17 @@ class _DrawnToken:
 
 
 class Generator:
-    def __init__(self, model, processor, batch_size: int = 8, engine: str = "auto"):
+    def __init__(self, model, processor, batch_size: int = 8, engine: str = "auto", inference_tags=None):
         """engine: "fast" (our decoding loop), "generate" (transformers' `generate`, the generic path), or
-        "auto": the fast loop where the family allows it. Both give the same answers (tested per family)."""
+        "auto": the fast loop where the family allows it. Both give the same answers (tested per family).
+        inference_tags: prompts as the reference's ckpt_infer writes them (PromptEncoder)."""
         self.model = model
         self.processor = processor
         self.family = family_of_model(model)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
         self.use_generate = engine == "generate" or (engine == "auto" and not self.family.fast_decoding)
-        self.encoder = PromptEncoder(processor, self.family)
+        self.encoder = PromptEncoder(processor, self.family, inference_tags=inference_tags)
         self.batch_size = batch_size
         self.tokenizer = processor.tokenizer
         self.pad_id = pad_token_id(self.tokenizer)

@@ -28,6 +28,10 @@ class InferSettings:
     greedy: bool = _flag(False, bool, help="greedy decoding for every answer")
     seed: int = _flag(0, int)
     dtype: str = _flag("auto")
+    prompt_format: str = _flag("chat_template", choices=("chat_template", "reference"),
+                               help="the processor's chat template, or the reference's ckpt_infer prompt (its "
+                                    "vicuna_v1 conversation, read from --reference_dir)")
+    reference_dir: Any = _flag(None, help="a checkout of the SafeEraser repository (--prompt_format reference)")
     lora_alpha: int = _flag(256, int,
                             help="LoRA alpha of a reference checkpoint.pt, which does not record it (reference: 256)")
     resume: bool = _flag(False, bool, help="continue an interrupted run from its partial file")
@@ -60,6 +64,8 @@ class InferSettings:
             ("shard_index", 0 <= self.shard_index < max(self.shards, 1),
              f"from 0 to {max(self.shards, 1) - 1} (one of --shards {self.shards})"),
             ("shards", self.shards >= 2 or not self.merge_shards, "2 or more with --merge_shards"),
+            ("reference_dir", bool(self.reference_dir) or self.prompt_format != "reference",
+             "a checkout of the SafeEraser repository with --prompt_format reference"),
         )
         return [(name, rule, getattr(self, name)) for name, ok, rule in rules if not ok]
 

@@ -29,7 +29,7 @@ def merged_model_dir(model_path: str, checkpoint_path: str | None, cache_root: s
 
 
 class VllmGenerator:
-    def __init__(self, model_path: str, checkpoint_path: str | None, processor, **llm_kwargs):
+    def __init__(self, model_path: str, checkpoint_path: str | None, processor, inference_tags=None, **llm_kwargs):
         try:
             from vllm import LLM
         except ImportError:
@@ -38,7 +38,7 @@ class VllmGenerator:
 
         from safeeraser.models.families import family_of_path
 
-        self.encoder = PromptEncoder(processor, family_of_path(model_path))
+        self.encoder = PromptEncoder(processor, family_of_path(model_path), inference_tags=inference_tags)
         self.llm = LLM(model=merged_model_dir(model_path, checkpoint_path), **llm_kwargs)
         self.max_positions = max_positions(AutoConfig.from_pretrained(model_path))
         self.stats = GenStats()

@@ -57,3 +57,53 @@ def training_tags(reference_dir: str | Path, family_key: str = "") -> TrainingTa
             raise CheckoutError(f"{path}: entry '{key}' has no string field '{name}'")
         fields[name] = value
     return TrainingTags(fields["system_tag"], fields["question_start_tag"], fields["answer_tag"])
+
+
+CONVERSATION = Path("conversation.py")
+
+
+@dataclass(frozen=True)
+class InferenceTags:
+    """How the reference's ckpt_infer prompts: its vicuna_v1 conversation (two-separator style), i.e.
+    system + sep + "USER: <image>\\n{q}" + sep + "ASSISTANT:"."""
+
+    system: str
+    roles: tuple[str, str]
+    sep: str
+
+    def prompt(self, image_token: str, question: str) -> str:
+        return f"{self.system}{self.sep}{self.roles[0]}: {image_token}\n{question}{self.sep}{self.roles[1]}:"
+
+
+def inference_tags(reference_dir: str | Path, template: str = "vicuna_v1") -> InferenceTags:
+    """The conversation template ckpt_infer uses (conv_templates[template]), from the checkout's
+    conversation.py, parsed (never imported)."""
+    import ast
+
+    path = checkout_file(reference_dir, CONVERSATION)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise CheckoutError(f"{path}: cannot parse as Python: {exc}") from None
+    assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    table = assigned.get("conv_templates")
+    entry = None
+    if isinstance(table, ast.Dict):
+        entry = next((v for k, v in zip(table.keys, table.values)
+                      if isinstance(k, ast.Constant) and k.value == template), None)
+    call = assigned.get(entry.id) if isinstance(entry, ast.Name) else None
+    if not isinstance(call, ast.Call):
+        raise CheckoutError(f"{path}: conv_templates[{template!r}] is not a Conversation(...) assignment")
+    kw = {k.arg: k.value for k in call.keywords}
+    style = kw.get("sep_style")
+    if not (isinstance(style, ast.Attribute) and style.attr == "TWO"):
+        raise CheckoutError(f"{path}: conv_templates[{template!r}] does not use the two-separator style")
+    try:
+        system, roles, sep = (ast.literal_eval(kw[k]) for k in ("system", "roles", "sep"))
+    except (KeyError, ValueError):
+        raise CheckoutError(f"{path}: conv_templates[{template!r}] lacks a literal system, roles or sep") from None
+    if not (isinstance(system, str) and isinstance(sep, str) and isinstance(roles, tuple) and len(roles) == 2
+            and all(isinstance(r, str) for r in roles)):
+        raise CheckoutError(f"{path}: conv_templates[{template!r}] has a system, roles or sep of another type")
+    return InferenceTags(system, roles, sep)

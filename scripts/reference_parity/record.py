@@ -72,7 +72,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, required=True, help="our tiny LLaVA (its weights' digest goes in the fixture)")
     ap.add_argument("--fixture", type=Path)
     a = ap.parse_args()
-    from safeeraser.reference.checkout import training_tags
+    from safeeraser.reference.checkout import inference_tags, training_tags
 
     ours = json.loads(a.ours.read_text())
     fixture = {"about": "The SafeEraser code's step 0 of its eight losses on the parity case (scripts/reference_parity/"
@@ -104,6 +104,11 @@ def main() -> int:
                 same = all(ours[key]["batch"][v] == rows for v, rows in views.items())
                 lines.append(f"| {key} | token ids, labels, mask of every view | | | {'equal' if same else 'DIFFER'} |")
                 worst = worst if same else float("inf")
+    ref_prompt = json.loads((a.work / "reference" / "infer_prompt.json").read_text())
+    fixture["infer_prompt"] = {"input_ids": ref_prompt["input_ids"], "tags": vars(inference_tags(a.reference_dir))}
+    prompt_same = ref_prompt["input_ids"] == ours["infer_prompt"]
+    lines += ["", f"inference prompt (ckpt_infer, --prompt_format reference), token ids: "
+                  f"{'equal' if prompt_same else 'DIFFERENT'} ({len(ref_prompt['input_ids'])} tokens)"]
     uneven = json.loads((a.work / "reference" / "uneven_gdpd.json").read_text()).get("error")
     lines += ["", f"more harmless than unsafe pairs (dataset/uneven.json, gdpd): the reference: {uneven}; "
                   f"ours in reference mode: {ours['uneven']}"]
@@ -119,7 +124,7 @@ def main() -> int:
               f"reference aggregation: {'equal' if agg_same else 'DIFFERENT'}: " + json.dumps(stats),
               f"worst relative difference of a loss term: {worst:.1e} (tolerance {REL_TOL:.0e})"]
     print("\n".join(lines))
-    ok = worst <= REL_TOL and ref_msgs == our_msgs and agg_same
+    ok = worst <= REL_TOL and ref_msgs == our_msgs and agg_same and prompt_same
     if a.fixture and ok:
         a.fixture.write_text(json.dumps(fixture, indent=1) + "\n")
         print(f"wrote {a.fixture}")

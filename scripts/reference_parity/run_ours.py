@@ -82,6 +82,22 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
                 "lr": trainer.optimizer.param_groups[0]["lr"], "perturbed": touched}
 
 
+def infer_prompt(model: str, work: Path, reference_dir: str) -> list[int]:
+    """Our ckpt_infer's prompt ids for the case's question with --prompt_format reference (the image's
+    tokens as one placeholder, as the reference's tokenizer sees its text)."""
+    from case import QUESTION
+    from safeeraser.data.encode import PromptEncoder
+    from safeeraser.models.families import family_of_path
+    from safeeraser.models.loading import load_processor
+    from safeeraser.reference.checkout import inference_tags
+
+    processor = load_processor(model)
+    encoder = PromptEncoder(processor, family_of_path(model), inference_tags=inference_tags(reference_dir))
+    image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    ids = encoder.encode_prompt(work / "dataset/images/Violence/img_000.png", QUESTION).input_ids.tolist()
+    return _collapse_image(ids, image_id)
+
+
 class _ScriptedJudge:
     """An OpenAI-compatible endpoint on localhost answering by case.judge_reply; "__raise__" is a server
     error on every try. Records every request body."""
@@ -163,6 +179,7 @@ def main() -> None:
         out["uneven"] = None
     except Exception as exc:  # noqa: BLE001 - recorded, whatever it is
         out["uneven"] = f"{type(exc).__name__}: {exc}"
+    out["infer_prompt"] = infer_prompt(args.model, args.work, args.reference_dir)
     out["judge"] = judge(args.work, args.reference_dir)
     print("judge", out["judge"]["reference_aggregate"], flush=True)
     if args.out:

@@ -40,6 +40,8 @@ def parity(tmp_path_factory, tiny_family_dir):
     (checkout / "config" / "model_config.yaml").write_text(yaml.safe_dump({"llava-v1.5-vicuna": {
         "system_tag": FIXTURE["tags"]["system"], "question_start_tag": FIXTURE["tags"]["user"],
         "answer_tag": FIXTURE["tags"]["answer"]}}))
+    tags = FIXTURE["infer_prompt"]["tags"]
+    (checkout / "conversation.py").write_text(fake.conversation_py(tags["system"], tags["roles"], tags["sep"]))
     return model, work / "case", checkout
 
 
@@ -66,6 +68,11 @@ def test_data_the_reference_crashes_on_is_refused(parity):
     model, work, checkout = parity
     with pytest.raises(DataError, match="8 harmless pairs and only 6 unsafe pairs"):
         run_ours.step0(str(model), work, str(checkout), "gdpd", False, data="uneven.json")
+
+
+def test_inference_prompt_is_the_references(parity):
+    model, work, checkout = parity
+    assert run_ours.infer_prompt(str(model), work, str(checkout)) == FIXTURE["infer_prompt"]["input_ids"]
 
 
 def test_reference_aggregation_is_the_references(parity):
