@@ -239,10 +239,14 @@ class PromptEncoder:
         (the - 2 takes off BOS and the tag's trailing blank, which a Llama tokenizer makes a token of its
         own). The mask is counted in text tokens and moved past the expanded image, as the reference's model
         expands its one image token inside the forward. The text is cut at 512 text tokens (max_length, when
-        set, instead), the reference's truncation before expansion."""
+        set, instead), the reference's truncation before expansion. With end_token (not the reference's) EOS
+        follows the answer and is trained."""
         tags = self.reference_tags
         text = tags.system + tags.user + self.image_token + "\n" + question + tags.answer + answer
         ids, tokens, _ = self._process(text, image_path, add_special_tokens=True)
+        if self.end_token:  # ours in the reference's format: the answer ends with EOS (train_end_token)
+            ids = ids + [self.tokenizer.eos_token_id]
+            tokens = {k: torch.cat([v, v.new_zeros(1)]) for k, v in tokens.items()}
         image_extra = self.image(image_path)[1] - 1
         instruction = text.split(tags.answer)[0].strip(" ")
         masked = 1 + len(self.tokenizer(instruction + tags.answer)["input_ids"]) - 2 + image_extra

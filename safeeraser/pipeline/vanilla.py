@@ -15,10 +15,25 @@ def check_model(model_dir: str | Path, splits: dict[str, str | Path], batch_size
     from safeeraser.infer.reproduce import reproduction_rates
     from safeeraser.models.loading import load_model, load_processor
 
-    generator = Generator(load_model(str(model_dir)), load_processor(str(model_dir)), batch_size=batch_size)
+    generator = Generator(load_model(str(model_dir)), load_processor(str(model_dir)), batch_size=batch_size,
+                          inference_tags=_inference_tags(model_dir))
     report = {name: reproduction_rates(generator, load_benchmark(path)) for name, path in splits.items()}
     atomic_write_json(Path(model_dir) / CHECK_FILE, report)
     return report
+
+
+def _inference_tags(model_dir: str | Path):
+    """A model fine-tuned in the reference's format (its saved config.yaml says prompt_format=reference) is
+    checked with the reference's inference prompt, as the grid then answers with it; None: the template."""
+    from omegaconf import OmegaConf
+
+    saved = Path(model_dir) / "config.yaml"
+    cfg = OmegaConf.load(saved) if saved.exists() else {}
+    if cfg.get("prompt_format") != "reference":
+        return None
+    from safeeraser.reference.checkout import inference_tags
+
+    return inference_tags(cfg.reference_dir)
 
 
 def format_check(report: dict) -> str:

@@ -60,3 +60,14 @@ def test_the_prompt_format_is_part_of_the_answers_identity(tmp_path):
     (root / "conversation.py").write_text(fake.conversation_py(system="Another system sentence."))
     other = ckpt_infer.generation_meta(SimpleNamespace(**flags, prompt_format="reference", reference_dir=str(root)))
     assert ref["prompt_format"] == "reference" and ref["prompt_sha256"] != other["prompt_sha256"]
+
+
+def test_a_vanilla_model_trained_in_the_reference_format_is_checked_in_it(tmp_path):
+    from safeeraser.pipeline.vanilla import _inference_tags
+
+    root = fake.write(tmp_path / "ref")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.yaml").write_text(f"prompt_format: reference\nreference_dir: {root}\n")
+    assert _inference_tags(tmp_path / "m") == inference_tags(root)
+    (tmp_path / "m" / "config.yaml").write_text("prompt_format: chat_template\n")
+    assert _inference_tags(tmp_path / "m") is None and _inference_tags(tmp_path / "none") is None

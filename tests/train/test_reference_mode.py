@@ -179,7 +179,7 @@ TAGS = TrainingTags(fake.SYSTEM_TAG, fake.USER_TAG, fake.ANSWER_TAG)
 
 def test_reference_prompt_and_label_rule(processor, mini_dir):
     record = load_benchmark(mini_dir / "all_train.json")[0]
-    enc = PromptEncoder(processor, _family(processor), reference_tags=TAGS)
+    enc = PromptEncoder(processor, _family(processor), reference_tags=TAGS, end_token=False)
     question, answer = "What is shown?", "A red Box."
     e = enc.encode(record.image, question, answer)
     tok = processor.tokenizer
@@ -192,6 +192,9 @@ def test_reference_prompt_and_label_rule(processor, mini_dir):
     assert e.labels[:masked].eq(IGNORE_INDEX).all() and e.labels[masked:].tolist() == e.input_ids[masked:].tolist()
     assert tok.decode(e.input_ids[masked:]).strip() == answer
     assert e.labels[-1].item() != tok.eos_token_id
+    with_end = PromptEncoder(processor, _family(processor), reference_tags=TAGS).encode(record.image, question, answer)
+    assert with_end.input_ids.tolist() == e.input_ids.tolist() + [tok.eos_token_id]
+    assert with_end.labels.tolist() == e.labels.tolist() + [tok.eos_token_id]
 
 
 def test_chat_template_without_the_end_token(processor, mini_dir):
