@@ -183,7 +183,7 @@ def _check_command(tokens: list[str], where: str) -> None:
         raise AssertionError(f"{where}: a command this test does not know: {program}")
 
 
-OTHER_TOOLS = {"tensorboard"}
+OTHER_TOOLS = {"tensorboard", "git"}
 SHELL_BUILTINS = {"wait"}
 
 
