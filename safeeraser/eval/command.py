@@ -135,9 +135,12 @@ def format_likelihood(report: dict) -> str:
             lines.append(f"{name:<10} {view:<7} {nll:>9} {prob:>7}")
         auc = report.get(name, {}).get("membership_auc")
         if auc:
-            shown = ", ".join(f"{k} {'n/a' if auc[k] is None else f'{auc[k]:.3f}'}"
+            shown = ", ".join(f"{k} n/a" if auc[k] is None else
+                              f"{k} {auc[k]:.3f} ({auc['distance'][k]:.3f} from 0.5, "
+                              f"{'no lean' if auc['leans'][k] == 'neither' else 'leans ' + auc['leans'][k]})"
                               for k in ("min_k", "min_k_plus_plus", "loss"))
-            lines.append(f"{name:<10} membership AUC (forget vs unseen; 0.5 = looks unseen): {shown}")
+            lines.append(f"{name:<10} membership AUC (forget vs unseen; 0.5 = looks unseen, below it = less likely "
+                         f"than unseen, as telling as above): {shown}")
     return "\n".join(lines)
 
 
@@ -161,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         check_paths(args, cache_file)
         # The input files first: a malformed file is reported at once, before a model or client loads.
         matched = load_matched(args.input_file, args.file_refer)
+        if args.unseen_file:  # before the judge is paid: an unseen file with members would waste the run
+            from safeeraser.eval.likelihood import check_unseen
+
+            check_unseen(args.file_refer, args.unseen_file)
         settings = ChatSettings(
             model=args.judge_model or getattr(judge_class(args.judge), "default_model", None),
             base_url=args.base_url or None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -200,7 +201,35 @@ def membership_auc(model, processor, forget_records: Sequence[Record], unseen_re
         "loss": lambda s: -s.nll,
     }
     out = {name: mia_auc([f(s) for s in members], [f(s) for s in others]) for name, f in scores.items()}
-    return {**out, "members": len(members), "nonmembers": len(others)}
+    # An AUC far below 0.5 (gradient ascent makes the forget set less likely than unseen data) separates
+    # the sets as well as one far above: what an attacker can tell is the distance from 0.5
+    distance = {name: None if auc is None else abs(auc - 0.5) for name, auc in out.items()}
+    leans = {name: None if auc is None else "members" if auc > 0.5 else "non-members" if auc < 0.5 else "neither"
+             for name, auc in out.items()}
+    return {**out, "distance": distance, "leans": leans, "members": len(members), "nonmembers": len(others)}
+
+
+def shared_items(forget_records: Sequence[Record], unseen_records: Sequence[Record]) -> list[tuple[str, str]]:
+    """The (image, question) pairs of unsafe pairs found in both sets: an "unseen" item the model was
+    trained to forget is a member, and would pull every AUC towards 0.5."""
+    def keys(records):
+        return {(str(Path(r.image).resolve()), p["question"]) for r in records for p in r.unsafe_pairs}
+
+    return sorted(keys(forget_records) & keys(unseen_records))
+
+
+def check_unseen(refer_file, unseen_file) -> None:
+    """Refuse an --unseen_file that is the forget file or shares items with it (DataError naming both)."""
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.io import DataError
+
+    if Path(unseen_file).resolve() == Path(refer_file).resolve():
+        raise DataError(f"--unseen_file {unseen_file} is the forget file (--file_refer): its items are members")
+    shared = shared_items(load_benchmark(refer_file), load_benchmark(unseen_file))
+    if shared:
+        image, question = shared[0]
+        raise DataError(f"--unseen_file {unseen_file} shares {len(shared)} harmful item(s) with --file_refer "
+                        f"{refer_file} (e.g. image {image}, question {question!r}): unseen items must be unseen")
 
 
 def likelihood_report(model_path: str, checkpoint_path: str | None, refer_file, *, unseen_file=None,

@@ -168,4 +168,13 @@ def test_membership_auc_separates_trained_answers_from_unseen_ones(tiny, records
     # the vanilla model was fine-tuned on these answers: every score tells them from unseen text
     assert result["loss"] > 0.9 and result["min_k"] > 0.9 and result["min_k_plus_plus"] > 0.9
     same = membership_auc(model, processor, records[:2], records[:2])
-    assert same == {"min_k": 0.5, "min_k_plus_plus": 0.5, "loss": 0.5, "members": 4, "nonmembers": 4}
+    assert same == {"min_k": 0.5, "min_k_plus_plus": 0.5, "loss": 0.5, "members": 4, "nonmembers": 4,
+                    "distance": {"min_k": 0.0, "min_k_plus_plus": 0.0, "loss": 0.0},
+                    "leans": {"min_k": "neither", "min_k_plus_plus": "neither", "loss": "neither"}}
+    # swapped: the garbled answers are now the "members", less likely than the "unseen" trained ones: an
+    # AUC as far below 0.5 as it was above, the same distance, the other lean
+    swapped = membership_auc(model, processor, [_garbled(r) for r in records], records, batch_size=8)
+    for name in ("min_k", "min_k_plus_plus", "loss"):
+        assert swapped[name] == pytest.approx(1 - result[name])
+        assert swapped["distance"][name] == pytest.approx(result["distance"][name]) and result["distance"][name] > 0.4
+        assert (result["leans"][name], swapped["leans"][name]) == ("members", "non-members")

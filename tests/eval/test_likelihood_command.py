@@ -32,3 +32,29 @@ def test_checkpoint_without_model_is_one_error(tmp_path, capsys):
     rc = eval_main(["--input_file", "a.json", "--output_file_rr", str(tmp_path / "o.json"), "--file_refer", "b.json",
                     "--judge", "keyword", "--checkpoint_path", "ckpt"])
     assert rc == 2 and "need --model_path" in capsys.readouterr().err
+
+
+def test_an_unseen_file_with_forget_items_is_refused_before_judging(tmp_path, mini_dir, capsys):
+    records = json.loads((mini_dir / "all_val.json").read_text())
+    for r in records:  # absolute image paths, so a copy elsewhere names the same images
+        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
+    refer = tmp_path / "refer.json"
+    refer.write_text(json.dumps(records))
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([dict(r, unsafe_pairs=[dict(p, model_response1="a", model_response2="b",
+                                                              model_response3="c") for p in r["unsafe_pairs"]])
+                                   for r in records]))
+    mixed = tmp_path / "unseen.json"  # one record of the forget file among unseen ones
+    train = json.loads((mini_dir / "all_train.json").read_text())
+    for r in train:
+        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
+    mixed.write_text(json.dumps(train[:3] + records[1:2]))
+    base = ["--input_file", str(answers), "--output_file_rr", str(tmp_path / "o.json"), "--file_refer", str(refer),
+            "--judge", "keyword", "--no_progress", "--model_path", "any-model"]
+    assert eval_main(base + ["--unseen_file", str(refer)]) == 2
+    assert "is the forget file" in capsys.readouterr().err
+    assert eval_main(base + ["--unseen_file", str(mixed)]) == 2
+    err = capsys.readouterr().err
+    n_shared = len(records[1]["unsafe_pairs"])
+    assert f"shares {n_shared} harmful item(s)" in err and "unseen items must be unseen" in err
+    assert not (tmp_path / "o.json").exists()  # nothing was judged

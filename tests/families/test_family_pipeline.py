@@ -121,6 +121,43 @@ def test_fused_forward_and_reference_equal_separate_passes(family_name, family_c
         assert results[0]["kl"].item() > 0  # the reference really is the adapter-free model
 
 
+def test_gradient_checkpointing_gives_lora_the_same_gradients(family_name, family_cfg, mini_dir):
+    """With checkpointing on, every LoRA A and B weight still gets its gradient (reentrant checkpointing
+    would give none unless the inputs required grad), equal to the gradient without it."""
+    from safeeraser.data.views import forget_items
+    from safeeraser.train.dataset import UnlearnDataset, ViewCollator
+    from safeeraser.train.methods import parse_method
+    from safeeraser.train.model_setup import prepare_model
+    from safeeraser.train.step import compute_loss
+
+    family = family_for(family_name)
+    grads = []
+    for checkpointing in (False, True):
+        cfg = family_cfg(family_name, "forget_loss=gd", f"gradient_checkpointing={str(checkpointing).lower()}",
+                         "tune_mm_projector=false", "LoRA.dropout=0")
+        proc = load_processor(cfg.model_path)
+        m = parse_method("gd")
+        ds = UnlearnDataset(forget_items(load_benchmark(mini_dir / "all_train.json")), m.views(),
+                            PromptEncoder(proc, family), [], seed=0)
+        views = ViewCollator(proc.tokenizer.pad_token_id, family)([ds[i] for i in range(2)])
+        torch.manual_seed(0)
+        model = prepare_model(load_model(cfg.model_path, "float32"), cfg, family)
+        with torch.no_grad():  # B = 0 at init would leave A without gradient
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.05)
+        model.train()
+        assert model.is_gradient_checkpointing == checkpointing
+        loss, _ = compute_loss(model, views, m, cfg, proc.tokenizer.pad_token_id, family)
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if "lora_" in n})
+    plain, checkpointed = grads
+    assert plain.keys() == checkpointed.keys() and any("lora_B" in n for n in plain)
+    for n, g in checkpointed.items():
+        assert g.abs().sum() > 0, n
+        assert torch.allclose(g, plain[n], rtol=1e-4, atol=1e-7), n
+
+
 def _model_and_requests(family_name, tiny_family_dir, mini_dir):
     """The family's tiny model and processor, and 4 requests of 2 answers each with stable keys."""
     from safeeraser.infer.engine import GenRequest
