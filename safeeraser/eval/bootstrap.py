@@ -80,6 +80,9 @@ class _Stat:
     def __init__(self, values: Sequence, stat: str = "mean"):
         if stat not in STATS:
             raise ValueError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
+        if isinstance(values, Mapping):  # list() of a mapping is its keys: they would be scored as the values
+            raise TypeError("expected a sequence of per-record values, got a mapping: pass its values() (or items "
+                            "in record order)")
         values = list(values)
         self.n = len(values)
         self.ratio = bool(values) and not _is_number(values[0])

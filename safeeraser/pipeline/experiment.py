@@ -264,7 +264,9 @@ class Runner:
         self.log = log
         self.executed: list[str] = []  # steps that did work in this run (the rest were found done)
         # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
-        self.values: dict[str, list[dict]] = {}
+        # method -> run tag -> judged values: a run's row made twice (rows() called again) replaces its
+        # values, never adds a second copy that intervals would count twice
+        self.values: dict[str, dict[str, dict]] = {}
         self.reused_notes: list[str] = []  # finished steps reused although other code or packages made them
         self.validate_paths = True  # a plan printed before the data exists names steps without checking it
 
@@ -620,7 +622,7 @@ class Runner:
         stats = {split: s for split, (s, _) in evaluated.items()}
         judged = {split: path for split, (_, path) in evaluated.items()}
         values = {split: judged_values(read_json_records(path), str(path)) for split, path in judged.items()}
-        self.values.setdefault(run.method, []).append(values)
+        self.values.setdefault(run.method, {})[run.tag] = values
         spec = self.spec_path(run.tag)
         spec = None if spec is None else json.loads(self._made(spec / "specificity.json", "specificity").read_text())
         row = row_from(run.method, stats, spec)
@@ -638,7 +640,7 @@ class Runner:
         if len(seeds) < 2:
             return self.row(self.plan_run(method, seeds[0]))
         row = combine_seeds(method, seeds, [self.row(self.plan_run(method, s)) for s in seeds])
-        row["ci"] = intervals(self.values[method], self.cfg.bootstrap)
+        row["ci"] = intervals(list(self.values[method].values()), self.cfg.bootstrap)
         return row
 
     def rows(self) -> list[dict]:
@@ -657,7 +659,8 @@ class Runner:
         """For every method run with and without PD: the +PD minus base difference of each rate on the
         same records, with a paired bootstrap interval (over several seeds: seeds and records resampled,
         a seed's two runs kept together)."""
-        return [pd_effect(base, self.values[base], self.values[f"{base}pd"], self.cfg.bootstrap)
+        return [pd_effect(base, list(self.values[base].values()), list(self.values[f"{base}pd"].values()),
+                          self.cfg.bootstrap)
                 for base in self.cfg.methods if f"{base}pd" in self.values and base in self.values]
 
 

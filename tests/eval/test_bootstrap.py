@@ -202,3 +202,9 @@ def test_paired_seeds_diff_carries_the_seed_spread():
     one = paired_seeds_diff([[(1, 3), (0, 3), (2, 3)]], [[(2, 3), (0, 3), (3, 3)]], seed=1)
     plain = paired_bootstrap_diff([(1, 3), (0, 3), (2, 3)], [(2, 3), (0, 3), (3, 3)], seed=1)
     assert one.estimate == pytest.approx(plain.estimate)
+
+
+def test_a_mapping_is_refused_not_scored_by_its_keys():
+    with pytest.raises(TypeError, match="got a mapping"):
+        bootstrap_ci({1: 0.0, 2: 0.0, 3: 0.0})  # its keys would have been the values: mean 2
+    assert bootstrap_ci([0.0, 0.0, 0.0]).estimate == 0.0

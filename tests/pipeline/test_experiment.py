@@ -57,7 +57,8 @@ def test_unknown_method_is_a_config_error(experiment):
         run_experiment(experiment(["ga", "gx"]), log=lambda *_: None)
 
 
-@pytest.mark.parametrize("name", ["mini.yaml", "llava7b.yaml", "llava13b.yaml", "qwen25vl7b.yaml"])
+@pytest.mark.parametrize("name", ["mini.yaml", "llava7b.yaml", "llava13b.yaml", "qwen25vl7b.yaml",
+                                  "llava7b_reference.yaml", "mini_reference.yaml"])
 def test_shipped_experiment_configs_validate(name):
     from safeeraser.pipeline.experiment import load_experiment
 
@@ -86,6 +87,8 @@ def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, 
     assert "rouge_l_sd" in header and header.endswith("seeds") and "sarr_low" in header
     lo, hi = ga["ci"]["eff_asr"]
     assert lo <= ga["eff_asr"] <= hi
+    # the rows made again: each seed's judged values counted once, the same intervals
+    assert runner.rows() == rows and [len(runner.values[m]) for m in ("vanilla", "ga")] == [1, 2]
 
 
 def test_combine_seeds_keeps_a_missing_column_missing():
