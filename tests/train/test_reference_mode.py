@@ -18,34 +18,8 @@ from safeeraser.train.dataset import InOrderSampler, Pairing, UnlearnDataset, tr
 from safeeraser.train.loop import warmup_steps
 from safeeraser.train.methods import method_of
 from safeeraser.train.methods.terms import KINDS
-from safeeraser.train.step import ViewOutput
-
-
-def _cfg(**kw):
-    base = dict(token_mean="per_example", kl_all_positions=False, kl_positions="answer")
-    return SimpleNamespace(**{**base, **kw})
-
-
-def _view(seed, rows=2, width=7, vocab=11, answer_from=(3, 5)):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(rows, width, vocab, generator=g)
-    labels = torch.randint(0, vocab, (rows, width), generator=g)
-    for r, start in enumerate(answer_from):
-        labels[r, :start] = IGNORE_INDEX
-    return ViewOutput(logits, labels, ref_logits=torch.randn(rows, width, vocab, generator=g))
-
-
-def _token_nlls(view):
-    """Each answer token's NLL, written out position by position."""
-    out = []
-    for r in range(view.labels.shape[0]):
-        row = []
-        for t in range(1, view.labels.shape[1]):
-            if view.labels[r, t] != IGNORE_INDEX:
-                logp = view.logits[r, t - 1].log_softmax(-1)[view.labels[r, t]]
-                row.append(-float(logp))
-        out.append(row)
-    return out
+from safeeraser.train.step import ViewOutput  # noqa: F401
+from hand_written import cfg as _cfg, token_nlls as _token_nlls, view as _view
 
 
 def test_batch_token_mean_and_pooled_nll_are_one_mean_over_all_answer_tokens():
@@ -255,3 +229,4 @@ def test_pd_pairing_reference_refuses_data_the_reference_would_crash_on(tmp_path
     with pytest.raises(DataError, match=r"uneven.json: .*8 harmless pairs and only 6 unsafe pairs.*IndexError"):
         build_dataset(cfg, method_of(SimpleNamespace(forget_loss="gdpd", po_pooling="sum", loss_weights={})),
                       processor, _family(processor), records)
+
