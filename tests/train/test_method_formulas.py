@@ -27,3 +27,37 @@ def test_simnpo_is_the_papers_formula_at_the_authors_weight():
     expected = (0.125 * sum(simnpo_row(r) for r in rows) / len(rows)
                 + sum(sum(r) / len(r) for r in retain_rows) / len(retain_rows))
     assert total == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name, retain", [("dpo", False), ("idkdpo", True)])
+def test_dpo_is_minus_two_over_beta_log_sigmoid_of_the_margin(name, retain):
+    refusal, harmful, kept = view(7, answer_from=(2, 3)), view(8, answer_from=(4, 2)), view(9, answer_from=(1, 5))
+    beta = 0.1
+    method = parse_method(name)
+    outs = {"idk": refusal, "forget": harmful, "retain": kept}
+    total = sum(t.weight * float(KINDS[t.kind](outs, t, cfg(), {"beta": beta})) for t in method.terms)
+
+    def log_prob_sums(v, logits):  # sum over answer tokens of log p, per row, written out
+        out = []
+        for r in range(v.labels.shape[0]):
+            out.append(sum(float(logits[r, t - 1].log_softmax(-1)[v.labels[r, t]])
+                           for t in range(1, v.labels.shape[1]) if v.labels[r, t] != -100))
+        return out
+
+    margins = [(wc - wr) - (lc - lr) for wc, wr, lc, lr in zip(
+        log_prob_sums(refusal, refusal.logits), log_prob_sums(refusal, refusal.ref_logits),
+        log_prob_sums(harmful, harmful.logits), log_prob_sums(harmful, harmful.ref_logits))]
+    expected = sum(-(2 / beta) * math.log(1 / (1 + math.exp(-beta * m))) for m in margins) / len(margins)
+    if retain:
+        rows = token_nlls(kept)
+        expected += sum(sum(r) / len(r) for r in rows) / len(rows)
+    assert total == pytest.approx(expected, rel=1e-5)
+
+
+def test_undial_has_no_retain_term_unless_asked():
+    method = parse_method("undial")
+    assert method.views() == ["forget"] and method.reference_views() == ["forget"]
+    with_retain = method.with_weights({"retain": 1.0})
+    assert with_retain.views() == ["forget", "retain"]
+    assert [t.name for t in method.at_step(0).terms] == ["undial"]
+    assert parse_method("undialpd").views() == ["forget", "pd"]

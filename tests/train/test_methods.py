@@ -91,8 +91,9 @@ def test_dpo_alone_prefers_the_refusal(forget_cfg, vanilla_dir, mini_dir, start)
 @pytest.mark.parametrize("name, args", [
     # the paper's retain weight (1200) and steering scale are for 7B activations; the tiny model's are smaller
     ("rmu", ("method_args.alpha=1",)),
-    # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top
-    ("undial", ("method_args.strength=10",)),
+    # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top; the
+    # paper's UNDIAL has no retain term, the option adds it
+    ("undial", ("method_args.strength=10", "loss_weights.retain=1")),
     ("scrub", ()),
     ("wga", ()),
 ])

@@ -63,8 +63,9 @@ class Method:
         return replace(self, terms=tuple(replace(t, weight=float(weights.get(t.name, t.weight))) for t in self.terms))
 
     def at_step(self, step: int) -> "Method":
-        """The method with only the terms active on optimizer step `step`: their views alone are computed."""
-        return replace(self, terms=tuple(t for t in self.terms if t.active(step)))
+        """The method with only the terms active on optimizer step `step` and weighted other than 0: their
+        views alone are computed (a 0-weight term, such as UNDIAL's optional retain term, costs nothing)."""
+        return replace(self, terms=tuple(t for t in self.terms if t.active(step) and t.weight != 0))
 
     def resolve_args(self, given: dict) -> dict:
         """The method's arguments: its defaults, overridden by `given` (a key it does not have is a KeyError)."""
@@ -89,11 +90,15 @@ class Method:
     def term_names(self) -> list[str]:
         return [t.name for t in self.terms]
 
+    def _weighted(self):
+        return (t for t in self.terms if t.weight != 0)
+
     def views(self) -> list[str]:
-        return list(dict.fromkeys(v for t in self.terms for v in t.views()))
+        """The views the weighted terms read (a 0-weight term's are neither built nor computed)."""
+        return list(dict.fromkeys(v for t in self._weighted() for v in t.views()))
 
     def reference_views(self) -> list[str]:
-        return list(dict.fromkeys(v for t in self.terms if t.kind in REFERENCE_KINDS for v in t.views()))
+        return list(dict.fromkeys(v for t in self._weighted() if t.kind in REFERENCE_KINDS for v in t.views()))
 
     def hidden_views(self) -> list[str]:
-        return list(dict.fromkeys(v for t in self.terms if t.kind in HIDDEN_KINDS for v in t.views()))
+        return list(dict.fromkeys(v for t in self._weighted() if t.kind in HIDDEN_KINDS for v in t.views()))

@@ -94,10 +94,13 @@ def simnpo(outs, term, cfg, args) -> torch.Tensor:
 
 def dpo(outs, term, cfg, args) -> torch.Tensor:
     """DPO (Rafailov et al. 2023) with the term's view preferred over its pair (the refusal over the
-    harmful answer), against the adapter-disabled reference; the rows of both views are the same items."""
+    harmful answer), against the adapter-disabled reference; the rows of both views are the same items.
+    Scaled by 2/beta as open-unlearning and the SimNPO authors write it for unlearning: -(2/beta) log
+    sigmoid(beta * margin), which starts at (2/beta) log 2 like NPO; unscaled, the term is beta/2 as strong
+    (20x weaker than a retain NLL at beta 0.1)."""
     beta = args["beta"]
     margin = _log_ratio(outs[term.view]) - _log_ratio(outs[term.pair])
-    return (-F.logsigmoid(beta * margin)).mean()
+    return (-2.0 / beta * F.logsigmoid(beta * margin)).mean()
 
 
 def undial(outs, term, cfg, args) -> torch.Tensor:
