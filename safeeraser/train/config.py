@@ -151,6 +151,12 @@ class TrainConfig:
     # ours: with eval_steps, also answer the sample's forget and PD prompts greedily (up to this many new
     # tokens; 0: not) and label the answers with the offline keyword judge: eval/asr and eval/sarr
     eval_asr_tokens: int = 0
+    # ours: keep the checkpoint with the best value of a logged metric (a key of log.jsonl: eval/forget_nll,
+    # eval/sarr with eval_steps, loss/total, ...) in save_dir/best, `save_best_mode` min or max; with
+    # final_adapter=best the saved adapter is that checkpoint's, not the last step's
+    save_best: str = ""
+    save_best_mode: str = "min"
+    final_adapter: str = "last"
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
     # ours: the CPU code path of torch's kernels (safeeraser.numerics): native, or avx2 for the same bits on
@@ -327,6 +333,12 @@ def validate(cfg, validate_paths: bool = True) -> None:
                 training_tags(cfg.reference_dir, cfg.model_family)
             except CheckoutError as exc:
                 raise ConfigError(f"key 'reference_dir': {exc}") from None
+    need(cfg.save_best_mode in ("min", "max"), "save_best_mode", f"min or max, got {cfg.save_best_mode!r}")
+    need(cfg.final_adapter in ("last", "best"), "final_adapter", f"last or best, got {cfg.final_adapter!r}")
+    need(cfg.final_adapter == "last" or bool(cfg.save_best), "final_adapter",
+         "best needs save_best (the metric that decides which checkpoint is best)")
+    need(not cfg.save_best.startswith("eval/") or cfg.eval_steps > 0, "save_best",
+         f"{cfg.save_best} is logged only with in-training evaluation: set eval_steps")
     need(cfg.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
     need(cfg.eval_samples >= 1, "eval_samples", "must be >= 1")
     need(cfg.eval_asr_tokens >= 0, "eval_asr_tokens", "must be >= 0 (0: no quick ASR)")
@@ -418,7 +430,8 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
                       "prompt_format": "chat_template", "reference_dir": "", "train_end_token": True,
                       "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
                       "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",
-                      "data_order": "shuffle", "lr_schedule_per_process": False}
+                      "data_order": "shuffle", "lr_schedule_per_process": False, "save_best": "",
+                      "save_best_mode": "min", "final_adapter": "last"}
 
 
 def identity_config(config: dict) -> dict:

@@ -134,12 +134,20 @@ def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
     acc.wait_for_everyone()
 
 
+BEST_DIR = "best"  # save_best's checkpoint under save_dir (not checkpoint-N: never taken for `latest`)
+
+
 def _checkpoint(acc, model, optimizer, scheduler, cfg, save_dir: Path, step: int, epoch: int,
-                batches_in_epoch: int, last_ckpt: Path | None) -> Path:
+                batches_in_epoch: int, last_ckpt: Path | None, best: dict | None = None,
+                as_best: bool = False) -> Path:
     """Save under a temporary name and rename when complete, the state file written last: a run killed
-    mid-save leaves only the hidden temporary folder, which `latest` never picks."""
+    mid-save leaves only the hidden temporary folder, which `latest` never picks. `best` (save_best's best
+    so far) goes into the state, so that a resumed run compares with it; `as_best` writes save_dir/best."""
     require_finite_weights(acc, model, f"at step {step}", last_ckpt)
-    tmp, final = temporary_dir(save_dir, step), checkpoint_dir(save_dir, step)
+    if as_best:
+        tmp, final = save_dir / f".{BEST_DIR}.tmp", save_dir / BEST_DIR
+    else:
+        tmp, final = temporary_dir(save_dir, step), checkpoint_dir(save_dir, step)
     if acc.is_main_process and tmp.exists():
         shutil.rmtree(tmp)  # left by a save that was cut off
     acc.wait_for_everyone()
@@ -151,7 +159,7 @@ def _checkpoint(acc, model, optimizer, scheduler, cfg, save_dir: Path, step: int
             "format": FORMAT, "global_step": step, "epoch": epoch, "batches_in_epoch": batches_in_epoch,
             "scheduler": scheduler.state_dict(), "accelerate_step": acc.step,
             "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-            "config": OmegaConf.to_container(cfg, resolve=True)})
+            "best": best, "config": OmegaConf.to_container(cfg, resolve=True)})
         publish(tmp, final)
     acc.wait_for_everyone()
     return final
@@ -312,6 +320,7 @@ class Trainer:
                                        num_training_steps=total_steps)
 
         self.global_step, self.start_epoch, self.skip_batches = 0, 0, 0
+        self.best = None  # save_best's best so far: key, value, step
         self.log_path = log_path = save_dir / "log.jsonl"
         if ckpt is not None:
             state = resume_state
@@ -322,12 +331,16 @@ class Trainer:
                 acc.scaler.load_state_dict(state["scaler"])
             self.global_step, self.start_epoch = state["global_step"], state["epoch"]
             self.skip_batches = state["batches_in_epoch"]
+            self.best = state.get("best")
             if acc.is_main_process:  # drop log rows written after the checkpoint
                 rows = [r for r in read_jsonl_tolerant(log_path) if r["step"] <= self.global_step]
                 atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in rows))
             acc.print(f"resumed from {ckpt} at step {self.global_step}")
-        elif acc.is_main_process and log_path.exists():
-            log_path.unlink()
+        else:
+            if acc.is_main_process and log_path.exists():
+                log_path.unlink()
+            if acc.is_main_process and (save_dir / BEST_DIR).exists():  # an earlier run's best is not this run's
+                shutil.rmtree(save_dir / BEST_DIR)
         self.last_ckpt = ckpt
         if acc.is_main_process:
             remove_partial(save_dir)
@@ -408,9 +421,13 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
                 bar.update(1)
                 window, window_samples = {}, 0
+                if self._improves(row.get(cfg.save_best)):
+                    self.best = {"key": cfg.save_best, "value": row[cfg.save_best], "step": self.global_step}
+                    _checkpoint(acc, self.model, self.optimizer, self.scheduler, cfg, self.save_dir, self.global_step,
+                                epoch, i + 1, self.last_ckpt, best=self.best, as_best=True)
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
                     self.last_ckpt = _checkpoint(acc, self.model, self.optimizer, self.scheduler, cfg, self.save_dir,
-                                                 self.global_step, epoch, i + 1, self.last_ckpt)
+                                                 self.global_step, epoch, i + 1, self.last_ckpt, best=self.best)
                 self._call("on_phase", "logging")
                 window_start = time.perf_counter()
                 if self.global_step >= self.total_steps:
@@ -420,11 +437,22 @@ class Trainer:
         bar.close()
         return self
 
+    def _improves(self, value) -> bool:
+        """Whether a logged value of save_best beats the best so far. Logged values are reduced over the
+        processes, so every process decides alike."""
+        if not self.cfg.save_best or value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best["value"] if self.cfg.save_best_mode == "min" else value > self.best["value"]
+
     def finish(self) -> Path:
         from safeeraser.train.plots import plot_loss_curves
 
         acc = self.acc
         acc.wait_for_everyone()
+        if self.cfg.final_adapter == "best" and self.best is not None:
+            load_training_state(acc, self.model, self.optimizer, self.save_dir / BEST_DIR)
         require_finite_weights(acc, self.model, f"after step {self.global_step}", self.last_ckpt)
         _save_final(acc, self.model, self.processor, self.cfg, self.save_dir)
         self._call("on_end")
@@ -432,7 +460,8 @@ class Trainer:
             rows = read_jsonl_tolerant(self.log_path)
             plot_loss_curves(rows, self.save_dir / "loss_curves.png", title=f"{self.method.name}  lr={self.cfg.lr}")
             atomic_write_json(self.save_dir / "run_complete.json",
-                              {"global_step": self.global_step, "method": self.method.name})
+                              {"global_step": self.global_step, "method": self.method.name, "best": self.best,
+                               "final_adapter": self.cfg.final_adapter if self.best is not None else "last"})
         if self.cfg.report_to != "none":
             acc.end_training()
         return self.save_dir
