@@ -67,7 +67,7 @@ def probe(model_dir: str, inp: str, out: str) -> None:
     from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    req = torch.load(inp)
+    req = torch.load(inp, weights_only=True)  # our own temporary file, still never unpickled
     proc = AutoProcessor.from_pretrained(model_dir)  # what safeeraser.models.loading uses
     ids = [proc.tokenizer(t)["input_ids"] for t in req["texts"]]
     pixels = proc.image_processor(Image.open(req["image"]), return_tensors="pt")["pixel_values"]
@@ -155,7 +155,7 @@ def check(out: Path, weights: dict, ours: Path, image: str, ours_python: str) ->
         req, res = os.path.join(tmp, "req.pt"), os.path.join(tmp, "res.pt")
         torch.save({"texts": texts, "image": image, "ids": expanded, "pixels": pixels}, req)
         subprocess.run([ours_python, __file__, "--probe", str(ours), req, res], check=True)
-        theirs = torch.load(res)
+        theirs = torch.load(res, weights_only=True)
 
     report = {
         "transformers_legacy": transformers.__version__, "transformers_ours": theirs["transformers"],
