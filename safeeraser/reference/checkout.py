@@ -3,12 +3,11 @@ Python by `ast` (parsed, never imported or executed). The project ships none of 
 reads what it needs from the checkout at run time."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 MODEL_CONFIG = Path("config/model_config.yaml")
-# The reference's configs name their model family by this key (config/forget_lora.yaml's model_family)
-DEFAULT_KEY = "llava-v1.5-vicuna"
 
 
 class CheckoutError(ValueError):
@@ -34,9 +33,18 @@ def checkout_file(reference_dir: str | Path, relative: Path) -> Path:
     return path
 
 
-def training_tags(reference_dir: str | Path, family_key: str = "") -> TrainingTags:
-    """The system, question-start and answer tags under `family_key` (the config's model_family; the
-    reference's LLaVA-1.5 key when that is empty or not in the file) of the checkout's model_config.yaml."""
+def parse_python(path: Path):
+    """A checkout's Python file as a syntax tree (parsed, never imported or run)."""
+    import ast
+
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise CheckoutError(f"{path}: cannot parse as Python: {exc}") from None
+
+
+def model_config(reference_dir: str | Path) -> dict:
+    """The checkout's config/model_config.yaml: a mapping of the reference's model families."""
     import yaml
 
     path = checkout_file(reference_dir, MODEL_CONFIG)
@@ -46,10 +54,19 @@ def training_tags(reference_dir: str | Path, family_key: str = "") -> TrainingTa
         raise CheckoutError(f"{path}: cannot parse YAML: {exc}") from None
     if not isinstance(data, dict):
         raise CheckoutError(f"{path}: expected a mapping of model families")
-    key = family_key if family_key in data else DEFAULT_KEY
-    entry = data.get(key)
+    return data
+
+
+def training_tags(reference_dir: str | Path, keys: Sequence[str]) -> TrainingTags:
+    """The system, question-start and answer tags of the first of `keys` (the config's model_family, then
+    the family's `reference_names`) that the checkout's model_config.yaml has."""
+    data = model_config(reference_dir)
+    path = Path(reference_dir) / MODEL_CONFIG
+    key = next((k for k in keys if k and k in data), None)
+    entry = data.get(key) if key is not None else None
     if not isinstance(entry, dict):
-        raise CheckoutError(f"{path}: no entry '{key}' (entries: {', '.join(map(str, data)) or 'none'})")
+        raise CheckoutError(f"{path}: no entry {' or '.join(repr(k) for k in keys if k) or 'for this model'} "
+                            f"(entries: {', '.join(map(str, data)) or 'none'})")
     fields = {}
     for name in ("system_tag", "question_start_tag", "answer_tag"):
         value = entry.get(name)
@@ -57,7 +74,6 @@ def training_tags(reference_dir: str | Path, family_key: str = "") -> TrainingTa
             raise CheckoutError(f"{path}: entry '{key}' has no string field '{name}'")
         fields[name] = value
     return TrainingTags(fields["system_tag"], fields["question_start_tag"], fields["answer_tag"])
-
 
 CONVERSATION = Path("conversation.py")
 
@@ -81,10 +97,7 @@ def inference_tags(reference_dir: str | Path, template: str = "vicuna_v1") -> In
     import ast
 
     path = checkout_file(reference_dir, CONVERSATION)
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as exc:
-        raise CheckoutError(f"{path}: cannot parse as Python: {exc}") from None
+    tree = parse_python(path)
     assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
                 if isinstance(t, ast.Name)}
     table = assigned.get("conv_templates")

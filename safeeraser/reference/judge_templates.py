@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from safeeraser.reference.checkout import CheckoutError, checkout_file
+from safeeraser.reference.checkout import CheckoutError, checkout_file, parse_python
 
 CONFIG_FILE = Path("eval/eval_config.py")
 EVAL_FILE = Path("eval_all.py")
@@ -38,15 +38,8 @@ class ReferenceTemplates:
         return "".join(values[p[1]] if isinstance(p, tuple) else p for p in self.score_parts)
 
 
-def _parse(path: Path) -> ast.Module:
-    try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as exc:
-        raise CheckoutError(f"{path}: cannot parse as Python: {exc}") from None
-
-
 def _templates(path: Path) -> dict:
-    tree = _parse(path)
+    tree = parse_python(path)
     node = next((n.value for n in tree.body if isinstance(n, ast.Assign)
                  and any(isinstance(t, ast.Name) and t.id == "TEMPLATES" for t in n.targets)), None)
     if node is None:
@@ -125,7 +118,7 @@ def load_reference_templates(reference_dir: str | Path) -> ReferenceTemplates:
     config_path = checkout_file(reference_dir, CONFIG_FILE)
     eval_path = checkout_file(reference_dir, EVAL_FILE)
     templates = _templates(config_path)
-    tree = _parse(eval_path)
+    tree = parse_python(eval_path)
     parts = _score_parts(_function(tree, "evaluate_unharmpair", eval_path), eval_path)
     model, system = _request(_function(tree, "gpt_4_call", eval_path), eval_path)
     asr = {k: v for k, v in templates.items() if k not in CHECKS}

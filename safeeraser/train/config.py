@@ -327,10 +327,11 @@ def validate(cfg, validate_paths: bool = True) -> None:
              "prompt_format=reference reads the reference's prompt tags from a checkout of its repository: "
              "set reference_dir")
         if validate_paths:
-            from safeeraser.reference.checkout import CheckoutError, training_tags
+            from safeeraser.reference.checkout import CheckoutError, model_config, training_tags
 
-            try:
-                training_tags(cfg.reference_dir, cfg.model_family)
+            try:  # the model's family is known once it loads (build_dataset): here, the file and this config's key
+                if cfg.model_family in model_config(cfg.reference_dir):
+                    training_tags(cfg.reference_dir, [cfg.model_family])
             except CheckoutError as exc:
                 raise ConfigError(f"key 'reference_dir': {exc}") from None
     need(cfg.save_best_mode in ("min", "max"), "save_best_mode", f"min or max, got {cfg.save_best_mode!r}")

@@ -40,7 +40,7 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     if cfg.prompt_format == "reference":
         from safeeraser.reference.checkout import training_tags
 
-        tags = training_tags(cfg.reference_dir, cfg.model_family)
+        tags = training_tags(cfg.reference_dir, [cfg.model_family, *family.reference_names])
     encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
                             end_token=cfg.train_end_token, reference_tags=tags)
     if method.views() == ["target"]:

@@ -72,6 +72,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, required=True, help="our tiny LLaVA (its weights' digest goes in the fixture)")
     ap.add_argument("--fixture", type=Path)
     a = ap.parse_args()
+    from safeeraser.models.families import family_for
     from safeeraser.reference.checkout import inference_tags, training_tags
 
     ours = json.loads(a.ours.read_text())
@@ -81,7 +82,8 @@ def main() -> int:
                         "(the system prompt is FastChat's Vicuna v1.1 one); prompts are kept as digests only",
                "model": {"family": "llava", "size": "tiny", "seed": 0,
                                                              "weights_sha256": weights_digest(a.model)},
-               "tags": vars(training_tags(a.reference_dir)), "losses": {}, "batches": {}}
+               "tags": vars(training_tags(a.reference_dir, family_for("llava").reference_names)),
+               "losses": {}, "batches": {}}
     worst, lines = 0.0, ["| loss | term | reference | ours (reference mode) | difference (relative) |",
                          "| --- | --- | ---: | ---: | ---: |"]
     for loss in LOSSES:
