@@ -25,23 +25,16 @@ LOSSES = ("ga", "gd", "kl", "idk", "gapd", "gdpd", "klpd", "idkpd")
 TERM_OF = {"forget": "forget", "retain": "retain", "pd": "pd", "pooled": "idk_retain", "kl": "kl"}
 
 
-def _collapse_image(ids: list[int], image_id: int) -> list[int]:
-    """Token ids with each run of image tokens as one: the reference's text before its model expands it."""
-    out = []
-    for t in ids:
-        if t == image_id and out and out[-1] == image_id:
-            continue
-        out.append(t)
-    return out
+def _single_image(ids: list[int], image_id: int) -> list[int]:
+    """The positions of `ids` with each run of image tokens kept as its first: the reference's text before
+    its model expands the one placeholder."""
+    return [i for i in range(len(ids)) if not (ids[i] == image_id and i and ids[i - 1] == image_id)]
 
 
 def _view_rows(batch: dict, image_id: int) -> dict:
-    ids = batch["input_ids"][0].tolist()
-    labels = batch["labels"][0].tolist()
-    mask = batch["attention_mask"][0].tolist()
-    keep = [i for i in range(len(ids)) if not (ids[i] == image_id and i and ids[i - 1] == image_id)]
-    return {"input_ids": _collapse_image(ids, image_id), "labels": [labels[i] for i in keep],
-            "attention_mask": [mask[i] for i in keep]}
+    rows = {k: batch[k][0].tolist() for k in ("input_ids", "labels", "attention_mask")}
+    keep = _single_image(rows["input_ids"], image_id)
+    return {k: [v[i] for i in keep] for k, v in rows.items()}
 
 
 def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool, data: str = "all_train.json",
@@ -71,8 +64,7 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
         with torch.no_grad():
             total, parts = train_step.compute_loss(trainer.model, views, trainer.method, cfg, trainer.pad_id,
                                                    trainer.family, ref_model=trainer.ref_model, step=0)
-        image_id = trainer.model.config.image_token_id if hasattr(trainer.model, "config") else None
-        image_id = image_id or trainer.processor.tokenizer.convert_tokens_to_ids(trainer.processor.image_token)
+        image_id = trainer.processor.tokenizer.convert_tokens_to_ids(trainer.processor.image_token)
         # The views as the loss sees them: in reference mode compute_loss pads every view of the micro-batch
         # to their common width, as the reference's collator does
         common = max(batch["input_ids"].shape[1] for batch in views.values())
@@ -85,7 +77,7 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
 def infer_prompt(model: str, work: Path, reference_dir: str) -> list[int]:
     """Our ckpt_infer's prompt ids for the case's question with --prompt_format reference (the image's
     tokens as one placeholder, as the reference's tokenizer sees its text)."""
-    from case import QUESTION
+    from case import CATEGORY, QUESTION
     from safeeraser.data.encode import PromptEncoder
     from safeeraser.models.families import family_of_path
     from safeeraser.models.loading import load_processor
@@ -94,8 +86,8 @@ def infer_prompt(model: str, work: Path, reference_dir: str) -> list[int]:
     processor = load_processor(model)
     encoder = PromptEncoder(processor, family_of_path(model), inference_tags=inference_tags(reference_dir))
     image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
-    ids = encoder.encode_prompt(work / "dataset/images/Violence/img_000.png", QUESTION).input_ids.tolist()
-    return _collapse_image(ids, image_id)
+    ids = encoder.encode_prompt(work / "dataset/images" / CATEGORY / "img_000.png", QUESTION).input_ids.tolist()
+    return [ids[i] for i in _single_image(ids, image_id)]
 
 
 class _ScriptedJudge:
