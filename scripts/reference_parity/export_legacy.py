@@ -81,7 +81,6 @@ def probe(model_dir: str, inp: str, out: str) -> None:
 
 def export(ours: Path, out: Path) -> dict:
     """Write OUT with 4.46's classes; returns the renamed state dict for the bit-identity check."""
-    import torch
     from safetensors.torch import load_file, save_file
     from transformers import (CLIPImageProcessor, GenerationConfig, LlavaConfig, PreTrainedTokenizerFast)
 

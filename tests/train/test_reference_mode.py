@@ -18,7 +18,6 @@ from safeeraser.train.dataset import InOrderSampler, Pairing, UnlearnDataset, tr
 from safeeraser.train.loop import warmup_steps
 from safeeraser.train.methods import method_of
 from safeeraser.train.methods.terms import KINDS
-from safeeraser.train.step import ViewOutput  # noqa: F401
 from hand_written import cfg as _cfg, token_nlls as _token_nlls, view as _view
 
 
