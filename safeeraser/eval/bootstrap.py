@@ -1,9 +1,19 @@
-"""Percentile-bootstrap confidence intervals for the benchmark's rates, over RECORDS.
+"""Percentile-bootstrap confidence intervals for the benchmark's rates, over IMAGES (or records).
 
 A record's answers are not independent draws: its three samples (model_response1..3) answer the same
-question on the same image, so they tend to agree. Resampling samples would treat 3 correlated
-answers as 3 independent ones and give intervals that are too narrow. Every function here resamples
-whole records (the unit the benchmark sampled), and a record's samples travel together.
+question on the same image, and its several questions are about one image, so they tend to agree.
+Resampling samples would treat correlated answers as independent ones and give intervals that are too
+narrow. Every function here resamples whole units, and a unit's answers travel together: judged_values
+makes one unit per image (records that share an image are one cluster), the unit the benchmark sampled.
+
+Where the bootstrap collapses (every resample gives the same value: 0 harmful answers out of 108, or
+every answer refused), its interval [0.0, 0.0] would claim a certainty the data cannot give. There the
+interval is a count-based one instead: Wilson's score interval with the units as the trials (a unit
+counts as one trial, which is conservative when its answers agree). A paired difference collapses when
+every unit differs by the same d; its interval is Newcombe's square-and-add of the Wilson intervals of
+the differences' positive and negative parts (d+ = max(d, 0) and d- = max(-d, 0) per unit, d = d+ - d-;
+one of them is 0 in every unit, so the sum of their variances is the difference's). Two methods that
+agree on every unit get [-w, +w], w the Wilson upper bound of 0 of n, not [0, 0]. CI.method says which.
 
 Values are one entry per record, either
   - a float (a per-record score: ROUGE-L, GPT score), the statistic being their mean; or
@@ -22,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -31,6 +42,7 @@ from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE
 from safeeraser.io import DataError
 
 STATS = ("mean", "mean_of_ratios")
+PERCENTILE, WILSON, WILSON_DIFF = "percentile", "wilson", "wilson_diff"  # CI.method
 _CHUNK = 256  # resamples drawn at once: bounds memory at _CHUNK x records indices
 
 
@@ -42,6 +54,7 @@ class CI:
     n: int  # records
     level: float = 0.95
     undefined_resamples: int = 0  # resamples whose statistic was undefined (0 denominator): left out
+    method: str = PERCENTILE  # WILSON / WILSON_DIFF: count-based, where the bootstrap collapsed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +122,20 @@ class _Stat:
                 raise ValueError("stat='mean_of_ratios' needs (numerator, denominator) pairs")
             self.values = np.asarray(values, dtype=float)
 
+    @property
+    def units(self) -> int:
+        """Units with a defined value: the trials of a count-based interval."""
+        return int((self.den > 0).sum()) if self.ratio else self.n
+
+    @property
+    def bounded(self) -> bool:
+        """Every unit's value lies in [0, 1] (a rate, or a score on that scale): a count-based interval
+        applies. For such values P(all 0) <= (1 - mean)^n as for 0/1 answers, so nothing is claimed
+        beyond what the counts give."""
+        if self.ratio:
+            return bool(((self.num >= 0) & (self.num <= self.den)).all())
+        return bool(((self.values >= 0) & (self.values <= 1)).all())
+
     def full(self) -> float | None:
         if not self.n:
             return None
@@ -145,6 +172,31 @@ def _interval(draws: np.ndarray, level: float) -> tuple[float | None, float | No
     return float(low), float(high), int(draws.size - ok.size)
 
 
+def _collapsed(low, high) -> bool:
+    """Every resample gave the same value (up to float rounding of equal ratios)."""
+    return low is not None and high - low <= 1e-12
+
+
+def wilson(p: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion p observed over n trials."""
+    if n <= 0:
+        raise ValueError(f"a Wilson interval needs at least one trial, got n={n}")
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    z2 = z * z / n
+    centre = (p + z2 / 2) / (1 + z2)
+    half = z / (1 + z2) * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n))
+    # at 0 and 1 the formula's end is the observed value itself; say so exactly rather than to 1e-16
+    return 0.0 if p <= 0 else max(0.0, centre - half), 1.0 if p >= 1 else min(1.0, centre + half)
+
+
+def wilson_diff(d: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Interval of a paired difference d seen in every one of n units alike (see the module docstring):
+    square-and-add of the Wilson intervals of its positive part max(d, 0) and negative part max(-d, 0)."""
+    plus, minus = max(d, 0.0), max(-d, 0.0)
+    (lp, up), (lm, um) = wilson(plus, n, level), wilson(minus, n, level)
+    return d - math.sqrt((plus - lp) ** 2 + (um - minus) ** 2), d + math.sqrt((up - plus) ** 2 + (minus - lm) ** 2)
+
+
 def _resampled(stats: list[_Stat], n: int, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Each statistic on the same n_resamples draws of n record indices (joint resampling)."""
     out = [[] for _ in stats]
@@ -165,6 +217,8 @@ def bootstrap_ci(values: Sequence, *, stat: str = "mean", n_resamples: int = 200
         return CI(None, None, None, s.n, level)
     (draws,) = _resampled([s], s.n, n_resamples, np.random.default_rng(seed))
     low, high, undefined = _interval(draws, level)
+    if _collapsed(low, high) and s.bounded:
+        return CI(estimate, *wilson(estimate, s.units, level), s.n, level, undefined, WILSON)
     return CI(estimate, low, high, s.n, level, undefined)
 
 
@@ -197,6 +251,9 @@ def paired_bootstrap_diff(a, b, *, stat: str = "mean", n_resamples: int = 2000, 
         return DiffCI(None, None, None, sa.n, level, a=ea, b=eb)
     da, db = _resampled([sa, sb], sa.n, n_resamples, np.random.default_rng(seed))
     low, high, undefined = _interval(db - da, level)
+    if _collapsed(low, high) and sa.bounded and sb.bounded:
+        low, high = wilson_diff(eb - ea, min(sa.units, sb.units), level)
+        return DiffCI(eb - ea, low, high, sa.n, level, undefined, WILSON_DIFF, a=ea, b=eb)
     return DiffCI(eb - ea, low, high, sa.n, level, undefined, a=ea, b=eb)
 
 
@@ -241,7 +298,12 @@ def combine_seeds(per_seed_values: Sequence[Sequence], *, stat: str = "mean", n_
         on = np.stack([_resampled([s], s.n, n_resamples * k, rng)[0].reshape(n_resamples, k) for s in stats])
         draws = on[seeds, np.arange(n_resamples)[:, None], np.arange(k)[None, :]].mean(1)
     low, high, undefined = _interval(draws, level)
-    return SeedsCI(mean, low, high, n, level, undefined, n_seeds=k, per_seed=per_seed, seed_mean=mean,
+    method = PERCENTILE
+    if _collapsed(low, high) and all(s.bounded for s in stats):
+        # shared records: the seeds add no records, so the trials are one run's units
+        trials = min(s.units for s in stats) if records == "shared" else sum(s.units for s in stats)
+        (low, high), method = wilson(mean, trials, level), WILSON
+    return SeedsCI(mean, low, high, n, level, undefined, method, n_seeds=k, per_seed=per_seed, seed_mean=mean,
                    seed_sd=sd, records=records)
 
 
@@ -269,6 +331,9 @@ def paired_seeds_diff(a_runs: Sequence[Sequence], b_runs: Sequence[Sequence], *,
     rows = np.arange(n_resamples)[:, None]
     draws = on[k + seeds, rows].mean(1) - on[seeds, rows].mean(1)
     low, high, undefined = _interval(draws, level)
+    if _collapsed(low, high) and all(s.bounded for s in sa + sb):
+        low, high = wilson_diff(eb - ea, min(s.units for s in sa + sb), level)
+        return DiffCI(eb - ea, low, high, sa[0].n, level, undefined, WILSON_DIFF, a=ea, b=eb)
     return DiffCI(eb - ea, low, high, sa[0].n, level, undefined, a=ea, b=eb)
 
 
@@ -295,11 +360,26 @@ METRICS = (*_LABELLED, *(name for name, _ in _SCORED))
 
 
 def judged_values(records: Sequence[dict], source: str = "judged file") -> dict[str, list[tuple[float, int]]]:
-    """Per metric, one (numerator, denominator) pair per record of evaluate's judged JSON, counted as
-    metrics.py counts: a rate over the record's items with a known label ("unknown" and null left out),
-    a score summed over its UnharmPairs with a number. Pass each list to bootstrap_ci; the lists of two
-    methods judged on the same file are aligned by position for paired_bootstrap_diff.
+    """Per metric, one (numerator, denominator) pair per IMAGE of evaluate's judged JSON (records with
+    the same `image_path` summed into one cluster, in order of first appearance), counted as metrics.py
+    counts: a rate over the items with a known label ("unknown" and null left out), a score summed over
+    the UnharmPairs with a number. Pass each list to bootstrap_ci; the lists of two methods judged on the
+    same file are aligned by position for paired_bootstrap_diff.
     Raises DataError naming `source`, the record and the field of a value that is no judged value."""
+    per_record = _record_values(records, source)
+    clusters: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        image = record.get("image_path")
+        if not isinstance(image, str):
+            raise DataError(f"{source}: record {i}: field 'image_path': expected a string (the bootstrap resamples "
+                            f"images), got {type(image).__name__}")
+        clusters.setdefault(image, []).append(i)
+    return {name: [(sum(values[i][0] for i in members), sum(values[i][1] for i in members))
+                   for members in clusters.values()]
+            for name, values in per_record.items()}
+
+
+def _record_values(records: Sequence[dict], source: str) -> dict[str, list[tuple[float, int]]]:
     out = {name: [] for name in METRICS}
     for i, record in enumerate(records):
         where = f"{source}: record {i}"

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = f"; the judgments received so far are kept in {cache_file}" if cache_file.exists() else ""
         print(f"interrupted{kept}", file=sys.stderr)
         return 130
-    print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"]))
+    print(format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"], stats.get("ci_method")))
     if "reference_aggregate" in stats:
         ref = stats["reference_aggregate"]
         print("reference aggregation: " + ", ".join(

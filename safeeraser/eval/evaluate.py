@@ -102,13 +102,15 @@ def evaluate(
         unknown_category_records=sum(m.category is None for m in matched),
     )
     stats_unharmpair = metrics.unharmpair_stats(rouge_scores, by_kind[SCORE], empty_predictions=empty[SCORE])
+    cis = rate_cis(judged, source=str(output_file))
     stats = {
         "stats_asr_rr": stats_asr_rr,
         "stats_unharmpair": stats_unharmpair,
         "summary": metrics.summary(stats_asr_rr, stats_unharmpair),
-        # 95% bootstrap intervals of the summary's rates, resampling records (percent)
-        "ci": {name: None if ci.low is None else [100 * ci.low, 100 * ci.high]
-               for name, ci in rate_cis(judged, source=str(output_file)).items()},
+        # 95% intervals of the summary's rates, resampling images (percent); "ci_method" names the
+        # count-based ones (where every resample gave the same value)
+        "ci": {name: None if ci.low is None else [100 * ci.low, 100 * ci.high] for name, ci in cis.items()},
+        "ci_method": {name: ci.method for name, ci in cis.items() if ci.low is not None},
         # so that "forgot everything" and "says nothing" cannot look alike
         "degenerate": degenerate_by_view([m.answers for m in matched], str(input_file)),
         "judge": judge.describe(),

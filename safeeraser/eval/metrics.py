@@ -95,11 +95,12 @@ def summary(stats_asr_rr: dict, stats_unharmpair: dict) -> dict:
     }
 
 
-def format_table(stats_asr_rr: dict, stats_unharmpair: dict, ci: dict | None = None) -> str:
+def format_table(stats_asr_rr: dict, stats_unharmpair: dict, ci: dict | None = None,
+                 ci_method: dict | None = None) -> str:
     """The summary's rates with their item counts and, given `ci` (metric -> [low, high] percent),
-    their 95% intervals."""
+    their 95% intervals; † marks a count-based one (`ci_method` not "percentile")."""
     row = summary(stats_asr_rr, stats_unharmpair)
-    ci = ci or {}
+    ci, ci_method = ci or {}, ci_method or {}
     counts = {
         "ASR": (stats_asr_rr["total"], stats_asr_rr["asr_unknown"]),
         "RR": (stats_asr_rr["total"], stats_asr_rr["rr_unknown"]),
@@ -107,11 +108,14 @@ def format_table(stats_asr_rr: dict, stats_unharmpair: dict, ci: dict | None = N
         "ROUGE-L": (stats_unharmpair["total"], 0),
         "GPT-Eval": (stats_unharmpair["total"], stats_unharmpair["gpt_unknown"]),
     }
-    lines = [f"{'metric':<9} {'value %':>8} {'items':>7} {'unknown':>8} {'95% interval':>16}"]
+    lines = [f"{'metric':<9} {'value %':>8} {'items':>7} {'unknown':>8} {'95% interval':>17}"]
     for name, value in row.items():
         shown = "n/a" if value is None else f"{value:.2f}"
         items, unknown = counts[name]
         interval = ci.get(name)
         interval = "" if interval is None else f"[{interval[0]:.1f}, {interval[1]:.1f}]"
-        lines.append(f"{name:<9} {shown:>8} {items:>7} {unknown:>8} {interval:>16}")
+        interval += "†" if ci_method.get(name, "percentile") != "percentile" else " "
+        lines.append(f"{name:<9} {shown:>8} {items:>7} {unknown:>8} {interval:>17}")
+    if any(m != "percentile" for m in ci_method.values()):
+        lines.append("† every bootstrap resample gave the same value: Wilson's interval over the images instead")
     return "\n".join(lines)

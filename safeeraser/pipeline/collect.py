@@ -153,7 +153,7 @@ def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], 
             judges += [(str(s.path), s.judge) for s in splits.values()]
             values.setdefault(name, []).append({split: s.values for split, s in splits.items()})
             row = row_from(name, {split: s.stats for split, s in splits.items()}, _load_specificity(spec.specificity))
-            row["ci"] = intervals(values[name][-1], bootstrap)
+            row["ci"], row["ci_notes"] = intervals(values[name][-1], bootstrap)
             row["degenerate"] = {split: s.degenerate for split, s in splits.items()}
             row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
             built.append(row)
@@ -161,7 +161,7 @@ def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], 
             rows.append(built[0])
         else:
             row = combine_seeds(name, [r.seed for r in runs], built)
-            row["ci"] = intervals(values[name], bootstrap)
+            row["ci"], row["ci_notes"] = intervals(values[name], bootstrap)
             rows.append(row)
     return rows, pd_effects(list(groups), values, groups, bootstrap), judges
 

@@ -626,7 +626,7 @@ class Runner:
         spec = self.spec_path(run.tag)
         spec = None if spec is None else json.loads(self._made(spec / "specificity.json", "specificity").read_text())
         row = row_from(run.method, stats, spec)
-        row["ci"] = intervals(values, self.cfg.bootstrap)
+        row["ci"], row["ci_notes"] = intervals(values, self.cfg.bootstrap)
         row["degenerate"] = {split: degenerate_by_view(read_json_records(path), str(path))
                              for split, path in answers.items()}
         row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
@@ -640,7 +640,7 @@ class Runner:
         if len(seeds) < 2:
             return self.row(self.plan_run(method, seeds[0]))
         row = combine_seeds(method, seeds, [self.row(self.plan_run(method, s)) for s in seeds])
-        row["ci"] = intervals(list(self.values[method].values()), self.cfg.bootstrap)
+        row["ci"], row["ci_notes"] = intervals(list(self.values[method].values()), self.cfg.bootstrap)
         return row
 
     def rows(self) -> list[dict]:
@@ -682,19 +682,25 @@ def _percent(x):
     return None if x is None else 100.0 * x
 
 
-def intervals(runs, bootstrap) -> dict:
-    """95% bootstrap intervals (percent) of each rate column, resampling records (a record's three
-    samples are not independent); over several runs (seeds) a hierarchical bootstrap."""
-    from safeeraser.eval.bootstrap import bootstrap_ci, combine_seeds
+def intervals(runs, bootstrap) -> tuple[dict, dict]:
+    """95% intervals (percent) of each rate column, resampling images (a record's samples and an image's
+    records are not independent); over several runs (seeds) a hierarchical bootstrap. Returns the
+    intervals {column: [low, high] or None} and notes {column: {"method", "undefined_resamples",
+    "resamples"}} for the columns whose interval is count-based (the bootstrap collapsed) or left
+    resamples out (no judged answer in the draw)."""
+    from safeeraser.eval.bootstrap import PERCENTILE, bootstrap_ci, combine_seeds
 
     runs = runs if isinstance(runs, list) else [runs]
-    out = {}
+    out, notes = {}, {}
     for col in RATES:
         per_run = [run[col.split][col.metric] for run in runs]
         opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
         ci = bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else combine_seeds(per_run, **opts)
         out[col.key] = None if ci.low is None else [_percent(ci.low), _percent(ci.high)]
-    return out
+        if ci.method != PERCENTILE or ci.undefined_resamples:
+            notes[col.key] = {"method": ci.method, "undefined_resamples": ci.undefined_resamples,
+                              "resamples": bootstrap.resamples}
+    return out, notes
 
 
 def row_from(method: str, stats: dict, spec: dict | None) -> dict:

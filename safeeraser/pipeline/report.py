@@ -23,8 +23,28 @@ def _cell(row: dict, key: str) -> str:
         text += f" ± {sd:.1f}"
     ci = (row.get("ci") or {}).get(key)
     if ci is not None:
-        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]" + _mark(((row.get("ci_notes") or {}).get(key) or {}).get("method"))
     return text
+
+
+def _mark(method: str | None) -> str:
+    """† after a count-based interval (where the bootstrap collapsed)."""
+    return "" if method in (None, "percentile") else "†"
+
+
+def undefined_notes(rows: list[dict], effects: list[dict]) -> list[str]:
+    """'method column: k of R' for every interval that left resamples out (no judged answer in the draw)."""
+    out = []
+    for r in rows:
+        for key, note in (r.get("ci_notes") or {}).items():
+            if note.get("undefined_resamples"):
+                out.append(f"{r['method']} {key}: {note['undefined_resamples']} of {note['resamples']}")
+    for e in effects:
+        for c in RATES:
+            d = e.get(c.key) or {}
+            if d.get("undefined_resamples"):
+                out.append(f"{e['method']} → {e['with_pd']} {c.key}: {d['undefined_resamples']}")
+    return out
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -49,7 +69,8 @@ def pd_table(effects: list[dict]) -> str:
                 cells.append("n/a")
                 continue
             star = "*" if d["excludes_zero"] else ""
-            cells.append(f"{100 * d['estimate']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{star}")
+            cells.append(f"{100 * d['estimate']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+                         f"{_mark(d.get('method'))}{star}")
         lines.append(f"| {e['method']} → {e['with_pd']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -147,7 +168,14 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"{stem}.md"
     with_sd = any("sd" in r for r in rows)
-    notes = ["All values in percent; [low, high]: 95% bootstrap interval over records."]
+    notes = ["All values in percent; [low, high]: 95% bootstrap interval over images (an image's questions and "
+             "samples resampled together)."]
+    counted = any(_mark(n.get("method")) for r in rows for n in (r.get("ci_notes") or {}).values()) or any(
+        _mark((e.get(c.key) or {}).get("method")) for e in pd or [] for c in RATES)
+    if counted:
+        notes.append("†: every resample gave the same value (e.g. 0 harmful answers), so the interval is "
+                     "count-based instead: Wilson's over the images (for PD's effect, square-and-add of the "
+                     "Wilson intervals of its up and down parts).")
     if with_sd:
         notes.append("Rows with n=k: mean ± sample sd over k unlearning seeds, the interval from a "
                      "hierarchical bootstrap (seeds, then records).")
@@ -159,6 +187,10 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
     if pd:
         text += ("\n## PD's effect (+PD minus base, points; paired bootstrap; * = the interval excludes 0)\n\n"
                  f"{pd_table(pd)}\n")
+    undefined = undefined_notes(rows, pd or [])
+    if undefined:
+        text += ("\nResamples left out of an interval (no judged answer in the draw): " + "; ".join(undefined)
+                 + ".\n")
     pooled = pooled_agreement(rows)
     if pooled:
         text += f"\n## Judge agreement (all rows and splits)\n\n{agreement_text(pooled, judge)}\n"

@@ -13,11 +13,71 @@ def _width(ci) -> float:
     return ci.high - ci.low
 
 
-def test_constant_values_give_a_zero_width_interval():
-    ci = bootstrap_ci([0.7] * 50)
-    assert ci.low == ci.high
-    assert ci.estimate == pytest.approx(0.7) and ci.low == pytest.approx(0.7)
+def test_constant_values_off_the_unit_scale_give_a_zero_width_interval():
+    ci = bootstrap_ci([7.0] * 50)  # no count-based interval applies to values beyond [0, 1]
+    assert ci.low == ci.high == pytest.approx(7.0) and ci.method == "percentile"
     assert ci.n == 50
+
+
+def _wilson_by_hand(x: float, n: int) -> tuple[float, float]:
+    # Wilson (1927): (x + z^2/2 -/+ z sqrt(x (n - x) / n + z^2 / 4)) / (n + z^2), z = 1.959964 (95%)
+    z = 1.959963984540054
+    root = z * math.sqrt(x * (n - x) / n + z * z / 4)
+    return (x + z * z / 2 - root) / (n + z * z), (x + z * z / 2 + root) / (n + z * z)
+
+
+def test_zero_of_n_gets_a_count_based_interval_not_zero_width():
+    # 0 harmful answers out of 108 records of 3 samples: the bootstrap gives [0, 0] in every resample
+    ci = bootstrap_ci([(0, 3)] * 108)
+    low, high = _wilson_by_hand(0, 108)  # the records are the trials: 0.0 and 3.43%
+    assert ci.method == "wilson" and ci.estimate == 0.0
+    assert ci.low == pytest.approx(low, abs=1e-12) == 0.0
+    assert ci.high == pytest.approx(high, rel=1e-9) and 0.034 < ci.high < 0.035
+    full = bootstrap_ci([(3, 3)] * 108)  # every answer harmful: the mirror image
+    assert full.method == "wilson" and full.low == pytest.approx(1 - high, rel=1e-9) and full.high == 1.0
+    assert ci.low == 0.0
+    mixed = bootstrap_ci([(0, 3)] * 100 + [(1, 3)] * 8)
+    assert mixed.method == "percentile"  # the bootstrap has spread: it stays
+
+
+def test_records_with_no_judged_answer_are_no_trials():
+    ci = bootstrap_ci([(0, 3)] * 40 + [(0, 0)] * 10)
+    assert ci.high == pytest.approx(_wilson_by_hand(0, 40)[1], rel=1e-9)
+
+
+def test_a_collapsed_paired_difference_gets_a_count_based_interval():
+    # both methods 0 of 60: the paired bootstrap gives [0, 0]; no unit differs, 0 of 60 in each direction
+    _, w = _wilson_by_hand(0, 60)
+    for a in ([(0, 3)] * 60, [(1, 3)] * 60):  # all safe, or the same 1 of 3 on both sides
+        diff = paired_bootstrap_diff(a, a)
+        assert diff.method == "wilson_diff" and diff.estimate == 0.0
+        assert diff.low == pytest.approx(-w, rel=1e-9) and diff.high == pytest.approx(w, rel=1e-9)
+        assert not diff.excludes_zero
+    # every record moves by +1/3: the up part is 1/3 of 60 (20 of 60), the down part 0 of 60
+    diff = paired_bootstrap_diff([(0, 3)] * 60, [(1, 3)] * 60)
+    l1, u1 = _wilson_by_hand(20, 60)
+    assert diff.method == "wilson_diff" and diff.estimate == pytest.approx(1 / 3)
+    assert diff.low == pytest.approx(1 / 3 - math.hypot(1 / 3 - l1, w), rel=1e-9)
+    assert diff.high == pytest.approx(u1, rel=1e-9) and diff.excludes_zero
+
+
+def test_collapsed_seed_intervals_count_one_runs_records():
+    from safeeraser.eval.bootstrap import paired_seeds_diff
+
+    runs = [[(0, 3)] * 50] * 3
+    ci = combine_seeds(runs)
+    assert ci.method == "wilson" and ci.high == pytest.approx(_wilson_by_hand(0, 50)[1], rel=1e-9)
+    nested = combine_seeds(runs, records="nested")
+    assert nested.high == pytest.approx(_wilson_by_hand(0, 150)[1], rel=1e-9)
+    diff = paired_seeds_diff(runs, runs)
+    assert diff.method == "wilson_diff" and diff.high == pytest.approx(_wilson_by_hand(0, 50)[1], rel=1e-9)
+
+
+def test_undefined_resamples_are_counted():
+    # one record of 20 has a judged answer: most resamples miss it and have no rate
+    ci = bootstrap_ci([(1, 1)] + [(0, 0)] * 19, n_resamples=1000, seed=3)
+    expected = 1000 * (19 / 20) ** 20  # P(a resample misses record 0) = 0.358
+    assert abs(ci.undefined_resamples - expected) < 60
 
 
 def test_a_fair_coin_matches_the_normal_approximation():
@@ -58,7 +118,8 @@ def test_the_same_seed_gives_the_same_interval_and_another_seed_another():
 def test_identical_paired_inputs_differ_by_exactly_zero():
     values = [(i % 4, 3 + i % 2) for i in range(30)]
     diff = paired_bootstrap_diff(values, list(values))
-    assert (diff.estimate, diff.low, diff.high) == (0.0, 0.0, 0.0)
+    assert diff.estimate == 0.0  # exactly, and an interval that still admits a difference on unseen records
+    assert diff.low == pytest.approx(-_wilson_by_hand(0, 30)[1]) and diff.high == -diff.low
     assert not diff.excludes_zero
 
 
@@ -113,7 +174,8 @@ def test_undefined_resamples_are_left_out_and_counted():
     ci = bootstrap_ci([(1, 2), (0, 0)], n_resamples=1000)  # a draw of only the unjudged record has no rate
     assert ci.estimate == 0.5
     assert 150 < ci.undefined_resamples < 350  # 1/4 of the draws
-    assert ci.low == ci.high == 0.5
+    # every defined draw is 0.5: the one judged record is one trial
+    assert ci.method == "wilson" and (ci.low, ci.high) == pytest.approx(_wilson_by_hand(0.5, 1))
     assert bootstrap_ci([(0, 0), (0, 0)]) == CI(None, None, None, 2)
     assert bootstrap_ci([]) == CI(None, None, None, 0)
 
@@ -154,7 +216,7 @@ def _judged(sample_files, tmp_path, fast_settings):
 def test_rate_cis_reproduce_the_stats_of_a_judged_file(sample_files, tmp_path, fast_settings):
     judged, stats = _judged(sample_files, tmp_path, fast_settings)
     values = judged_values(judged)
-    # per record (unsafe, judged) of 3 samples per pair; record 0's "GARBAGE text" is unknown
+    # per record (each its own image) (unsafe, judged) of 3 samples per pair; record 0's "GARBAGE text" is unknown
     assert values["ASR"] == [(2, 5), (2, 3), (1, 3)]
     assert values["SARR"] == [(1, 2), (1, 1), (1, 1)]
     assert values["GPT-Eval"][2] == (3.0, 3)  # the unknown score is left out
@@ -163,6 +225,27 @@ def test_rate_cis_reproduce_the_stats_of_a_judged_file(sample_files, tmp_path, f
     for name, ci in cis.items():
         assert 100 * ci.estimate == pytest.approx(stats["summary"][name], abs=0.006)
         assert ci.low <= ci.estimate <= ci.high and ci.n == 3
+        assert stats["ci_method"][name] == ci.method  # the stats file says which intervals are count-based
+    from safeeraser.eval.metrics import format_table
+
+    marked = {**stats["ci_method"], "ASR": "wilson"}
+    table = format_table(stats["stats_asr_rr"], stats["stats_unharmpair"], stats["ci"], marked)
+    assert [line.startswith("ASR") for line in table.splitlines() if "†" in line][:1] == [True]
+    assert table.splitlines()[-1].startswith("† every bootstrap resample gave the same value")
+
+
+def test_records_that_share_an_image_are_one_unit(sample_files, tmp_path, fast_settings):
+    judged, _ = _judged(sample_files, tmp_path, fast_settings)
+    per_record = judged_values(judged)
+    judged[2]["image_path"] = judged[0]["image_path"]  # records 0 and 2: two question sets on one image
+    clustered = judged_values(judged)
+    for name in per_record:
+        (n0, d0), (n1, d1), (n2, d2) = per_record[name]
+        assert clustered[name] == [(n0 + n2, d0 + d2), (n1, d1)]
+    assert rate_cis(judged)["ASR"].n == 2
+    del judged[1]["image_path"]
+    with pytest.raises(DataError, match=r"^x.json: record 1: field 'image_path': expected a string"):
+        judged_values(judged, "x.json")
 
 
 def test_judged_values_of_a_judge_without_scores_and_bad_values(sample_files, tmp_path, fast_settings):
@@ -197,7 +280,7 @@ def test_paired_seeds_diff_carries_the_seed_spread():
     assert diff.low == pytest.approx(0.0) and diff.high == pytest.approx(1.0)  # seeds drawn: 0 to 3 of 3
     # pooling each record's counts over the seeds would call the same effect certain
     pooled = paired_bootstrap_diff([(0, 9)] * records, [(3, 9)] * records)
-    assert pooled.low == pooled.high == pytest.approx(1 / 3)
+    assert pooled.excludes_zero and pooled.high - pooled.low < 0.4
     # one seed: the plain paired bootstrap over records
     one = paired_seeds_diff([[(1, 3), (0, 3), (2, 3)]], [[(2, 3), (0, 3), (3, 3)]], seed=1)
     plain = paired_bootstrap_diff([(1, 3), (0, 3), (2, 3)], [(2, 3), (0, 3), (3, 3)], seed=1)
