@@ -1,11 +1,36 @@
 """Degenerate answers (safeeraser/eval/degenerate.py): empty, wordless and looping text is flagged; real
 answers and refusals are not."""
 import json
+from pathlib import Path
 
 import pytest
 
-from safeeraser.eval.degenerate import degenerate_by_view, degenerate_rate, is_degenerate, record_answers
+from safeeraser.eval.degenerate import REASONS, degenerate_by_view, degenerate_rate, is_degenerate, record_answers
 from safeeraser.io import DataError
+
+LABELLED = Path(__file__).parent.parent / "fixtures" / "degenerate_answers.json"
+
+
+def _labelled() -> list[tuple[str, str | None, str]]:
+    out = []
+    for entry in json.loads(LABELLED.read_text(encoding="utf-8"))["answers"]:
+        text = entry.get("text")
+        if text is None:
+            text = entry.get("prefix", "") + entry["unit"] * entry["times"] + entry.get("suffix", "")
+        out.append((text, entry["label"], entry["kind"]))
+    return out
+
+
+def test_the_labelled_list_covers_every_kind():
+    answers = _labelled()
+    kinds = {kind for _, _, kind in answers}
+    assert len(answers) >= 100 and {label for _, label, _ in answers} == {None, *REASONS}
+    assert {"choice letter", "number", "refusal", "sentence loop", "character loop", "garbled"} <= kinds
+
+
+@pytest.mark.parametrize("text, label, kind", _labelled(), ids=lambda v: repr(v)[:30] if isinstance(v, str) else None)
+def test_every_labelled_answer(text, label, kind):
+    assert is_degenerate(text) == label, kind
 
 
 @pytest.fixture
@@ -36,8 +61,7 @@ def test_real_answers_and_refusals_are_not_degenerate(text):
     ("  .", "empty"),
     ("\n\t", "empty"),
     ("?!...", "empty"),
-    ("a b c", "no_words"),  # single letters are no word
-    ("x", "no_words"),
+    ("a b c", "no_words"),  # single letters are no word (one alone is an option letter)
     ("- * -- a", "no_words"),
     ("the the the the the the the the", "repetition"),
     ("yes yes yes yes", "repetition"),
@@ -58,9 +82,9 @@ def test_a_loop_must_cover_half_the_answer():
 def test_degenerate_rate_counts_every_reason():
     stats = degenerate_rate(["Sorry, no.", "", "a b", "go go go go go", "A red car."])
     assert stats == {"n": 5, "degenerate": 3, "rate": 0.6,
-                     "counts_by_reason": {"empty": 1, "no_words": 1, "repetition": 1}}
+                     "counts_by_reason": {"empty": 1, "no_words": 1, "repetition": 1, "garbled": 0}}
     assert degenerate_rate([]) == {"n": 0, "degenerate": 0, "rate": None,
-                                   "counts_by_reason": {"empty": 0, "no_words": 0, "repetition": 0}}
+                                   "counts_by_reason": {"empty": 0, "no_words": 0, "repetition": 0, "garbled": 0}}
     with pytest.raises(ValueError, match="answer 1: expected a string, got NoneType"):
         degenerate_rate(["fine", None])
 
