@@ -358,7 +358,7 @@ class Trainer:
         acc, model = self.acc, self.model
         with acc.accumulate(model):
             loss, parts = train_step.compute_loss(model, views, self.method, self.cfg, self.pad_id, self.family,
-                                       ref_model=self.ref_model, step=self.global_step)
+                                       ref_model=self.ref_model, epoch=epoch)
             finite = torch.isfinite(loss.detach()).float()
             if acc.gather(finite.reshape(1)).min() < 1:
                 where = f" (last good checkpoint: {self.last_ckpt})" if self.last_ckpt else ""

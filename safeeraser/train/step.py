@@ -157,12 +157,12 @@ def adapters_off(model):
 
 
 def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int, family, ref_model=None,
-                 step: int = 0):
-    """Return (total loss, {term name: detached value}) for one micro-batch of optimizer step `step`
-    (counted from 0; terms active on some steps only are left out of the others, with their views)."""
-    method = method.at_step(step)
-    names = method.views()
+                 epoch: int = 0):
+    """Return (total loss, {term name: detached value}) for one micro-batch of epoch `epoch` (counted
+    from 0; terms of another phase than the epoch's are left out, with their views)."""
     args = method.resolve_args(dict(cfg.get("method_args") or {}))
+    method = method.in_epoch(epoch, args)
+    names = method.views()
     hidden_views = set(method.hidden_views())
     layer = hidden_layer(model, args) if hidden_views else None
     # Every term reads answer positions only, except a KL over all positions: then the logits are kept

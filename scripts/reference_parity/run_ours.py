@@ -63,7 +63,7 @@ def step0(model: str, work: Path, reference_dir: str, loss: str, perturbed: bool
         views = next(iter(trainer.loader))
         with torch.no_grad():
             total, parts = train_step.compute_loss(trainer.model, views, trainer.method, cfg, trainer.pad_id,
-                                                   trainer.family, ref_model=trainer.ref_model, step=0)
+                                                   trainer.family, ref_model=trainer.ref_model, epoch=0)
         image_id = trainer.processor.tokenizer.convert_tokens_to_ids(trainer.processor.image_token)
         # The views as the loss sees them: in reference mode compute_loss pads every view of the micro-batch
         # to their common width, as the reference's collator does

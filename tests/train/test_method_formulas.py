@@ -59,5 +59,51 @@ def test_undial_has_no_retain_term_unless_asked():
     assert method.views() == ["forget"] and method.reference_views() == ["forget"]
     with_retain = method.with_weights({"retain": 1.0})
     assert with_retain.views() == ["forget", "retain"]
-    assert [t.name for t in method.at_step(0).terms] == ["undial"]
+    assert [t.name for t in method.in_epoch(0, method.resolve_args({})).terms] == ["undial"]
     assert parse_method("undialpd").views() == ["forget", "pd"]
+
+
+def _kl_by_hand(v, temperature):
+    """Per row, the mean over answer positions of T^2 KL(softmax(ref / T) || softmax(cur / T))."""
+    out = []
+    for r in range(v.labels.shape[0]):
+        values = []
+        for t in range(1, v.labels.shape[1]):
+            if v.labels[r, t] == -100:
+                continue
+            p = [math.exp(x / temperature) for x in v.ref_logits[r, t - 1].tolist()]
+            q = [math.exp(x / temperature) for x in v.logits[r, t - 1].tolist()]
+            p, q = [x / sum(p) for x in p], [x / sum(q) for x in q]
+            values.append(temperature ** 2 * sum(a * math.log(a / b) for a, b in zip(p, q)))
+        out.append(sum(values) / len(values))
+    return out
+
+
+def test_scrub_max_and_min_epochs_are_the_papers_losses():
+    forget, retain = view(11, answer_from=(2, 4)), view(12, answer_from=(3, 2))
+    method = parse_method("scrubpd")
+    args = method.resolve_args({})
+    assert args == {"temperature": 4.0, "msteps": 2}
+    outs = {"forget": forget, "retain": retain, "pd": view(13)}
+
+    def total(epoch):
+        return sum(t.weight * float(KINDS[t.kind](outs, t, cfg(), args)) for t in method.in_epoch(epoch, args).terms)
+
+    pd_rows = token_nlls(outs["pd"])
+    pd = sum(sum(r) / len(r) for r in pd_rows) / len(pd_rows)
+    kl_forget, kl_retain = _kl_by_hand(forget, 4.0), _kl_by_hand(retain, 4.0)
+    retain_rows = token_nlls(retain)
+    ce = sum(sum(r) / len(r) for r in retain_rows) / len(retain_rows)
+    maximise = -sum(kl_forget) / len(kl_forget) + pd
+    minimise = 0.99 * ce + 0.001 * sum(kl_retain) / len(kl_retain) + pd
+    # msteps=2: max epochs 0 and 2, min epochs 1, 3 and on
+    for epoch, expected in ((0, maximise), (1, minimise), (2, maximise), (3, minimise), (4, minimise), (5, minimise)):
+        assert total(epoch) == pytest.approx(expected, rel=1e-5), epoch
+    assert [t.name for t in method.in_epoch(0, {**args, "msteps": 0}).terms] == ["retain_kl", "retain", "pd"]
+
+
+def test_kl_without_a_temperature_is_the_plain_kl():
+    retain = view(14, answer_from=(1, 3))
+    (term,) = [t for t in parse_method("kl").terms if t.kind == "kl"]
+    plain = _kl_by_hand(retain, 1.0)
+    assert float(KINDS["kl"]({"retain": retain}, term, cfg(), {})) == pytest.approx(sum(plain) / len(plain), rel=1e-5)

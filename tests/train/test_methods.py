@@ -94,7 +94,8 @@ def test_dpo_alone_prefers_the_refusal(forget_cfg, vanilla_dir, mini_dir, start)
     # the vanilla tiny model is so confident that lowering the answer logit by 3 leaves it on top; the
     # paper's UNDIAL has no retain term, the option adds it
     ("undial", ("method_args.strength=10", "loss_weights.retain=1")),
-    ("scrub", ()),
+    # six steps an epoch: max (from the teacher: no gradient yet), min, max, then min epochs
+    ("scrub", ("num_epochs=4", "max_train_steps=0", "lr=1e-3")),
     ("wga", ()),
 ])
 def test_representation_and_distillation_methods_forget_and_keep_retain(forget_cfg, vanilla_dir, mini_dir, start,
@@ -111,13 +112,16 @@ def test_rmu_steers_the_chosen_layer_towards_the_fixed_direction(forget_cfg, van
     assert rows[-1]["loss/forget"] < 0.8 * rows[0]["loss/forget"]
 
 
-def test_scrub_alternates_min_and_max_steps(forget_cfg):
-    out = run_training(forget_cfg("forget_loss=scrubpd", "max_train_steps=4"))
+def test_scrub_runs_max_epochs_then_min_epochs_as_the_paper(forget_cfg):
+    # msteps=2: epochs 0 and 2 max, 1, 3 and 4 min (the mini's 24 forget items: 2 steps an epoch)
+    out = run_training(forget_cfg("forget_loss=scrubpd", "batch_size=12", "num_epochs=5", "method_args.msteps=2",
+                                  "max_train_steps=0"))
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    parts = [sorted(k for k in r if k.startswith("loss/") and k != "loss/total") for r in rows]
+    parts = {r["epoch"]: sorted(k for k in r if k.startswith("loss/") and k != "loss/total") for r in rows}
     minimum, maximum = ["loss/pd", "loss/retain", "loss/retain_kl"], ["loss/forget_kl", "loss/pd"]
-    assert parts == [minimum, maximum, minimum, maximum]  # min first: at the start the KL has no gradient
-    assert (out / "loss_curves.png").stat().st_size > 0
+    assert parts == {0: maximum, 1: minimum, 2: maximum, 3: minimum, 4: minimum}
+    assert len(rows) == 5 * sum(r["epoch"] == 0 for r in rows) and (out / "loss_curves.png").stat().st_size > 0
+    assert rows[0]["loss/forget_kl"] == 0.0  # the student starts as the teacher: the max KL starts at 0
 
 
 def test_unknown_method_argument_is_a_config_error(forget_cfg):

@@ -2,6 +2,7 @@
 method's own arguments with their defaults (open-unlearning style: `method_args.beta=0.2`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 # Term kinds whose value needs the frozen reference model's outputs on their view(s).
@@ -17,15 +18,11 @@ class Term:
     kind: str  # nll | kl | npo | simnpo | dpo | undial | wga | rmu_forget | rmu_retain (see terms.py)
     weight: float  # signed: gradient ascent is a negative weight on the NLL
     pair: str | None = None  # a second view the kind reads (DPO: the rejected answers)
-    # Active on optimizer steps where step % period == offset (SCRUB alternates max and min steps).
-    period: int = 1
-    offset: int = 0
+    # The training phase the term belongs to (SCRUB's "max" and "min" epochs); None: every epoch
+    phase: str | None = None
 
     def views(self) -> list[str]:
         return [self.view] + ([self.pair] if self.pair else [])
-
-    def active(self, step: int) -> bool:
-        return step % self.period == self.offset
 
 
 @dataclass(frozen=True)
@@ -36,12 +33,15 @@ class Method:
     pd_weight: float = 1.0
     pd_overrides: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # the method's own arguments and their defaults
-    # Each argument's allowed range: "> 0", ">= 0" or "int >= 1" (a layer index); None is always allowed
-    # where the default is None.
+    # Each argument's allowed range: "> 0", ">= 0", "int >= 1" (a layer index) or "int >= 0" (a count); None
+    # is always allowed where the default is None.
     arg_bounds: dict = field(default_factory=dict)
     # Two NLL terms that po_pooling=pooled makes one token mean over both views' answer tokens (the
     # reference's PO runs the refusal and retain rows as one batch of one forward pass)
     pool_terms: tuple[str, ...] = ()
+    # The phase of an epoch (counted from 0) given the method's arguments, for methods whose terms have
+    # phases; None: every term is active in every epoch
+    phase_of_epoch: Callable[[int, dict], str] | None = None
 
     def with_pd(self) -> "Method":
         terms = tuple(replace(t, weight=self.pd_overrides.get(t.name, t.weight)) for t in self.terms)
@@ -62,10 +62,13 @@ class Method:
     def with_weights(self, weights: dict) -> "Method":
         return replace(self, terms=tuple(replace(t, weight=float(weights.get(t.name, t.weight))) for t in self.terms))
 
-    def at_step(self, step: int) -> "Method":
-        """The method with only the terms active on optimizer step `step` and weighted other than 0: their
-        views alone are computed (a 0-weight term, such as UNDIAL's optional retain term, costs nothing)."""
-        return replace(self, terms=tuple(t for t in self.terms if t.active(step) and t.weight != 0))
+    def in_epoch(self, epoch: int, args: dict) -> "Method":
+        """The method with only the terms active in `epoch` (counted from 0; `args` its resolved arguments)
+        and weighted other than 0: their views alone are computed (a 0-weight term, such as UNDIAL's
+        optional retain term, costs nothing)."""
+        phase = self.phase_of_epoch(epoch, args) if self.phase_of_epoch else None
+        return replace(self, terms=tuple(t for t in self.terms
+                                         if t.weight != 0 and (t.phase is None or t.phase == phase)))
 
     def resolve_args(self, given: dict) -> dict:
         """The method's arguments: its defaults, overridden by `given` (a key it does not have is a KeyError)."""
@@ -79,8 +82,10 @@ class Method:
         bound = self.arg_bounds.get(name)
         if value is None:
             return None if self.args.get(name) is None else "must be a number"
-        if bound == "int >= 1":
-            return None if isinstance(value, int) and value >= 1 else f"must be an integer >= 1, got {value}"
+        for least in (0, 1):
+            if bound == f"int >= {least}":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+                return None if ok else f"must be an integer >= {least}, got {value}"
         if bound == "> 0" and not value > 0:
             return f"must be > 0, got {value}"
         if bound == ">= 0" and not value >= 0:

@@ -60,13 +60,16 @@ def kl(outs, term, cfg, args) -> torch.Tensor:
     F.kl_div(log p_current, log p_reference, log_target=True). kl_positions: `answer` (per-example mean
     over answer tokens), `all` (every position of the view but the last, padding included) or `reference`
     (F.kl_div's batchmean over every row and position of the micro-batch's common width, the last one and
-    padding included, as the reference's `view(-1, V)` makes it; compute_loss keeps those logits whole)."""
+    padding included, as the reference's `view(-1, V)` makes it; compute_loss keeps those logits whole).
+    A method argument `temperature` T (SCRUB's) compares the distributions of logits / T and scales the
+    KL by T^2, as Hinton et al.'s distillation does, so that its gradient keeps its size whatever T."""
     view = outs[term.view]
     where = kl_positions(cfg)
+    temperature = float(args.get("temperature", 1.0))
     drop_last = slice(None) if where == "reference" else slice(None, -1)
-    cur = F.log_softmax(view.logits[:, drop_last].float(), -1)
-    ref = F.log_softmax(view.ref_logits[:, drop_last].float(), -1)
-    per_token = (ref.exp() * (ref - cur)).sum(-1)  # (B, T) or (B, T-1)
+    cur = F.log_softmax(view.logits[:, drop_last].float() / temperature, -1)
+    ref = F.log_softmax(view.ref_logits[:, drop_last].float() / temperature, -1)
+    per_token = (ref.exp() * (ref - cur)).sum(-1) * temperature ** 2  # (B, T) or (B, T-1)
     if where in ("all", "reference"):
         return per_token.mean()
     return _per_example_mean(per_token, view.labels[:, 1:] != IGNORE_INDEX)
