@@ -69,6 +69,9 @@ class LoRAConfig:
     # Projection names, scoped by the model's family to its language model (the vision towers have
     # q_proj/v_proj too); a string is taken as a full PEFT regex instead.
     target_modules: Any = field(default_factory=lambda: list(PROJECTIONS))
+    # ours: the language model's decoder layers (indices from 0) the listed projections are taken from;
+    # None: every layer (WMDP's RMU trains down_proj of layers 5, 6, 7 only)
+    target_layers: Any = None
     # ours: "fast" (one addmm per adapter, sparse CPU dropout masks: train/model_setup.py) or "peft"
     layers: str = "fast"
 
@@ -204,7 +207,7 @@ def _friendly(exc: OmegaConfBaseException) -> str:
     msg = str(exc).splitlines()[0]
     if "Key '" in msg and "not in" in msg:
         valid = ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values())
-        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules, LoRA.layers"
+        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules, LoRA.target_layers, LoRA.layers"
     return f"key '{key}': {msg}"
 
 
@@ -308,6 +311,13 @@ def validate(cfg, validate_paths: bool = True) -> None:
             re.compile(targets)
         except re.error as exc:
             raise ConfigError(f"key 'LoRA.target_modules': '{targets}' is not a valid regex: {exc}") from None
+    layers = cfg.LoRA.target_layers
+    if layers is not None:
+        need(not isinstance(layers, (str, int, float)) and hasattr(layers, "__len__") and len(layers) > 0
+             and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers),
+             "LoRA.target_layers", f"a non-empty list of layer indices (0, 1, ...), or null for every layer; got {layers!r}")
+        need(not isinstance(targets, str), "LoRA.target_layers",
+             "applies to a list of projection names; a LoRA.target_modules regex names its layers itself")
     need(cfg.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
     need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(0 <= cfg.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
@@ -351,8 +361,6 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(name in method.args, f"method_args.{name}",
              f"'{cfg.forget_loss}' has no argument '{name}'. Its arguments: "
              f"{', '.join(sorted(method.args)) or 'none'}")
-        need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
-             f"method_args.{name}", "must be a number")
         problem = method.arg_problem(name, value)
         need(problem is None, f"method_args.{name}", problem or "")
     terms = set(method.term_names())
@@ -427,7 +435,8 @@ def resume_differences(saved: dict, cfg) -> list[str]:
 # on a CPU (other random masks, the same distribution) or lora_alpha / r is not a power of two (one rounding
 # fewer): runs made before it are kept under their names, as runs of the same settings.
 LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples": 8, "eval_data_path": "",
-                      "eval_asr_tokens": 0, "LoRA.layers": "fast", "numerics": "native",
+                      "eval_asr_tokens": 0, "LoRA.layers": "fast", "LoRA.target_layers": None,
+                      "numerics": "native",
                       "prompt_format": "chat_template", "reference_dir": "", "train_end_token": True,
                       "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
                       "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",

@@ -14,7 +14,7 @@ def lora_target_modules(cfg, family) -> str:
     """LoRA.target_modules as PEFT's regex: a list of projection names is scoped by the family to its
     language model; a string is the user's own regex, used as it is."""
     targets = cfg.LoRA.target_modules
-    return targets if isinstance(targets, str) else family.lora_targets(list(targets))
+    return targets if isinstance(targets, str) else family.lora_targets(list(targets), cfg.LoRA.target_layers)
 
 
 def check_lora_targets(model, cfg, family) -> None:
@@ -37,6 +37,12 @@ def check_lora_targets(model, cfg, family) -> None:
                          if isinstance(m, torch.nn.Linear) and family.part_of(n) == "language"})
         raise ConfigError(f"key 'LoRA.target_modules': {', '.join(unmatched)} matches no module of the language "
                           f"model. Its linear layers are named: {', '.join(linear[:12])}")
+    for layer in cfg.LoRA.target_layers or ():
+        pattern = re.compile(family.lora_targets(list(wanted), [layer]))
+        if not any(pattern.fullmatch(n) for n in names):
+            depth = model.config.get_text_config().num_hidden_layers
+            raise ConfigError(f"key 'LoRA.target_layers': layer {layer} has none of {', '.join(wanted)}; the language "
+                              f"model's layers are 0..{depth - 1}")
 
 
 def prepare_model(model, cfg, family):

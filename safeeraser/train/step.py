@@ -20,10 +20,13 @@ class ViewOutput:
     logits: torch.Tensor
     labels: torch.Tensor
     ref_logits: torch.Tensor | None = None
-    # A language-model layer's activations (B, T, H) and the mask of real tokens, for kinds that read them
+    # A language-model layer's activations (B, T, H), the mask of real tokens and the mask of the real
+    # tokens after the image (the question, the template's turn markers and the answer), for kinds that
+    # read them
     hidden: torch.Tensor | None = None
     ref_hidden: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
 
 
 def _pad_to(t: torch.Tensor, width: int, value) -> torch.Tensor:
@@ -78,11 +81,11 @@ def answer_window(labels: torch.Tensor) -> int:
     return labels.shape[1] - max(first - 1, 0)
 
 
-def _forward(model, batch: dict, keep: int = 0, layer: int | None = None, legacy_pads: bool = False):
-    """(logits of the last `keep` positions (all when 0), the hidden states after language-model layer
-    `layer` or None): the lm_head and everything after it (float copies, softmaxes, their gradients)
-    never touch prompt and image positions the loss does not read. `legacy_pads`: padding positions get
-    position id 1 (see legacy_padding)."""
+def _forward(model, batch: dict, keep: int = 0, layer: torch.nn.Module | None = None, legacy_pads: bool = False):
+    """(logits of the last `keep` positions (all when 0), the output of decoder layer module `layer` or
+    None): the lm_head and everything after it (float copies, softmaxes, their gradients) never touch
+    prompt and image positions the loss does not read. `legacy_pads`: padding positions get position id 1
+    (see legacy_padding)."""
     if keep:  # as indices, so the kept hidden states are gathered into one contiguous matrix for the output layer
         width = batch["input_ids"].shape[1]
         keep = torch.arange(width - keep, width, device=batch["input_ids"].device)
@@ -90,9 +93,16 @@ def _forward(model, batch: dict, keep: int = 0, layer: int | None = None, legacy
     if legacy_pads:
         mask = batch["attention_mask"]
         extra["position_ids"] = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-    out = model(**model_inputs(batch), **extra, use_cache=False, logits_to_keep=keep,
-                output_hidden_states=layer is not None)
-    return out.logits, None if layer is None else out.hidden_states[layer]
+    captured = []
+    # The layer module's own output, as RMU's hook reads it (hidden_states[-1] would be after the final norm)
+    handle = None if layer is None else layer.register_forward_hook(
+        lambda module, args, output: captured.append(output[0] if isinstance(output, tuple) else output))
+    try:
+        out = model(**model_inputs(batch), **extra, use_cache=False, logits_to_keep=keep)
+    finally:
+        if handle is not None:
+            handle.remove()
+    return out.logits, captured[-1] if captured else None
 
 
 @contextlib.contextmanager
@@ -114,18 +124,47 @@ def legacy_padding(model, pad_id: int):
         handle.remove()
 
 
-def hidden_layer(model, args: dict) -> int:
-    """The language-model layer whose output the hidden-state kinds read (`method_args.layer`; by default a
-    quarter of the depth, as RMU's layer 7 of 32). hidden_states[0] is the embedding output."""
+def decoder_layers(model, family) -> torch.nn.ModuleList:
+    """The language model's decoder layers (under PEFT, DDP or DeepSpeed wrappers)."""
     inner = getattr(model, "module", model)
-    depth = inner.config.get_text_config().num_hidden_layers
+    base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    return base.get_submodule(f"{family.language}.layers")
+
+
+def default_hidden_layer(depth: int) -> int:
+    """RMU's layer by default: WMDP's layer_id 7 of Zephyr-7B's 32, i.e. the last of the first quarter."""
+    return max(0, depth // 4 - 1)
+
+
+def hidden_layer(model, args: dict, family) -> torch.nn.Module:
+    """The decoder layer whose output the hidden-state kinds read: `method_args.layer` indexes the language
+    model's layers from 0, as WMDP's `model.layers[layer_id]` does (default: default_hidden_layer)."""
+    layers = decoder_layers(model, family)
+    depth = len(layers)
     layer = args.get("layer")
-    layer = max(1, depth // 4) if layer is None else int(layer)
-    if not 1 <= layer <= depth:
+    layer = default_hidden_layer(depth) if layer is None else int(layer)
+    if not 0 <= layer < depth:
         from safeeraser.train.config import ConfigError
 
-        raise ConfigError(f"key 'method_args.layer': {layer}, but the language model has layers 1..{depth}")
-    return layer
+        raise ConfigError(f"key 'method_args.layer': {layer}, but the language model's layers are 0..{depth - 1} "
+                          "(counted from 0, as WMDP's layer_id)")
+    return layers[layer]
+
+
+def text_after_image(batch: dict, image_token_id: int | None) -> torch.Tensor:
+    """The real tokens after the last image token of each row: the question, the template's markers and
+    the answer (every family's prompt puts the image first); every real token where there is no image."""
+    ids, real = batch["input_ids"], batch["attention_mask"].bool()
+    if image_token_id is None:
+        return real
+    position = torch.arange(ids.shape[1], device=ids.device)
+    after = ((ids == image_token_id) * (position + 1)).amax(1)  # one past the last image token, 0 if none
+    return real & (position[None] >= after[:, None])
+
+
+def image_token_id(model) -> int | None:
+    inner = getattr(model, "module", model)
+    return getattr(inner.config, "image_token_id", None)
 
 
 def reference_context(model):
@@ -164,7 +203,7 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     method = method.in_epoch(epoch, args)
     names = method.views()
     hidden_views = set(method.hidden_views())
-    layer = hidden_layer(model, args) if hidden_views else None
+    layer = hidden_layer(model, args, family) if hidden_views else None
     # Every term reads answer positions only, except a KL over all positions: then the logits are kept
     # whole and trimmed to each view's width; or, for the reference's KL, kept at the micro-batch's common
     # width (the reference's collator pads every view to it), padding treated as its stack treats it.
@@ -204,18 +243,20 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
                 outputs[n] = ViewOutput(_first_columns(logits_of[n], w), views[n]["labels"])
             if n in hidden_views:
                 outputs[n].hidden, outputs[n].mask = _first_columns(hidden_of[n], w), views[n]["attention_mask"]
+                outputs[n].text_mask = text_after_image(views[n], image_token_id(model))
             where[n] = (width, keep)
     ref_names = method.reference_views()
     if ref_names:
         net = ref_model if ref_model is not None else model
         ctx = contextlib.nullcontext() if ref_model is not None else reference_context(model)
         ref_pads = legacy_padding(net, pad_id) if whole else contextlib.nullcontext()
+        ref_layer = layer if net is model or layer is None else hidden_layer(net, args, family)
         with torch.no_grad(), ctx, ref_pads:
             for n in ref_names:  # the reference sees exactly the rows, width and window of the view's logits
                 width, keep = where[n]
                 w = views[n]["input_ids"].shape[1]
                 ref, ref_hidden = _forward(net, widen(views[n], width, pad_id), keep,
-                                           layer if n in hidden_views else None, legacy_pads=whole)
+                                           ref_layer if n in hidden_views else None, legacy_pads=whole)
                 outputs[n].ref_logits = ref if keep else ref[:, :w]
                 if ref_hidden is not None:
                     outputs[n].ref_hidden = ref_hidden[:, :w]

@@ -129,7 +129,7 @@ def test_unknown_method_argument_is_a_config_error(forget_cfg):
 
     with pytest.raises(ConfigError, match="'dpo' has no argument 'alpha'. Its arguments: beta"):
         forget_cfg("forget_loss=dpo", "method_args.alpha=1")
-    with pytest.raises(ConfigError, match="method_args.layer': 9, but the language model has layers 1..2"):
+    with pytest.raises(ConfigError, match="method_args.layer': 9, but the language model's layers are 0..1"):
         run_training(forget_cfg("forget_loss=rmu", "method_args.layer=9", "max_train_steps=1"))
 
 

@@ -240,13 +240,30 @@ def test_coefficients_out_of_range_are_config_errors(override, message):
     ("idkdpo", "beta=0", "key 'method_args.beta': must be > 0"),
     ("undial", "strength=-3", "key 'method_args.strength': must be > 0"),
     ("wga", "beta=-1", "key 'method_args.beta': must be >= 0"),
-    ("rmu", "layer=0", "key 'method_args.layer': must be an integer >= 1"),
+    ("rmu", "layer=-1", "key 'method_args.layer': must be an integer >= 0"),
+    ("rmu", "layer=1.5", "key 'method_args.layer': must be an integer >= 0"),
     ("rmu", "steering=0", "key 'method_args.steering': must be > 0"),
+    ("rmu", "steering=big", "key 'method_args.steering': must be a number"),
+    ("rmu", "positions=image", "key 'method_args.positions': must be one of question_answer, answer, all, got 'image'"),
+    ("scrub", "msteps=-1", "key 'method_args.msteps': must be an integer >= 0"),
 ])
 def test_method_arguments_out_of_range_are_config_errors(method, arg, message):
     with pytest.raises(ConfigError, match=message):
         load_config("forget_lora.yaml", [f"forget_loss={method}", f"method_args.{arg}"], validate_paths=False)
     load_config("forget_lora.yaml", [f"forget_loss={method}"], validate_paths=False)  # the defaults pass
+
+
+@pytest.mark.parametrize("override, message", [
+    ("LoRA.target_layers=[]", "a non-empty list of layer indices"),
+    ("LoRA.target_layers=[1,-1]", "a non-empty list of layer indices"),
+    ("LoRA.target_layers=7", "a non-empty list of layer indices"),
+])
+def test_bad_lora_target_layers_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=f"key 'LoRA.target_layers': {message}"):
+        load_config("forget_lora.yaml", [override], validate_paths=False)
+    with pytest.raises(ConfigError, match="key 'LoRA.target_layers': applies to a list of projection names"):
+        load_config("forget_lora.yaml", ["LoRA.target_modules=.*down_proj", "LoRA.target_layers=[1]"],
+                    validate_paths=False)
 
 
 def test_lora_target_matching_nothing_names_the_key_and_the_layers(vanilla_dir):

@@ -49,10 +49,11 @@ class Family:
                 return part
         return "language"
 
-    def lora_targets(self, names) -> str:
-        """A PEFT target regex for projection names (q_proj, ...) inside the language model only: the
-        vision towers have modules of the same names."""
-        return rf"{re.escape(self.language)}\..*\.({'|'.join(re.escape(n) for n in names)})"
+    def lora_targets(self, names, layers=None) -> str:
+        """A PEFT target regex for projection names (q_proj, ...) inside the language model only (the
+        vision towers have modules of the same names); with `layers`, inside those decoder layers only."""
+        where = "" if layers is None else rf"\.layers\.({'|'.join(str(int(i)) for i in layers)})"
+        return rf"{re.escape(self.language)}{where}\..*\.({'|'.join(re.escape(n) for n in names)})"
 
     def modules_to_save(self, tune_vision: bool, tune_projector: bool) -> list[str]:
         """Fully trained copies next to LoRA: the tuned vision tower and/or projector (a projector inside

@@ -33,8 +33,8 @@ class Method:
     pd_weight: float = 1.0
     pd_overrides: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # the method's own arguments and their defaults
-    # Each argument's allowed range: "> 0", ">= 0", "int >= 1" (a layer index) or "int >= 0" (a count); None
-    # is always allowed where the default is None.
+    # Each argument's allowed range: "> 0", ">= 0", "int >= 1", "int >= 0" (an index or a count), or a tuple of
+    # the strings it may be; None is always allowed where the default is None.
     arg_bounds: dict = field(default_factory=dict)
     # Two NLL terms that po_pooling=pooled makes one token mean over both views' answer tokens (the
     # reference's PO runs the refusal and retain rows as one batch of one forward pass)
@@ -80,8 +80,12 @@ class Method:
     def arg_problem(self, name: str, value) -> str | None:
         """Why `value` is not allowed for argument `name`, or None."""
         bound = self.arg_bounds.get(name)
+        if isinstance(bound, tuple):
+            return None if value in bound else f"must be one of {', '.join(bound)}, got {value!r}"
         if value is None:
             return None if self.args.get(name) is None else "must be a number"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return "must be a number"
         for least in (0, 1):
             if bound == f"int >= {least}":
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -146,17 +146,29 @@ def steering_direction(seed: int, dim: int, device) -> torch.Tensor:
     return _DIRECTIONS[key]
 
 
+def rmu_positions(view, args) -> torch.Tensor:
+    """The positions RMU's forget side steers (`method_args.positions`): `question_answer` (default: the
+    real tokens after the image, the harmful text, as WMDP's hook sees every token of its harmful text),
+    `answer` (the answer tokens only) or `all` (every real token, the image's and the system prompt's
+    included: positions the forget and retain views of a record share, which the retain term pins)."""
+    where = args.get("positions", "question_answer")
+    if where == "answer":
+        return view.labels != IGNORE_INDEX
+    return view.text_mask if where == "question_answer" else view.mask
+
+
 def rmu_forget(outs, term, cfg, args) -> torch.Tensor:
-    """RMU (Li et al. 2024), forget side: a layer's activations on the forget inputs (every real token)
+    """RMU (Li et al. 2024), forget side: a layer's activations on the forget inputs, at rmu_positions,
     pushed towards `steering` times a fixed random unit vector."""
     view = outs[term.view]
     h = view.hidden.float()
     target = args["steering"] * steering_direction(cfg.seed, h.shape[-1], h.device)
-    return _real_tokens_mean(((h - target) ** 2).mean(-1), view.mask)
+    return _real_tokens_mean(((h - target) ** 2).mean(-1), rmu_positions(view, args))
 
 
 def rmu_retain(outs, term, cfg, args) -> torch.Tensor:
-    """RMU, retain side: the layer's activations on retain inputs kept at the reference's, times `alpha`."""
+    """RMU, retain side: the layer's activations on every real token of the retain inputs kept at the
+    reference's, times `alpha` (the paper's retain loss covers its whole retain text)."""
     view = outs[term.view]
     return args["alpha"] * _real_tokens_mean(((view.hidden.float() - view.ref_hidden.float()) ** 2).mean(-1),
                                              view.mask)
