@@ -107,3 +107,74 @@ def test_kl_without_a_temperature_is_the_plain_kl():
     (term,) = [t for t in parse_method("kl").terms if t.kind == "kl"]
     plain = _kl_by_hand(retain, 1.0)
     assert float(KINDS["kl"]({"retain": retain}, term, cfg(), {})) == pytest.approx(sum(plain) / len(plain), rel=1e-5)
+
+
+def _total(name, outs, settings=None, args=None):
+    method = parse_method(name)
+    args = method.resolve_args(args or {})
+    return sum(t.weight * float(KINDS[t.kind](outs, t, settings or cfg(), args))
+               for t in method.in_epoch(0, args).terms)
+
+
+def _mean_nll(v):
+    rows = token_nlls(v)
+    return sum(sum(r) / len(r) for r in rows) / len(rows)
+
+
+def _seq_logps(v, logits):
+    """Per row: the answer tokens' log-probabilities under `logits`, written out position by position."""
+    out = []
+    for r in range(v.labels.shape[0]):
+        out.append([float(logits[r, t - 1].log_softmax(-1)[v.labels[r, t]])
+                    for t in range(1, v.labels.shape[1]) if v.labels[r, t] != -100])
+    return out
+
+
+def test_gradient_ascent_difference_po_and_kl_are_the_references_sums():
+    forget, retain, pd, idk = view(31, answer_from=(2, 5)), view(32), view(33, answer_from=(1, 4)), view(34)
+    outs = {"forget": forget, "retain": retain, "pd": pd, "idk": idk}
+    lf, lr, lp, li = (_mean_nll(v) for v in (forget, retain, pd, idk))
+    kl = _kl_by_hand(retain, 1.0)
+    expected = {"ga": -lf, "gapd": -lf + 0.5 * lp, "gd": -lf + lr, "gdpd": -lf + 0.5 * lr + 0.5 * lp,
+                "po": li + lr, "popd": li + lr + lp, "kl": -lf + sum(kl) / len(kl),
+                "klpd": -lf + sum(kl) / len(kl) + lp}
+    for name, value in expected.items():
+        assert _total(name, outs) == pytest.approx(value, rel=1e-5, abs=1e-5), name
+
+
+def test_npo_is_minus_two_over_beta_log_sigmoid_of_minus_beta_log_ratio():
+    forget, retain = view(35, answer_from=(2, 3)), view(36)
+    beta = 0.7
+    ratios = [sum(c) - sum(r) for c, r in zip(_seq_logps(forget, forget.logits), _seq_logps(forget, forget.ref_logits))]
+    npo = sum(-(2 / beta) * math.log(1 / (1 + math.exp(beta * x))) for x in ratios) / len(ratios)
+    outs = {"forget": forget, "retain": retain}
+    assert _total("npo", outs, cfg(npo_beta=beta)) == pytest.approx(npo + _mean_nll(retain), rel=1e-5)
+
+
+def test_wga_weights_each_token_by_its_probability_to_the_beta():
+    forget, retain = view(37, answer_from=(1, 4)), view(38)
+    beta = 0.5
+    rows = [sum(math.exp(lp) ** beta * lp for lp in row) / len(row) for row in _seq_logps(forget, forget.logits)]
+    outs = {"forget": forget, "retain": retain}
+    assert _total("wga", outs, args={"beta": beta}) == pytest.approx(sum(rows) / len(rows) + _mean_nll(retain),
+                                                                     rel=1e-5)
+
+
+def test_undial_distils_the_reference_with_the_answer_logit_lowered():
+    forget = view(39, answer_from=(2, 4))
+    strength = 2.0
+    rows = []
+    for r in range(forget.labels.shape[0]):
+        values = []
+        for t in range(1, forget.labels.shape[1]):
+            if forget.labels[r, t] == -100:
+                continue
+            teacher = forget.ref_logits[r, t - 1].tolist()
+            teacher[int(forget.labels[r, t])] -= strength
+            z = [math.exp(x) for x in teacher]
+            target = [x / sum(z) for x in z]
+            logq = forget.logits[r, t - 1].log_softmax(-1).tolist()
+            values.append(-sum(p * q for p, q in zip(target, logq)))
+        rows.append(sum(values) / len(values))
+    assert _total("undial", {"forget": forget}, args={"strength": strength}) == pytest.approx(
+        sum(rows) / len(rows), rel=1e-5)
