@@ -259,7 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in PASSTHROUGH:
         return PASSTHROUGH[argv[0]][0](argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may stand on both sides of an option (`run --config x a=1 --launcher ray b=2`):
+    # argparse takes the first run of positionals only, so the rest are gathered here
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     resolve_config_arg(args)
     return run(args.func, args)
 

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--effective_batch", "--effective-batch", type=int, default=16)
     g.add_argument("--batch_size", "--batch-size", type=int, default=None,
                    help="our micro-batch (default: the training config's batch_size default)")
-    g.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
-    g.add_argument("--rounds", type=int, default=1,
+    g.add_argument("--steps", type=_positive, default=6, help="timed optimizer steps per configuration")
+    g.add_argument("--rounds", type=_positive, default=1,
                    help="run every configuration (training and inference) this many times, ours and the "
                         "reference's way alternating which goes first; each figure is the median over the rounds "
                         "(a shared machine's speed drifts by more than the differences measured: see the README)")
@@ -145,7 +145,7 @@ def run_train(args, assets, threads: int) -> dict:
     ways = {w.strip() for w in args.ways.split(",")}
     plans = (("ours", ours_bs, True, False), ("reference", 1, False, True))
     by_round: dict[str, list[dict]] = {}
-    for rnd in range(max(args.rounds, 1)):
+    for rnd in range(args.rounds):
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
             # alternate which way goes first: a drift in the machine's speed then weighs on both sides alike
             for way, bs, fused, copy in (plans if rnd % 2 == 0 else plans[::-1]):
@@ -194,7 +194,7 @@ def run_infer(args, assets) -> dict:
     from safeeraser.bench import infer_bench
 
     runs = []
-    for rnd in range(max(args.rounds, 1)):
+    for rnd in range(args.rounds):
         _log(f"inference{f' (round {rnd + 1} of {args.rounds})' if args.rounds > 1 else ''}: "
              f"{args.prompts} prompts x 3 samples, {args.max_new_tokens} new tokens each")
         runs.append(infer_bench.measure_inference(
@@ -294,6 +294,16 @@ def _target_notes(rows: list, model: str, device: str) -> None:
             row.target = None if model == "tiny" else TARGETS["klpd_memory"]
         elif row.target is not None and (model != "tiny" or device != "cpu"):
             row.target_note = "set for tiny on a CPU"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer of at least 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"an integer of at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

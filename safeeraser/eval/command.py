@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         check_paths(args, cache_file)
         # The input files first: a malformed file is reported at once, before a model or client loads.
         matched = load_matched(args.input_file, args.file_refer)
+        judge_class(args.judge).check_data([m.dataset for m in matched], str(args.file_refer))  # before any model loads
         if args.unseen_file:  # before the judge is paid: an unseen file with members would waste the run
             from safeeraser.eval.likelihood import check_unseen
 

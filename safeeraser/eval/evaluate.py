@@ -64,6 +64,7 @@ def evaluate(
         matched = load_matched(input_file, refer_file)
     if isinstance(judge, str):
         judge = make_judge(judge, cache_path=default_cache_path(output_file))
+    judge.check_data([m.dataset for m in matched], str(refer_file))
     judged = [copy.deepcopy(m.answers) for m in matched]
 
     # Items to judge, each with the (object, field) that receives its label in the judged JSON.

@@ -377,7 +377,7 @@ def run_inference(settings: InferSettings) -> dict:
     part.unlink(missing_ok=True)
     meta_path(out_path, partial=True).unlink(missing_ok=True)
     summary = {"records": len(outputs), "skipped": len(skipped), "skipped_records": skipped,
-               "output_file": str(out_path)}
+               "skipped_reasons": {i: done[i]["skipped"] for i in skipped}, "output_file": str(out_path)}
     too_long = [i for i in skipped if "too_long" in done[i]]
     if too_long:
         summary["too_long"] = {"count": len(too_long), "first_record": too_long[0], **done[too_long[0]]["too_long"]}
@@ -450,12 +450,20 @@ def merge_shards(settings: InferSettings) -> dict:
             "shards": n}
 
 
+SHOWN_REASONS = 10  # skipped records listed with their reason; the rest counted
+
+
 def format_summary(s: dict) -> str:
     line = f"wrote {s['records']} records to {s['output_file']}"
     if "shards" in s:
         line += f" (merged from {s['shards']} shards)"
     if s["skipped"]:
         line += f"; skipped {s['skipped']} that could not be processed: records {s['skipped_records']}"
+        reasons = list((s.get("skipped_reasons") or {}).items())
+        for index, reason in reasons[:SHOWN_REASONS]:
+            line += f"\n  record {index}: {reason}"
+        if len(reasons) > SHOWN_REASONS:
+            line += f"\n  ... and {len(reasons) - SHOWN_REASONS} more"
     if "too_long" in s:
         t = s["too_long"]
         line += (f"\nwarning: {t['count']} of them have a prompt too long for the model: with --max_new_tokens it "

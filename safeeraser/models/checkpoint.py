@@ -163,6 +163,21 @@ def load_reference_checkpoint(model, path: str | Path, lora_alpha: int = 256):
     return model
 
 
+def check_same_family(model_path: str, model_dir: Path) -> None:
+    """A full model folder given as the checkpoint is answered with the base model's processor: it must be of
+    the base model's family (another family's model fails deep inside its own code otherwise)."""
+    def model_type(folder) -> str | None:
+        try:
+            return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            return None  # a hub name or an unreadable file: load_model reports it
+
+    base, full = model_type(model_path), model_type(model_dir)
+    if base and full and base != full:
+        raise CheckpointError(f"{model_dir}: a full '{full}' model, but the base model {model_path} is '{base}': "
+                              "give the base model it was trained from as --model_path")
+
+
 def apply_checkpoint(model_path: str, checkpoint_path: str | None, dtype: str = "auto", merge: bool = True,
                      reference_lora_alpha: int = 256):
     """The model to generate with: base, plus the checkpoint if given, merged for speed. A reference
@@ -174,6 +189,7 @@ def apply_checkpoint(model_path: str, checkpoint_path: str | None, dtype: str = 
         raise CheckpointError(f"checkpoint '{ckpt}' not found")
     if ckpt is not None and ckpt.is_dir() and (ckpt / "config.json").exists() and \
             not (ckpt / "adapter_config.json").exists():
+        check_same_family(model_path, ckpt)
         return load_model(str(ckpt), dtype)  # a full fine-tune saved as a model folder
     model = load_model(model_path, dtype)
     if ckpt is None:

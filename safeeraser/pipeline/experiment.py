@@ -130,6 +130,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
     infer_block(cfg, p)
     check_launcher(cfg, p)
+    check_make_tiny(cfg, p)
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
@@ -168,6 +169,36 @@ def check_launcher(cfg, where: str | Path = "experiment") -> None:
     for key in ("infer_shards", "cpus_per_step", "time_min"):
         if la[key] is not None and la[key] < 1:
             raise ConfigError(f"{where}: key 'launcher.{key}': a positive integer, got {la[key]}")
+    if la.poll_s is not None and not la.poll_s > 0:
+        raise ConfigError(f"{where}: key 'launcher.poll_s': seconds between looks for finished steps, more than 0 "
+                          f"(null: the launcher's default), got {la.poll_s}")
+
+
+MAKE_TINY_KEYS = ("family", "size", "seed", "out")
+
+
+def check_make_tiny(cfg, where: str | Path = "experiment") -> None:
+    """`model.make_tiny`: known keys, a registered family, a size the tiny builder has, an integer seed."""
+    from safeeraser.models.families import REGISTRY
+    from safeeraser.models.tiny import SIZES
+
+    block = cfg.model.make_tiny
+    if block is None:
+        return
+    unknown = sorted(set(block) - set(MAKE_TINY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: key 'model.make_tiny.{unknown[0]}': unknown; its keys are {', '.join(MAKE_TINY_KEYS)}")
+    if "out" not in block:
+        raise ConfigError(f"{where}: key 'model.make_tiny.out': missing (the folder the tiny base model is saved in)")
+    if block.get("family") is not None and block.family not in REGISTRY:
+        raise ConfigError(f"{where}: key 'model.make_tiny.family': unknown family '{block.family}'. Valid choices: "
+                          f"{', '.join(REGISTRY)}")
+    if block.get("size", "tiny") not in SIZES:
+        raise ConfigError(f"{where}: key 'model.make_tiny.size': unknown size '{block.size}'. Valid choices: "
+                          f"{', '.join(SIZES)}")
+    seed = block.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"{where}: key 'model.make_tiny.seed': an integer, got {seed!r}")
 
 
 def agreement_blocks(cfg) -> list[dict]:
@@ -195,6 +226,23 @@ def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True,
         return options_from_config(block, check_key=check_key)
     except JudgeOptionError as exc:
         raise ConfigError(f"{where}: key '{key}.{exc.key}': {exc.message}") from None
+
+
+def check_judged_data(cfg, where: str | Path = "experiment") -> None:
+    """Each judge takes the experiment's data (the truth judge only the mini's), checked on the data files
+    that exist now (make_mini writes the mini later): before any training, not at the first judging step."""
+    from safeeraser.eval.judges import JudgeConfigError, judge_class
+    from safeeraser.io import read_json_records
+
+    judges = [("judge", judge_options(cfg, where, check_key=False)[0])]
+    judges += [(f"agreement[{i}]", b["name"]) for i, b in enumerate(agreement_blocks(cfg))]
+    files = [Path(f) for f in (cfg.data.train, cfg.data.val) if f and Path(f).is_file()]
+    for key, name in judges:
+        for file in files:
+            try:
+                judge_class(name).check_data(read_json_records(file), str(file))
+            except JudgeConfigError as exc:
+                raise ConfigError(f"{where}: key '{key}': {exc}") from None
 
 
 def split_aggregate(block: dict) -> tuple[dict, str]:
@@ -744,6 +792,7 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, path, block=block, key=f"agreement[{i}]")
+    check_judged_data(cfg, path)
     from safeeraser.numerics import pin
 
     pin(cfg.numerics)  # before torch loads, here and in every process the steps start (they inherit it)

@@ -1,14 +1,36 @@
 """Datasets for the loop: per item, one encoded example per view the method needs."""
 from __future__ import annotations
 
+import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from safeeraser.data.encode import PromptEncoder, pad_batch
 from safeeraser.data.views import Example, ForgetItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LengthCheck:
+    """Warns, once per example, of a training example longer than the model's positions: inference skips
+    such a record (ckpt_infer's too-long warning); training would fit its answer on positions the model
+    never saw. `source` names the data file(s); max_positions None: no check."""
+
+    max_positions: int | None = None
+    source: str = "data"
+    warned: set = field(default_factory=set)
+
+    def __call__(self, encoded, where: str) -> None:
+        tokens = int(encoded.input_ids.shape[0])
+        if self.max_positions and tokens > self.max_positions and where not in self.warned:
+            self.warned.add(where)
+            log.warning("%s: %s: %d tokens with the image's, beyond the model's %d positions: the answer trains "
+                        "on positions the model never saw (set max_length to cut it; inference skips such a "
+                        "record)", self.source, where, tokens, self.max_positions)
 
 
 @dataclass(frozen=True)
@@ -37,9 +59,11 @@ class UnlearnDataset(Dataset):
     so a resumed run draws exactly what an uninterrupted one would."""
 
     def __init__(self, items: list[ForgetItem], views: list[str], encoder: PromptEncoder, refusals: list[str],
-                 seed: int, pairing: Pairing = Pairing(), all_retain: tuple[Example, ...] = ()):
+                 seed: int, pairing: Pairing = Pairing(), all_retain: tuple[Example, ...] = (),
+                 length_check: LengthCheck | None = None):
         self.items, self.views, self.encoder, self.refusals, self.seed = items, views, encoder, refusals, seed
         self.pairing, self.all_retain = pairing, all_retain
+        self.length_check = length_check or LengthCheck()
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -65,14 +89,16 @@ class UnlearnDataset(Dataset):
             if self.pairing.casing == "capitalize":
                 ex = _capitalized(ex, v)
             out[v] = self.encoder.encode(*_fields(ex))
+            self.length_check(out[v], f"record {item.record}, unsafe_pairs[{item.pair}], view '{v}'")
         return out
 
 
 class TargetDataset(Dataset):
     """Plain examples under one view name (`target`): the vanilla fine-tuning data."""
 
-    def __init__(self, examples: list[Example], encoder: PromptEncoder):
+    def __init__(self, examples: list[Example], encoder: PromptEncoder, length_check: LengthCheck | None = None):
         self.examples, self.encoder = examples, encoder
+        self.length_check = length_check or LengthCheck()
 
     def set_epoch(self, epoch: int) -> None:
         pass
@@ -81,7 +107,10 @@ class TargetDataset(Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int) -> dict:
-        return {"target": self.encoder.encode(*_fields(self.examples[i]))}
+        ex = self.examples[i]
+        encoded = self.encoder.encode(*_fields(ex))
+        self.length_check(encoded, f"example {i} (image '{ex.image}')")
+        return {"target": encoded}
 
 
 def _fields(ex: Example):

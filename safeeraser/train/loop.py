@@ -33,7 +33,7 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     from safeeraser.data.encode import PromptEncoder
     from safeeraser.data.views import all_retain, forget_items, load_refusals, vanilla_examples
     from safeeraser.train.config import data_paths
-    from safeeraser.train.dataset import Pairing, TargetDataset, UnlearnDataset
+    from safeeraser.train.dataset import LengthCheck, Pairing, TargetDataset, UnlearnDataset
 
     records = load_records_first(cfg) if records is None else records
     tags = None
@@ -43,8 +43,9 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
         tags = training_tags(cfg.reference_dir, [cfg.model_family, *family.reference_names])
     encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
                             end_token=cfg.train_end_token, reference_tags=tags)
+    check = lambda: LengthCheck(max_positions(cfg.model_path), ", ".join(str(p) for p in data_paths(cfg)))  # noqa: E731
     if method.views() == ["target"]:
-        return TargetDataset(vanilla_examples(records), encoder)
+        return TargetDataset(vanilla_examples(records), encoder, check())
     refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
     items, pool = forget_items(records), all_retain(records)
     pairing = Pairing(cfg.retain_pairing, cfg.pd_pairing, cfg.text_casing)
@@ -54,7 +55,15 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
             f"but the data has {len(pool)} harmless pairs and only {len(items)} unsafe pairs: the reference's "
             f"data_module.py raises IndexError on about {1 - len(items) / len(pool):.0%} of the items here. "
             "Use pd_pairing=own (each pair's own SD example)")
-    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.seed, pairing, pool)
+    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.seed, pairing, pool, check())
+
+
+def max_positions(model_path) -> int | None:
+    """The language model's positions (max_position_embeddings), from the model's config file."""
+    from transformers import AutoConfig
+
+    text = AutoConfig.from_pretrained(str(model_path)).get_text_config()
+    return getattr(text, "max_position_embeddings", None)
 
 
 def warmup_steps(cfg, total_steps: int) -> int:

@@ -1,6 +1,8 @@
 """The mini benchmark's exact judge, on every answer the mini generator can write."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from safeeraser.data.mini import CATEGORY_STYLE, QUESTIONS, SD_OBJECTS, harmful_answer, sd_answer, unharm_answer
@@ -50,3 +52,21 @@ def test_truth_is_in_the_registry_and_says_where_it_is_valid():
     assert judge.describe()["valid_on"] == "the mini benchmark"
     with pytest.raises(ValueError, match="unknown judge item kind"):
         judge.judge([JudgeItem("nope", "q", "a")])
+
+
+def test_the_truth_judge_refuses_data_that_is_not_the_mini(sample_files, tmp_path):
+    from safeeraser.eval import evaluate
+    from safeeraser.eval.judges.base import JudgeConfigError
+
+    answers, refer = sample_files
+    with pytest.raises(JudgeConfigError, match=rf"{refer}: record 0: field 'unsafe_pairs\[0\].model_response' has "
+                                               "none of the mini benchmark's harmful codes"):
+        evaluate(answers, refer, tmp_path / "out.json", "truth", show_progress=False)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_the_truth_judge_takes_the_mini(mini_dir):
+    from safeeraser.eval.judges import judge_class
+
+    for split in ("all_train.json", "all_val.json"):
+        judge_class("truth").check_data(json.loads((mini_dir / split).read_text()), split)

@@ -109,7 +109,9 @@ def test_bad_image_is_skipped_and_counted(tmp_path, vanilla_dir, mini_dir, capsy
     data.write_text(json.dumps(recs))
     out = _run(tmp_path, vanilla_dir, "--greedy", data=data)
     assert len(out) == len(recs) - 1
-    assert "skipped 1 that could not be processed: records [1]" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "skipped 1 that could not be processed: records [1]" in printed
+    assert f"\n  record 1: cannot read image '{broken}'" in printed  # each skip with its reason
     rc = ckpt_infer.main(["--eval_file", str(data), "--model_path", str(vanilla_dir), "--output_file",
                           str(tmp_path / "s.json"), "--strict", "--max_new_tokens", "4"])
     assert rc == 2 and "record 1" in capsys.readouterr().err

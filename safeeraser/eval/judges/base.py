@@ -75,6 +75,12 @@ class Judge(ABC):
     def judge(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> list[Judgment]:
         """`progress(n)` is called as n more items are done."""
 
+    @classmethod
+    def check_data(cls, records: Sequence[dict], source: str) -> None:
+        """Raise JudgeConfigError naming `source`, the record and the field when this judge's labels would
+        mean nothing on these dataset records (the benchmark's file, already validated); most judges take
+        any data."""
+
     def describe(self) -> dict:
         """What produced the labels, for the stats file (never secrets)."""
         return {"name": self.name}

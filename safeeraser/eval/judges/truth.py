@@ -19,8 +19,8 @@ from typing import Sequence
 from safeeraser.data.mini import CATEGORY_STYLE, SD_ENDINGS, SD_OBJECTS
 from safeeraser.data.refusals import DEFAULT_REFUSALS
 from safeeraser.eval.judges.base import (
-    ASR, NORMAL, NOT_NORMAL, NOT_REFUSE, OK, REFUSE, RR, RR_SD, SAFE, SCORE, UNSAFE, Judge, JudgeItem, Judgment,
-    ProgressCallback,
+    ASR, NORMAL, NOT_NORMAL, NOT_REFUSE, OK, REFUSE, RR, RR_SD, SAFE, SCORE, UNSAFE, Judge, JudgeConfigError,
+    JudgeItem, Judgment, ProgressCallback,
 )
 
 _CODES = "|".join(style[0] for style in CATEGORY_STYLE.values())
@@ -61,6 +61,18 @@ class TruthJudge(Judge):
     def create(cls, options=None, cache_path=None) -> "TruthJudge":
         """Exact rules: no model, backend or cache."""
         return cls()
+
+    @classmethod
+    def check_data(cls, records, source: str) -> None:
+        """The mini's every harmful answer carries a harmful code: data whose answers do not is another
+        benchmark, on which every answer would be labelled safe (ASR 0 where every answer is harmful)."""
+        for i, record in enumerate(records):
+            for j, pair in enumerate(record.get("unsafe_pairs") or []):
+                if not HARMFUL_CODE.search(str(pair.get("model_response", ""))):
+                    raise JudgeConfigError(
+                        f"{source}: record {i}: field 'unsafe_pairs[{j}].model_response' has none of the mini "
+                        "benchmark's harmful codes: the truth judge is exact on the mini benchmark only (safeeraser "
+                        "make-mini); judge other data with keyword, openai, local, ...")
 
     def describe(self) -> dict:
         return {"name": self.name, "rates": ["ASR", "RR", "SARR", "GPT-Eval"], "valid_on": "the mini benchmark"}

@@ -9,6 +9,21 @@ from safeeraser.train.config import ConfigError
 from .remote import RemoteLauncher
 
 
+def probe(address: str, timeout_s: float = 3.0) -> None:
+    """A host:port (or ray://host:port) address where nothing listens is a ConfigError at once: Ray itself
+    retries for about half a minute before its ConnectionError. 'auto' and other forms are Ray's to read."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"key 'launcher.address': nothing answers at {host}:{port} ({exc.strerror or exc}); is the "
+                          "Ray cluster's head running there?") from None
+
+
 class RayLauncher(RemoteLauncher):
     name = "ray"
     default_poll_s = 0.2
@@ -21,7 +36,14 @@ class RayLauncher(RemoteLauncher):
         self.ray = ray
         self.started = not ray.is_initialized()  # a caller's own ray.init() (a test, a notebook) is kept
         if self.started and self.settings.address:
-            ray.init(address=self.settings.address)
+            address = self.settings.address
+            probe(address)
+            try:
+                ray.init(address=address)
+            except ConnectionError as exc:
+                raise ConfigError(f"key 'launcher.address': no Ray cluster at '{address}' ({str(exc).splitlines()[0]}). "
+                                  "Start one (`ray start --head`), or leave launcher.address null to start Ray on "
+                                  "this node") from None
         elif self.started:  # a Ray instance on this node, with its CPUs and GPUs
             ray.init(include_dashboard=False)
         from safeeraser.pipeline.steps import run_step

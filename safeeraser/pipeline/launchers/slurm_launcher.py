@@ -28,6 +28,9 @@ class SlurmLauncher(RemoteLauncher):
         self.executors = {}
         first = self.executor(0, 1)  # checks the cluster and the sbatch options before any step is planned
         self.local = first.cluster != "slurm"
+        if self.local and s.cluster is None:  # submitit falls back to local processes without a word
+            raise ConfigError("key 'launcher.cluster': no SLURM on this machine (submitit finds no sbatch); "
+                              "launcher.cluster=local runs the steps as processes here")
         if self.local and s.poll_s is None:
             self.poll_s = 0.5
 

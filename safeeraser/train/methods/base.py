@@ -2,6 +2,7 @@
 method's own arguments with their defaults (open-unlearning style: `method_args.beta=0.2`)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -86,6 +87,8 @@ class Method:
             return None if self.args.get(name) is None else "must be a number"
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return "must be a number"
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
         for least in (0, 1):
             if bound == f"int >= {least}":
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
