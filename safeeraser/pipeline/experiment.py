@@ -268,6 +268,22 @@ def mmvet_grader(cfg, cache_path: Path):
     return ChatGrader(replace(settings, model=settings.model or judge_class(name).default_model), cache_path)
 
 
+def answers_from_other_weights(meta_file: Path, ckpt: Path | None) -> str | None:
+    """Which weight file of `ckpt` differs from the one the answers' meta recorded (size and modification
+    time, as provenance.weights_identity keeps them), or None: the same weights, no checkpoint, or no
+    record to compare (answers made before metas recorded it are kept)."""
+    from safeeraser.provenance import weights_identity
+
+    if ckpt is None or not meta_file.exists() or not Path(ckpt).is_dir():
+        return None
+    recorded = (json.loads(meta_file.read_text()).get("checkpoint") or {}).get("files")
+    if not recorded:
+        return None
+    now = weights_identity(ckpt)["files"]
+    changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
+    return ", ".join(changed) or None
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -502,23 +518,29 @@ class Runner:
             run_training(cfg)
         self.executed.append(f"forget:{run.method}")
 
-    def infer_done(self, out: Path) -> bool:
+    def infer_done(self, out: Path, ckpt: Path | None = None) -> bool:
         """The answers exist, with none missing (records skipped when they were made are answered again:
-        the input may be fixed)."""
+        the input may be fixed), made from the adapter now in `ckpt` (a run unlearned again is answered
+        again: its folder's name is its config's, not its weights')."""
         from safeeraser.infer.ckpt_infer import meta_path
 
         made = meta_path(out)
-        return out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
+        return (out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
+                and answers_from_other_weights(made, ckpt) is None)
 
-    def _answers_made(self, out: Path) -> bool:
+    def _answers_made(self, out: Path, ckpt: Path | None = None) -> bool:
         """Whether the answers in `out` are made (their reuse noted). Answers that lack records skipped when they
-        were made are removed: not done, as the input may be fixed."""
+        were made, or that were made from other weights than `ckpt` holds now, are removed: not done."""
         from safeeraser.infer.ckpt_infer import meta_path
 
         made = meta_path(out)
         skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
         if skipped:
             self.log(f"note: {out} lacks records {skipped} (skipped when it was made): answering again")
+            out.unlink()
+        changed = answers_from_other_weights(made, ckpt) if out.exists() else None
+        if changed:
+            self.log(f"note: {out} was made from other weights than {ckpt} holds now ({changed}): answering again")
             out.unlink()
         if not out.exists():
             return False
@@ -537,7 +559,7 @@ class Runner:
         self.log(format_summary(run_inference(settings)))
 
     def infer_run(self, tag: str, ckpt: Path | None, split: str, out: Path) -> Path:
-        if not self._answers_made(out):
+        if not self._answers_made(out, ckpt):
             self._infer(f"[{tag}] inference on {split}", ckpt, split, out)
             self.executed.append(f"infer:{tag}:{split}")
         return out
@@ -548,7 +570,7 @@ class Runner:
         from safeeraser.infer.ckpt_infer import shard_path
 
         part = shard_path(out, shard, shards)
-        if not self.infer_done(out) and not self._answers_made(part):
+        if not self.infer_done(out, ckpt) and not self._answers_made(part, ckpt):
             self._infer(f"[{tag}] inference on {split}, shard {shard} of {shards}", ckpt, split, out, shards=shards,
                         shard_index=shard)
             self.executed.append(f"infer:{tag}:{split}:shard-{shard}-of-{shards}")
@@ -556,7 +578,7 @@ class Runner:
 
     def infer_merge(self, tag: str, ckpt: Path | None, split: str, out: Path, shards: int) -> Path:
         """The shard files of `out` joined into it (and removed)."""
-        if not self._answers_made(out):
+        if not self._answers_made(out, ckpt):
             self._infer(f"[{tag}] merging the {shards} shards of {split}", ckpt, split, out, shards=shards,
                         merge_shards=True)
             self.executed.append(f"merge:{tag}:{split}")

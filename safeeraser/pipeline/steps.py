@@ -126,13 +126,14 @@ def is_done(runner, step: Step) -> bool:
     if step.kind in ("infer", "merge"):
         # a shard is done once its own answers exist, or once the merged answers do: nothing is answered again
         out, shard = Path(step.args["out"]), step.args.get("shard")
-        if runner.infer_done(out):
+        ckpt = None if step.args.get("ckpt") is None else Path(step.args["ckpt"])
+        if runner.infer_done(out, ckpt):
             return True
         if step.kind == "merge" or shard is None:
             return False
         from safeeraser.infer.ckpt_infer import shard_path
 
-        return runner.infer_done(shard_path(out, shard, step.args["shards"]))
+        return runner.infer_done(shard_path(out, shard, step.args["shards"]), ckpt)
     if step.kind == "eval":
         return runner.eval_done(Path(step.args["answers"]))
     if step.kind == "specificity":

@@ -88,3 +88,27 @@ def test_a_vanilla_model_made_with_other_settings_is_made_again_and_nothing_down
     assert any(s.startswith("infer:vanilla") for s in second.executed)  # answers of the new model
     _, third = run_experiment(path, log=lambda *_: None)
     assert third.executed == []
+
+
+def test_a_run_unlearned_again_is_answered_and_judged_again(tmp_path, vanilla_dir, mini_dir):
+    import os
+
+    path = _experiment(tmp_path, vanilla_dir, mini_dir)
+    cfg = yaml.safe_load(path.read_text())
+    cfg.update(methods=["ga"], forget_overrides=["max_train_steps=1"])
+    path.write_text(yaml.safe_dump(cfg))
+    run_experiment(path, log=lambda *_: None)
+    (ckpt,) = (tmp_path / "work" / "forget").iterdir()
+    _, again = run_experiment(path, log=lambda *_: None)
+    assert again.executed == []  # the same weights: everything reused
+    # the forget folder made anew (the same config, so the same name), e.g. after it was deleted
+    weights = ckpt / "adapter_model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    logs: list[str] = []
+    _, runner = run_experiment(path, log=logs.append)
+    (tag,) = {step.split(":")[1] for step in runner.executed}
+    # answered again; the judged files are named by the answers' content: the same weights give the same
+    # answers here (only the file's time changed), so their judgement is reused
+    assert sorted(runner.executed) == [f"infer:{tag}:train", f"infer:{tag}:val"] and tag.startswith("ga-")
+    assert any("was made from other weights than" in line and "adapter_model.safetensors" in line for line in logs)
