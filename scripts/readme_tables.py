@@ -23,8 +23,8 @@ def render(report: dict) -> str:
 
     parts = [markdown_table(report["rows"])]
     if report.get("pd_effects"):
-        parts.append("PD's effect (+PD minus base, points; paired bootstrap over records; * = the interval "
-                     "excludes 0):\n\n" + pd_table(report["pd_effects"]))
+        parts.append("PD's effect (+PD minus base, points; paired bootstrap over images; * = the interval "
+                     "excludes 0; † count-based where every resample agrees):\n\n" + pd_table(report["pd_effects"]))
     if report.get("agreement"):
         parts.append("Judge agreement over all rows and splits:\n\n"
                      + agreement_text(report["agreement"], report["judge"]["name"]))

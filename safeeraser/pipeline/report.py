@@ -181,7 +181,7 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
                      "hierarchical bootstrap (seeds, then records).")
     if all(r.get("specificity") is None for r in rows):
         notes.append("Spec.: not measured in this run.")
-    notes.append("Degen.: share of harmful (val) answers that are empty, wordless or a repetition loop.")
+    notes.append("Degen.: share of harmful (val) answers that are empty, wordless, a repetition loop or garbled.")
     judge = meta.get("judge", {}).get("name", "?")
     text = f"# {title}\n\n" + " ".join(notes) + f" Judge: `{judge}`.\n\n{markdown_table(rows)}\n"
     if pd:
