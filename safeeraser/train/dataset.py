@@ -25,8 +25,10 @@ class LengthCheck:
     warned: set = field(default_factory=set)
 
     def __call__(self, encoded, where: str) -> None:
+        if not self.max_positions:
+            return
         tokens = int(encoded.input_ids.shape[0])
-        if self.max_positions and tokens > self.max_positions and where not in self.warned:
+        if tokens > self.max_positions and where not in self.warned:
             self.warned.add(where)
             log.warning("%s: %s: %d tokens with the image's, beyond the model's %d positions: the answer trains "
                         "on positions the model never saw (set max_length to cut it; inference skips such a "
