@@ -16,129 +16,37 @@ import contextlib
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
-# What each kind of step needs: a model on a GPU (unlearning, answering), or a judge (which may be a model).
-GPU_KINDS = ("prepare", "forget", "infer", "specificity")
+from safeeraser.pipeline.kinds import RunGraph, Step, kind, kinds
 
-
-@dataclass
-class Step:
-    id: str  # unique in the grid, e.g. "infer:ga-1a2b3c4d:val"
-    kind: str  # prepare | forget | infer (whole, or one shard) | merge (of an infer's shards) | eval | specificity
-    args: dict  # the body's arguments (paths and names: they travel to another process)
-    deps: list[str] = field(default_factory=list)
-    output: str = ""  # what it makes, for plans and messages
-
-    def log_path(self, work: Path) -> Path:
-        """Where a step run by a remote launcher writes everything it prints."""
-        return work / "logs" / (self.id.replace(":", "_") + ".log")
-
-
-# --- the bodies: one per kind, each a call of the Runner ---------------------------------------------------
-def _prepare(runner, **_):
-    runner.prepare_inputs()
-
-
-def _forget(runner, run, processes: int = 1, accelerate_config: str | None = None):
-    runner.forget_run(run, processes=processes, accelerate_config=accelerate_config)
-
-
-def _infer(runner, tag, ckpt, split, out, shard: int | None = None, shards: int = 1):
-    ckpt = None if ckpt is None else Path(ckpt)
-    if shard is None:
-        runner.infer_run(tag, ckpt, split, Path(out))
-    else:
-        runner.infer_shard_run(tag, ckpt, split, Path(out), shard, shards)
-
-
-def _merge(runner, tag, ckpt, split, out, shards):
-    runner.infer_merge(tag, None if ckpt is None else Path(ckpt), split, Path(out), shards)
-
-
-def _eval(runner, tag, answers, split):
-    runner.eval_run(tag, Path(answers), split)
-
-
-def _specificity(runner, tag, ckpt):
-    runner.specificity(tag, None if ckpt is None else Path(ckpt))
-
-
-BODIES = {"prepare": _prepare, "forget": _forget, "infer": _infer, "merge": _merge, "eval": _eval,
-          "specificity": _specificity}
+__all__ = ["Step", "call", "is_done", "plan_steps", "prepare_step", "run_step"]
 
 
 def call(step: Step, runner, extra: dict | None = None) -> None:
-    BODIES[step.kind](runner, **step.args, **(extra or {}))
+    kind(step.kind).run(runner, step, extra)
 
 
 def plan_steps(runner) -> list[Step]:
     """Every step of the grid, dependencies first (the order the local launcher runs them in: the order
-    of the one-process pipeline)."""
-    steps: dict[str, Step] = {}
-
-    def add(step: Step) -> Step:
-        steps.setdefault(step.id, step)  # a method listed twice is one set of steps
-        return step
-
-    shards = runner.cfg.launcher.infer_shards
-
-    def infer(run, split, out, deps) -> Step:
-        """The step whose id and output the evals use: the inference, or the merge of its shards."""
-        step_id = f"infer:{run.tag}:{split}"
-        args = {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt), "split": split, "out": str(out)}
-        if shards <= 1:
-            return add(Step(step_id, "infer", args, deps, output=str(out)))
-        from safeeraser.infer.ckpt_infer import shard_path
-
-        parts = [add(Step(f"{step_id}:shard-{k}-of-{shards}", "infer", {**args, "shard": k, "shards": shards}, deps,
-                          output=str(shard_path(out, k, shards)))).id for k in range(shards)]
-        return add(Step(step_id, "merge", {**args, "shards": shards}, parts, output=str(out)))
-
+    of the one-process pipeline): per run, each kind in the registry's order adds its steps."""
+    graph = RunGraph()
     for run in runner.runs():
-        deps = []
-        if run.ckpt is not None:
-            deps = [add(Step(f"forget:{run.tag}", "forget", {"run": run}, output=str(run.ckpt))).id]
-        answers = {}
-        for split in ("train", "val"):
-            out = runner.infer_path(run.tag, split)
-            answers[split] = infer(run, split, out, deps)
-        for split in ("train", "val"):
-            add(Step(f"eval:{run.tag}:{split}", "eval", {"tag": run.tag, "answers": answers[split].output,
-                                                          "split": split}, [answers[split].id],
-                     output=str(runner.work / "eval")))
-        spec = runner.spec_path(run.tag)
-        if spec is not None:
-            add(Step(f"specificity:{run.tag}", "specificity",
-                     {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt)}, deps, output=str(spec)))
-    return list(steps.values())
+        graph.start(run)
+        for k in kinds():
+            k.plan(runner, graph)
+    return list(graph.steps.values())
 
 
 def prepare_step() -> Step:
-    return Step("prepare", "prepare", {}, output="the mini data, the tiny model, the vanilla model")
+    from safeeraser.pipeline.kinds.prepare import Prepare
+
+    return Prepare.step()
 
 
 def is_done(runner, step: Step) -> bool:
     """Whether the step's output exists already (then running it would only note the reuse)."""
-    if step.kind == "forget":
-        return (step.args["run"].ckpt / "run_complete.json").exists()
-    if step.kind in ("infer", "merge"):
-        # a shard is done once its own answers exist, or once the merged answers do: nothing is answered again
-        out, shard = Path(step.args["out"]), step.args.get("shard")
-        ckpt = None if step.args.get("ckpt") is None else Path(step.args["ckpt"])
-        if runner.infer_done(out, ckpt):
-            return True
-        if step.kind == "merge" or shard is None:
-            return False
-        from safeeraser.infer.ckpt_infer import shard_path
-
-        return runner.infer_done(shard_path(out, shard, step.args["shards"]), ckpt)
-    if step.kind == "eval":
-        return runner.eval_done(Path(step.args["answers"]))
-    if step.kind == "specificity":
-        return (runner.spec_path(step.args["tag"]) / "specificity.json").exists()
-    return False
+    return kind(step.kind).done(runner, step)
 
 
 # --- a step in another process -----------------------------------------------------------------------------

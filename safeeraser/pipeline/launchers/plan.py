@@ -3,15 +3,13 @@ done already, the accelerate command of a multi-GPU unlearning step), found with
 without a cluster or a GPU."""
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def describe(cfg) -> str:
     from safeeraser.pipeline.experiment import Runner
-    from safeeraser.pipeline.gpu_group import TRAIN_CONFIG_FILE, accelerate_command
+    from safeeraser.pipeline.kinds import kind
     from safeeraser.pipeline.launchers import launcher_class
     from safeeraser.pipeline.steps import is_done, plan_steps
-    from safeeraser.train.config import ConfigError, find_config
+    from safeeraser.train.config import ConfigError
 
     runner = Runner(cfg, log=lambda *a: None)
     la = cfg.launcher
@@ -34,20 +32,13 @@ def describe(cfg) -> str:
     for step in steps:
         done = is_done(runner, step)
         todo += not done
-        where = "this process"
+        where, gpus = "this process", 0
         if remote is not None:
             gpus, cpus = remote.resources(step.kind)
             where = f"{gpus} GPU, {cpus} CPU"
-        what = ""
-        if step.kind == "forget":
-            run = step.args["run"]
-            what = f" ({run.method}{'' if run.seed is None else f', seed {run.seed}'})"
-        elif step.kind == "merge":
-            what = f" (merges its {step.args['shards']} shards)"
-        lines.append(f"  {'done' if done else 'todo'}  {step.id}{what}  [{where}]  -> {step.output}")
-        if remote is not None and step.kind == "forget" and not done and gpus > 1:
-            ckpt = Path(step.args["run"].ckpt)
-            cmd = accelerate_command(find_config(la.accelerate_config), gpus, ckpt / TRAIN_CONFIG_FILE)
-            lines.append("        $ CUDA_VISIBLE_DEVICES=<its GPUs> " + " ".join(cmd))
+        k = kind(step.kind)
+        lines.append(f"  {'done' if done else 'todo'}  {step.id}{k.describe(step)}  [{where}]  -> {step.output}")
+        if remote is not None and not done:
+            lines += k.plan_lines(step, la, gpus)
     lines.append(f"{len(steps)} steps, {todo} to run, then the report in {runner.work}")
     return "\n".join(lines)

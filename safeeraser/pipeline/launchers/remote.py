@@ -51,18 +51,20 @@ class RemoteLauncher:
     def _auto(self, value):
         return value if value is not None else (1 if self.gpus is None or self.gpus > 0 else 0)
 
-    def resources(self, kind: str) -> tuple[int, int]:
-        """(GPUs, CPUs) of a step of this kind."""
-        s = self.settings
-        if kind == "forget":
+    def resources(self, kind_name: str) -> tuple[int, int]:
+        """(GPUs, CPUs) of a step of this kind, from the launcher setting its kind's GPU role names."""
+        from safeeraser.pipeline.kinds import kind
+
+        s, role = self.settings, kind(kind_name).gpu_role
+        if role == "run":
             gpus = self._auto(s.gpus_per_run)
-        elif kind == "prepare":  # the vanilla fine-tune runs in one process
+        elif role == "one":
             gpus = min(self._auto(s.gpus_per_run), 1)
-        elif kind in ("infer", "specificity"):  # an infer step may be one shard: each shard has these GPUs
+        elif role == "infer":
             gpus = self._auto(s.gpus_per_infer)
-        elif kind == "merge":  # joins the shards' files: no model
+        elif role == "none":
             gpus = 0
-        else:  # judging: a GPU only for a judge that runs a model here
+        else:  # judge: a GPU only for a judge that runs a model here
             gpus = s.gpus_per_judge if s.gpus_per_judge is not None else (
                 self._auto(None) if judges_run_models(self.cfg) else 0)
         return gpus, s.cpus_per_step or self.cfg.threads or 1
@@ -75,8 +77,9 @@ class RemoteLauncher:
     def payload(self, step, gpus: int) -> dict:
         from omegaconf import OmegaConf
 
-        extra = ({"processes": gpus, "accelerate_config": self.settings.accelerate_config}
-                 if step.kind == "forget" else None)
+        from safeeraser.pipeline.kinds import kind
+
+        extra = kind(step.kind).launch_extra(step, self.settings, gpus)
         return {"step": step, "config": OmegaConf.to_container(self.cfg), "cwd": os.getcwd(),
                 "log": str(step.log_path(self.work).resolve()), "threads": self.cfg.threads, "extra": extra}
 

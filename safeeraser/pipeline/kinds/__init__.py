@@ -1,0 +1,36 @@
+"""The step-kind registry: name -> the module holding its `KIND`. Kinds are planned per run in this
+order (each reads what the ones before made: the model, then the answers); adding a kind is one module
+(a StepKind named KIND) and one line here."""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from safeeraser.pipeline.kinds.base import GPU_ROLES, RunGraph, Step, StepKind
+
+REGISTRY = {
+    "prepare": "prepare",
+    "forget": "forget",
+    "infer": "infer",
+    "merge": "merge",
+    "eval": "eval",
+    "specificity": "specificity",
+}
+
+
+@lru_cache(maxsize=None)
+def kind(name: str) -> StepKind:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown step kind '{name}'. Known: {', '.join(REGISTRY)}")
+    module = REGISTRY[name]  # a module of this package, or a dotted path (a kind kept elsewhere)
+    found = importlib.import_module(module if "." in module else f"{__name__}.{module}").KIND
+    if found.gpu_role not in GPU_ROLES:
+        raise ValueError(f"step kind '{name}': gpu_role '{found.gpu_role}' is not one of {', '.join(GPU_ROLES)}")
+    return found
+
+
+def kinds() -> list[StepKind]:
+    return [kind(name) for name in REGISTRY]
+
+
+__all__ = ["REGISTRY", "RunGraph", "Step", "StepKind", "kind", "kinds"]

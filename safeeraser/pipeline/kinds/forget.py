@@ -1,0 +1,42 @@
+"""forget: a method unlearned at a seed into the run's folder (none for the vanilla run)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from safeeraser.pipeline.kinds.base import Step, StepKind
+
+
+class Forget(StepKind):
+    name = "forget"
+    gpu_role = "run"
+
+    def plan(self, runner, graph):
+        run = graph.run
+        if run.ckpt is not None:
+            graph.model_deps = [graph.add(Step(f"forget:{run.tag}", self.name, {"run": run}, output=str(run.ckpt))).id]
+
+    def run(self, runner, step, extra=None):
+        runner.forget_run(step.args["run"], **(extra or {}))
+
+    def done(self, runner, step):
+        return (step.args["run"].ckpt / "run_complete.json").exists()
+
+    def describe(self, step):
+        run = step.args["run"]
+        return f" ({run.method}{'' if run.seed is None else f', seed {run.seed}'})"
+
+    def launch_extra(self, step, settings, gpus):
+        return {"processes": gpus, "accelerate_config": settings.accelerate_config}
+
+    def plan_lines(self, step, settings, gpus):
+        if gpus <= 1:
+            return []
+        from safeeraser.pipeline.gpu_group import TRAIN_CONFIG_FILE, accelerate_command
+        from safeeraser.train.config import find_config
+
+        cmd = accelerate_command(find_config(settings.accelerate_config), gpus,
+                                 Path(step.args["run"].ckpt) / TRAIN_CONFIG_FILE)
+        return ["        $ CUDA_VISIBLE_DEVICES=<its GPUs> " + " ".join(cmd)]
+
+
+KIND = Forget()
