@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 from safeeraser.io import DataError
 from safeeraser.pipeline.columns import COLUMNS, RATES
+from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
 from safeeraser.train.config import ConfigError
 
 SPLITS = ("train", "val")  # a row's files, in the order --row names them: Efficacy, then Generality
@@ -123,17 +124,12 @@ def _load_specificity(path: Path | None) -> dict | None:
     return spec
 
 
-def _percent(x):
-    return None if x is None else 100.0 * x
-
-
 def _judge_label(judge: dict) -> str:
     return f"{judge.get('name')}" + (f" (prompt {judge['prompt_version']})" if judge.get("prompt_version") else "")
 
 
 def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], list[tuple[str, dict]]]:
     """Rows (in the order names first appear), PD effects, and (source, judge) of every file read."""
-    from safeeraser.pipeline.experiment import combine_seeds, intervals, row_from
 
     groups: dict[str, list[RowSpec]] = {}
     for spec in specs:
@@ -154,8 +150,7 @@ def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], 
             values.setdefault(name, []).append({split: s.values for split, s in splits.items()})
             row = row_from(name, {split: s.stats for split, s in splits.items()}, _load_specificity(spec.specificity))
             row["ci"], row["ci_notes"] = intervals(values[name][-1], bootstrap)
-            row["degenerate"] = {split: s.degenerate for split, s in splits.items()}
-            row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
+            add_degenerate(row, {split: s.degenerate for split, s in splits.items()})
             built.append(row)
         if len(built) == 1:
             rows.append(built[0])
@@ -169,7 +164,6 @@ def hand_rows(specs: list[RowSpec], bootstrap) -> tuple[list[dict], list[dict], 
 def pd_effects(names: list[str], values: dict, groups: dict, bootstrap) -> list[dict]:
     """For each NAME given with NAMEpd: +PD minus base of each rate on the same records, paired over the
     seeds both have (the runner's pd_effects, for rows named by hand)."""
-    from safeeraser.pipeline.experiment import pd_effect
 
     effects = []
     for base in names:

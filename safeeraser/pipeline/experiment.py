@@ -17,7 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from safeeraser.pipeline.columns import COLUMNS, RATES
+from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
 from safeeraser.train.config import ConfigError
 
 VANILLA = "vanilla"
@@ -697,9 +697,8 @@ class Runner:
         spec = None if spec is None else json.loads(self._made(spec / "specificity.json", "specificity").read_text())
         row = row_from(run.method, stats, spec)
         row["ci"], row["ci_notes"] = intervals(values, self.cfg.bootstrap)
-        row["degenerate"] = {split: degenerate_by_view(read_json_records(path), str(path))
-                             for split, path in answers.items()}
-        row["degen"] = _percent(row["degenerate"]["val"]["harmful"]["rate"])
+        add_degenerate(row, {split: degenerate_by_view(read_json_records(path), str(path))
+                             for split, path in answers.items()})
         if self.cfg.agreement:
             row["agreement"] = self.agreement(answers, judged)
         return row
@@ -732,72 +731,6 @@ class Runner:
         return [pd_effect(base, list(self.values[base].values()), list(self.values[f"{base}pd"].values()),
                           self.cfg.bootstrap)
                 for base in self.cfg.methods if f"{base}pd" in self.values and base in self.values]
-
-
-def pd_effect(base: str, runs_a: list[dict], runs_b: list[dict], bootstrap) -> dict:
-    """+PD minus base of each rate on the same records: `runs_a` (the method's runs) and `runs_b` (its PD
-    variant's) in the same seed order, a seed's two runs kept together by a paired bootstrap."""
-    from safeeraser.eval.bootstrap import paired_seeds_diff
-
-    effect = {"method": base, "with_pd": f"{base}pd"}
-    for col in RATES:
-        a = [run[col.split][col.metric] for run in runs_a]
-        b = [run[col.split][col.metric] for run in runs_b]
-        diff = paired_seeds_diff(a, b, n_resamples=bootstrap.resamples, seed=bootstrap.seed)
-        effect[col.key] = {**diff.as_dict(), "excludes_zero": diff.excludes_zero}
-    return effect
-
-
-def _percent(x):
-    return None if x is None else 100.0 * x
-
-
-def intervals(runs, bootstrap) -> tuple[dict, dict]:
-    """95% intervals (percent) of each rate column, resampling images (a record's samples and an image's
-    records are not independent); over several runs (seeds) a hierarchical bootstrap. Returns the
-    intervals {column: [low, high] or None} and notes {column: {"method", "undefined_resamples",
-    "resamples"}} for the columns whose interval is count-based (the bootstrap collapsed) or left
-    resamples out (no judged answer in the draw)."""
-    from safeeraser.eval.bootstrap import PERCENTILE, bootstrap_ci, combine_seeds
-
-    runs = runs if isinstance(runs, list) else [runs]
-    out, notes = {}, {}
-    for col in RATES:
-        per_run = [run[col.split][col.metric] for run in runs]
-        opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
-        ci = bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else combine_seeds(per_run, **opts)
-        out[col.key] = None if ci.low is None else [_percent(ci.low), _percent(ci.high)]
-        if ci.method != PERCENTILE or ci.undefined_resamples:
-            notes[col.key] = {"method": ci.method, "undefined_resamples": ci.undefined_resamples,
-                              "resamples": bootstrap.resamples}
-    return out, notes
-
-
-def row_from(method: str, stats: dict, spec: dict | None) -> dict:
-    row = {"method": method}
-    for col in COLUMNS:
-        if col.split:
-            row[col.key] = stats[col.split]["summary"][col.metric]
-        elif col.key == "specificity":
-            row[col.key] = None if spec is None else spec.get("average")
-    return row  # degen is set by the runner, from the answers
-
-
-def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
-    """Mean and sample standard deviation of each column over the runs; a column missing (None) in
-    any run stays None."""
-    import statistics
-
-    row: dict = {"method": method, "seeds": seeds}
-    sd: dict = {}
-    for key in (c.key for c in COLUMNS):
-        values = [r[key] for r in runs]
-        missing = any(v is None for v in values)
-        row[key] = None if missing else statistics.fmean(values)
-        sd[key] = None if missing else statistics.stdev(values)
-    row["sd"] = sd
-    row["runs"] = runs
-    return row
 
 
 def run_experiment(path: str | Path, overrides: list[str] = (), log=print,

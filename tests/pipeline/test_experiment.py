@@ -93,7 +93,7 @@ def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, 
 
 def test_combine_seeds_keeps_a_missing_column_missing():
     from safeeraser.pipeline.columns import COLUMNS
-    from safeeraser.pipeline.experiment import combine_seeds
+    from safeeraser.pipeline.rows import combine_seeds
 
     runs = [{c.key: 10.0 * i for c in COLUMNS} for i in (1, 2, 3)]
     runs[1]["gpt_eval"] = None
