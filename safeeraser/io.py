@@ -12,6 +12,10 @@ class DataError(ValueError):
     """Bad input file. The message names the file, the record and the field."""
 
 
+class ConfigError(ValueError):
+    """A bad setting: the message names the key (and the file) and what it may be."""
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` so that readers see either the old file or the whole new one."""
     path = Path(path)

@@ -34,7 +34,7 @@ class NumericsError(RuntimeError):
 
 def check_mode(mode: str, where: str = "numerics") -> str:
     if mode not in MODES:
-        from safeeraser.train.config import ConfigError
+        from safeeraser.io import ConfigError
 
         raise ConfigError(f"key '{where}': one of {', '.join(MODES)}, got {mode!r}")
     return mode

@@ -81,30 +81,24 @@ def answer_nll(model, processor, examples: Sequence, *, batch_size: int = 8) -> 
     Batched with right padding, in eval mode and without gradients; the model's mode is restored."""
     import torch
 
-    from safeeraser.data.encode import PromptEncoder, batch_to, model_inputs, pad_batch, pad_token_id
+    from safeeraser.data.encode import PromptEncoder, pad_token_id
     from safeeraser.models.families import family_of_model
-    from safeeraser.train.step import answer_window
+    from safeeraser.models.scoring import answer_logits
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     examples = [_example(e, i) for i, e in enumerate(examples)]
     family = family_of_model(model)
     encoder = PromptEncoder(processor, family)
-    pad_id = pad_token_id(processor.tokenizer)
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
     try:
         with torch.no_grad():
-            for start in range(0, len(examples), batch_size):
-                chunk = examples[start:start + batch_size]
-                batch = pad_batch([encoder.encode(e.image, e.question, e.answer) for e in chunk], pad_id, family)
-                batch = batch_to(batch, device)
-                # only the positions that predict answer tokens need logits over the vocabulary
-                keep = answer_window(batch["labels"])
-                logits = model(**model_inputs(batch), use_cache=False, logits_to_keep=keep).logits
-                out += _token_stats(logits, batch["labels"][:, -keep:] if keep else batch["labels"])
+            for logits, labels in answer_logits(model, examples, pad_token_id(processor.tokenizer), family,
+                                                batch_size, next(model.parameters()).device,
+                                                encode=lambda e: encoder.encode(e.image, e.question, e.answer)):
+                out += _token_stats(logits, labels)
     finally:
         model.train(was_training)
     return out

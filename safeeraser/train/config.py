@@ -15,6 +15,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from safeeraser.io import ConfigError  # noqa: F401 - raised here, and imported from here by many callers
+
 log = logging.getLogger(__name__)
 
 
@@ -39,10 +41,6 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 LORA_LAYERS = ("fast", "peft")  # LoRA.layers: see train/model_setup.py

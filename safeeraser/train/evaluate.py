@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from safeeraser.data.encode import Encoded, PromptEncoder, batch_to, model_inputs, pad_batch, pad_token_id
+from safeeraser.data.encode import Encoded, PromptEncoder, pad_token_id
 from safeeraser.data.views import Example
+from safeeraser.models.scoring import answer_logits
 from safeeraser.train.methods.terms import per_example_nll
 
 
@@ -12,15 +13,9 @@ from safeeraser.train.methods.terms import per_example_nll
 def example_nlls(model, encoded: list[Encoded], pad_id: int, family, batch_size: int = 16,
                  device=None) -> torch.Tensor:
     """Each encoded example's mean answer-token NLL, shape (len(encoded),), in batches of `batch_size`,
-    with the model as it is (the caller sets eval mode). One forward per batch: under DDP or ZeRO-3 every
-    process must call this with as many batches as the others (in_training_eval pads its share)."""
-    values = []
-    for i in range(0, len(encoded), batch_size):
-        batch = pad_batch(encoded[i:i + batch_size], pad_id, family)
-        if device is not None:
-            batch = batch_to(batch, device)
-        logits = model(**model_inputs(batch), use_cache=False).logits
-        values.append(per_example_nll(logits, batch["labels"]).float())
+    with the model as it is (the caller sets eval mode; see models.scoring.answer_logits)."""
+    values = [per_example_nll(logits, labels).float()
+              for logits, labels in answer_logits(model, encoded, pad_id, family, batch_size, device)]
     return torch.cat(values) if values else torch.zeros(0)
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from safeeraser.data.encode import IGNORE_INDEX, model_inputs
+from safeeraser.models.scoring import answer_window
 from safeeraser.train.methods.base import Method
 from safeeraser.train.methods.terms import KINDS, kl_positions
 
@@ -69,16 +70,6 @@ def _by_view(t: torch.Tensor, rows_of: dict[str, slice]) -> dict[str, torch.Tens
 
 def _first_columns(t: torch.Tensor, width: int) -> torch.Tensor:
     return t if t.shape[1] == width else t[:, :width]
-
-
-def answer_window(labels: torch.Tensor) -> int:
-    """How many trailing positions' logits the loss reads: from the position that predicts the batch's
-    earliest answer token to the end. 0 (all positions) when no row has an answer token."""
-    columns = (labels != IGNORE_INDEX).any(0)
-    if not columns.any():
-        return 0
-    first = int(columns.int().argmax())
-    return labels.shape[1] - max(first - 1, 0)
 
 
 def _forward(model, batch: dict, keep: int = 0, layer: torch.nn.Module | None = None, legacy_pads: bool = False):

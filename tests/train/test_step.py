@@ -84,7 +84,7 @@ def test_kl_all_positions_flag_changes_the_average(vanilla_dir, mini_dir, forget
 
 def test_answer_window_starts_at_the_position_predicting_the_first_answer_token():
     from safeeraser.data.encode import IGNORE_INDEX
-    from safeeraser.train.step import answer_window
+    from safeeraser.models.scoring import answer_window
 
     labels = torch.full((2, 10), IGNORE_INDEX)
     labels[0, 6:9] = 5
