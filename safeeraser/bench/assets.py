@@ -21,16 +21,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RANDOM_7B = "llava-7b-random"
-RANDOM_QWEN = "qwen2.5-vl-7b-random"
-# bench name -> the family whose architecture it has
-RANDOM_MODELS = {RANDOM_7B: "llava", RANDOM_QWEN: "qwen2_5_vl"}
-ARCHITECTURES = {RANDOM_7B: "LlavaForConditionalGeneration", RANDOM_QWEN: "Qwen2_5_VLForConditionalGeneration"}
+# The random 7B models: bench name -> the family whose architecture it has (Family.bench_files builds
+# it). Adding one is a family's bench_files and one line here.
+RANDOM_MODELS = {
+    "llava-7b-random": "llava",
+    "qwen2.5-vl-7b-random": "qwen2_5_vl",
+}
 MODELS = ("tiny", "small", *RANDOM_MODELS)
 SHAPES = ("full", "tiny")  # a random model's sizes: the real architecture's, or shrunk for a CPU dry run
-IMAGE_SIZE_7B = 336  # CLIP ViT-L/14-336: (336 / 14)^2 = 576 image tokens
-IMAGE_SIZE_QWEN = 672  # (672 / 14)^2 = 2304 patches, merged 2x2: 576 language tokens
-IMAGE_SIZE_TINY = 56  # the tiny models' images (4x4 patches)
 
 
 class BenchSetupError(RuntimeError):
@@ -124,99 +122,11 @@ def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0, 
                   shapes=shapes if model in RANDOM_MODELS else "full")
 
 
-def llava_processor(tiny_processor, image_size: int = IMAGE_SIZE_7B):
-    """The tiny tokenizer behind a CLIP image processor of `image_size` px (336: 576 image tokens, as
-    LLaVA-1.5)."""
-    from transformers import LlavaProcessor
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-    from safeeraser.models.families.llava import CHAT_TEMPLATE as LLAVA15_CHAT_TEMPLATE
-    from safeeraser.models.tiny import PATCH_SIZE
-
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
-    return LlavaProcessor(image_processor=image_processor, tokenizer=tiny_processor.tokenizer,
-                          patch_size=PATCH_SIZE, vision_feature_select_strategy="default",
-                          num_additional_image_tokens=1, chat_template=LLAVA15_CHAT_TEMPLATE)
-
-
-def processor_336(tiny_processor):
-    """The tiny tokenizer behind a 336 px CLIP image processor: 576 image tokens, as LLaVA-1.5."""
-    return llava_processor(tiny_processor, IMAGE_SIZE_7B)
-
-
-def llava7b_config(tokenizer, vision_overrides: dict | None = None, **text_overrides):
-    """LLaVA-1.5-7B's architecture. The overrides shrink it (tests, the dry run)."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
-
-    vision_kwargs = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                         image_size=IMAGE_SIZE_7B, patch_size=14, projection_dim=768, hidden_act="quick_gelu",
-                         layer_norm_eps=1e-5)
-    vision_kwargs.update(vision_overrides or {})
-    vision = CLIPVisionConfig(**vision_kwargs)
-    text_kwargs = dict(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-                       rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    text_kwargs.update(text_overrides)
-    text = LlamaConfig(**text_kwargs)
-    return LlavaConfig(vision_config=vision, text_config=text,
-                       image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
-                       vision_feature_select_strategy="default", projector_hidden_act="gelu",
-                       pad_token_id=tokenizer.pad_token_id)
-
-
-def qwen25vl7b_config(tokenizer, vision_overrides: dict | None = None, **text_overrides):
-    """Qwen2.5-VL-7B-Instruct's architecture (its published config.json). The overrides shrink it."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLTextConfig, Qwen2_5_VLVisionConfig
-
-    from safeeraser.models.families.qwen2_vl import qwen_special_ids
-
-    vision_kwargs = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                         patch_size=14, spatial_merge_size=2, temporal_patch_size=2, tokens_per_second=2,
-                         window_size=112, fullatt_block_indexes=[7, 15, 23, 31], hidden_act="silu")
-    vision_kwargs.update(vision_overrides or {})
-    text_kwargs = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
-                       rms_norm_eps=1e-6, tie_word_embeddings=False,
-                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=None, eos_token_id=tokenizer.eos_token_id)
-    text_kwargs.update(text_overrides)
-    return Qwen2_5_VLConfig(vision_config=Qwen2_5_VLVisionConfig(**vision_kwargs),
-                            text_config=Qwen2_5_VLTextConfig(**text_kwargs), tie_word_embeddings=False,
-                            **qwen_special_ids(tokenizer))
-
-
-# The dry run's sizes: the tiny models' widths and depths (tests/CPU), the tokenizer's own vocabulary.
-_TINY_LLAVA_VISION = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                          image_size=IMAGE_SIZE_TINY, projection_dim=64)
-_TINY_QWEN_VISION = dict(depth=2, hidden_size=64, intermediate_size=256, num_heads=4, out_hidden_size=128,
-                         window_size=IMAGE_SIZE_TINY // 2, fullatt_block_indexes=[1])
-_TINY_TEXT = dict(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4,
-                  max_position_embeddings=2048)
-
-
 def random_model_files(model: str, shapes: str, tiny_processor):
-    """(processor, config) of a random model: the tiny tokenizer, the architecture's image size and config."""
-    tok = tiny_processor.tokenizer
-    tiny = shapes == "tiny"
-    if model == RANDOM_7B:
-        processor = llava_processor(tiny_processor, IMAGE_SIZE_TINY if tiny else IMAGE_SIZE_7B)
-        if tiny:
-            return processor, llava7b_config(tok, _TINY_LLAVA_VISION, vocab_size=len(tok), num_key_value_heads=4,
-                                             **_TINY_TEXT)
-        return processor, llava7b_config(tok)
-    from safeeraser.models.families.qwen2_vl import CHAT_TEMPLATE, qwen_image_processors
+    """(processor, config) of a random model: its family's 7B architecture behind the tiny tokenizer."""
+    from safeeraser.models.families import family_for
 
-    image_processor, video_processor = qwen_image_processors(IMAGE_SIZE_TINY if tiny else IMAGE_SIZE_QWEN)
-    processor = type(tiny_processor)(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
-                                     chat_template=CHAT_TEMPLATE)
-    if tiny:
-        # M-RoPE's (temporal, height, width) split of the tiny head's 16 rotary frequencies
-        rope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [4, 6, 6]}
-        return processor, qwen25vl7b_config(tok, _TINY_QWEN_VISION, vocab_size=len(tok), num_key_value_heads=2,
-                                            rope_parameters=rope, **_TINY_TEXT)
-    return processor, qwen25vl7b_config(tok)
+    return family_for(RANDOM_MODELS[model]).bench_files(tiny_processor, dry_run=shapes == "tiny")
 
 
 def _save_random_files(model: str, shapes: str, tiny_dir: Path, out: Path) -> None:
@@ -226,7 +136,9 @@ def _save_random_files(model: str, shapes: str, tiny_dir: Path, out: Path) -> No
 
     processor, config = random_model_files(model, shapes, load_processor(str(tiny_dir)))
     # the class a loaded model folder names (vLLM picks its implementation by it)
-    config.architectures = [ARCHITECTURES[model]]
+    from safeeraser.models.families import family_for
+
+    config.architectures = [family_for(RANDOM_MODELS[model]).bench_architecture]
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out)
     config.save_pretrained(out)

@@ -21,8 +21,10 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from safeeraser.bench.assets import RANDOM_MODELS
+
 SCHEMA = "safeeraser-gpu-check/1"
-MODELS = ("llava-7b-random", "qwen2.5-vl-7b-random")
+MODELS = tuple(RANDOM_MODELS)  # every random 7B bench model
 METHODS = ("gdpd", "klpd")
 TARGETS = {"train_mfu": 0.40, "infer_ratio": 10.0, "klpd_memory": 1.10}
 

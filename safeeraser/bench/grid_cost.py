@@ -35,7 +35,7 @@ SPECIFICITY = {
     "pope": (8_910, 30, 2), "mmvet": (218, 30, 200), "mmbench": (4_329 * 4, 80, 2),
 }
 JUDGE_LABELS_PER_PAIR = 7  # ASR and RR on each of 3 samples, RR on the SD answer (eval/evaluate.py)
-# LLaVA-1.5-7B, counted with assets.linear_params on the meta-device build of assets.llava7b_config.
+# LLaVA-1.5-7B, counted with assets.linear_params on the meta-device build of the llava family's bench_config.
 LLAVA_7B = {"text": 6_607_339_520, "vision": 301_989_888, "projector": 20_971_520, "layers": 32, "hidden": 4096,
             # LoRA r 32 on the 7 projections of 32 layers (79.95 M) and the tuned projector (20.98 M)
             "trainable": 100_933_632}

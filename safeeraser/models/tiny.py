@@ -34,6 +34,12 @@ SIZES = {
 PATCH_SIZE = 14
 
 
+# A bench 7B model's language model at the tiny model's sizes, for a CPU dry run of its code (Family.bench_files)
+DRY_RUN_TEXT = dict(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4,
+                    max_position_embeddings=2048)
+DRY_RUN_IMAGE_SIZE = 56  # the tiny models' images (4x4 patches)
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int, *, bos: str | None, eos: str, pad: str, unk: str | None,
                     extra: dict[str, str], chat_template: str, other_tokens: Iterable[str] = (),
                     prepend_bos: bool = False):

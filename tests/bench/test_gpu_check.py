@@ -109,10 +109,11 @@ def test_random_7b_models_have_the_published_sizes():
     from transformers import AutoModelForImageTextToText
 
     from safeeraser.bench import assets, grid_cost
+    from safeeraser.models.families import llava, qwen2_5_vl
 
     tok = SimpleNamespace(pad_token_id=0, bos_token_id=1, eos_token_id=2, convert_tokens_to_ids=lambda t: 3)
     sizes = {}
-    for name, config in (("llava", assets.llava7b_config(tok)), ("qwen", assets.qwen25vl7b_config(tok))):
+    for name, config in (("llava", llava.bench_config(tok)), ("qwen", qwen2_5_vl.bench_config(tok))):
         with torch.device("meta"):
             model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
         sizes[name] = (sum(p.numel() for p in model.parameters()), assets.linear_params(model))
@@ -129,3 +130,25 @@ def test_random_7b_models_refuse_a_cpu_at_full_size_but_not_shrunk():
     with pytest.raises(BenchSetupError, match="--shapes tiny"):
         check_model_device("qwen2.5-vl-7b-random", "cpu", allow_cpu=False)
     check_model_device("qwen2.5-vl-7b-random", "cpu", allow_cpu=False, shapes="tiny")
+
+
+def test_a_bench_model_is_a_family_hook_and_one_registry_line(monkeypatch, tmp_path):
+    """A toy family's 7B bench model: its bench_files and one line in bench/assets.RANDOM_MODELS."""
+    from types import SimpleNamespace
+
+    from safeeraser.bench import assets
+    from safeeraser.models import families
+
+    made = {}
+
+    class Toy(SimpleNamespace):
+        bench_architecture = "ToyForConditionalGeneration"
+
+        def bench_files(self, tiny_processor, dry_run):
+            made["dry_run"] = dry_run
+            return tiny_processor, SimpleNamespace(architectures=None, save_pretrained=lambda out: None)
+
+    monkeypatch.setitem(assets.RANDOM_MODELS, "toy-7b-random", "toy")
+    monkeypatch.setattr(families, "family_for", lambda name: Toy() if name == "toy" else None)
+    processor, config = assets.random_model_files("toy-7b-random", "tiny", "the tiny processor")
+    assert processor == "the tiny processor" and made == {"dry_run": True}

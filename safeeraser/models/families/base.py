@@ -101,5 +101,13 @@ class Family:
         with a tokenizer trained on `texts` carrying the family's special tokens and chat template."""
         raise NotImplementedError(f"no tiny builder for '{self.model_type}'")
 
+    # --- the bench's random 7B model (bench/assets.py: its registry line names the family) ------------------
+    bench_architecture: str | None = None  # the model class a saved folder names (vLLM picks by it)
+
+    def bench_files(self, tiny_processor, dry_run: bool):
+        """(processor, config) of the family's 7B architecture with random weights, behind the tiny
+        tokenizer; `dry_run`: every width and depth shrunk to the tiny model's (the same code on a CPU)."""
+        raise NotImplementedError(f"no 7B bench model for '{self.model_type}'")
+
     def __repr__(self) -> str:
         return f"<family {self.model_type}>"

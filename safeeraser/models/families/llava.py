@@ -48,6 +48,9 @@ def llama_text_config(s, tokenizer):
                        tie_word_embeddings=False)
 
 
+IMAGE_SIZE_7B = 336  # CLIP ViT-L/14-336: (336 / 14)^2 = 576 image tokens
+
+
 class Llava(Family):
     model_type = "llava"
     reference_names = ("llava-v1.5-vicuna",)  # the reference's configs' model_family
@@ -55,6 +58,19 @@ class Llava(Family):
     legacy_keys = ((r"^language_model\.model\.", "model.language_model."), (r"^language_model\.lm_head\.", "lm_head."),
                    (r"^vision_tower\.", "model.vision_tower."),
                    (r"^multi_modal_projector\.", "model.multi_modal_projector."))
+
+    bench_architecture = "LlavaForConditionalGeneration"
+
+    def bench_files(self, tiny_processor, dry_run: bool):
+        from safeeraser.models.tiny import DRY_RUN_IMAGE_SIZE, DRY_RUN_TEXT
+
+        tok = tiny_processor.tokenizer
+        processor = bench_processor(tiny_processor, DRY_RUN_IMAGE_SIZE if dry_run else IMAGE_SIZE_7B)
+        if not dry_run:
+            return processor, bench_config(tok)
+        vision = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                      image_size=DRY_RUN_IMAGE_SIZE, projection_dim=64)
+        return processor, bench_config(tok, vision, vocab_size=len(tok), num_key_value_heads=4, **DRY_RUN_TEXT)
 
     def build_tiny(self, texts, size: str, seed: int):
         import torch
@@ -78,6 +94,41 @@ class Llava(Family):
         model = LlavaForConditionalGeneration(config)
         set_generation_tokens(model, tokenizer)
         return model, processor
+
+
+def bench_processor(tiny_processor, image_size: int = IMAGE_SIZE_7B):
+    """The tiny tokenizer behind a CLIP image processor of `image_size` px (336: 576 image tokens, as
+    LLaVA-1.5)."""
+    from transformers import LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    from safeeraser.models.tiny import PATCH_SIZE
+
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    return LlavaProcessor(image_processor=image_processor, tokenizer=tiny_processor.tokenizer,
+                          patch_size=PATCH_SIZE, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+
+
+def bench_config(tokenizer, vision_overrides: dict | None = None, **text_overrides):
+    """LLaVA-1.5-7B's architecture (CLIP ViT-L/14-336, two-layer GELU projector, Llama-2-7B, vocabulary
+    32064). The overrides shrink it (tests, the dry run)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    vision_kwargs = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                         image_size=IMAGE_SIZE_7B, patch_size=14, projection_dim=768, hidden_act="quick_gelu",
+                         layer_norm_eps=1e-5)
+    vision_kwargs.update(vision_overrides or {})
+    text_kwargs = dict(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                       rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    text_kwargs.update(text_overrides)
+    return LlavaConfig(vision_config=CLIPVisionConfig(**vision_kwargs), text_config=LlamaConfig(**text_kwargs),
+                       image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+                       vision_feature_select_strategy="default", projector_hidden_act="gelu",
+                       pad_token_id=tokenizer.pad_token_id)
 
 
 FAMILY = Llava()
