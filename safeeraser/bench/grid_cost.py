@@ -23,10 +23,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 PAPER_METHODS = ("ga", "gd", "kl", "po", "gapd", "gdpd", "klpd", "popd")
-# Views each method trains on and views its frozen reference reads (train/methods: `views()`,
-# `reference_views()`); a view is one sequence per forget example.
-METHOD_VIEWS = {"ga": (1, 0), "gd": (2, 0), "kl": (2, 1), "po": (2, 0), "gapd": (2, 0), "gdpd": (3, 0),
-                "klpd": (3, 1), "popd": (3, 0)}
 # Specificity: questions per benchmark (the public evaluation splits as LLaVA-1.5's scripts and this
 # toolkit read them; MMBench's dev questions are asked once per option: at most 4 rotations each),
 # text tokens of a prompt besides the image, and new tokens of an answer. ASSUMED, not read from files.
@@ -40,6 +36,15 @@ LLAVA_7B = {"text": 6_607_339_520, "vision": 301_989_888, "projector": 20_971_52
             # LoRA r 32 on the 7 projections of 32 layers (79.95 M) and the tuned projector (20.98 M)
             "trainable": 100_933_632}
 H100_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM (H200: the same)
+
+
+def method_views(name: str) -> tuple[int, int]:
+    """(views the method trains on, views its frozen reference reads), from the method registry: a view is
+    one sequence per forget example."""
+    from safeeraser.train.methods import parse_method
+
+    method = parse_method(name)
+    return len(method.views()), len(method.reference_views())
 
 
 class CostError(ValueError):
@@ -208,7 +213,7 @@ def predict(costs: Costs, setting: Setting) -> dict:
     steps = math.ceil(s.forget_examples() / eb) * s.epochs
     per_method = {}
     for m in s.methods:
-        trained_views, ref_views = METHOD_VIEWS[m]
+        trained_views, ref_views = method_views(m)
         step = eb * s.view_tokens * (trained_views * costs.trained_token_s + ref_views * costs.reference_token_s)
         per_method[m] = steps * step / s.gpus_per_run  # data parallel within a run, assumed linear
     slots = max(1, s.gpus // s.gpus_per_run)
