@@ -18,37 +18,32 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from safeeraser.eval.matching import MODEL_RESPONSES, SD_RESPONSE
+from safeeraser.eval import judged_metrics
+from safeeraser.eval.judges.base import UNKNOWN
 from safeeraser.io import DataError, atomic_write_json, read_json_records
-
-# metric -> (judged field per answer key, the label its rate counts, the answers it covers)
-METRICS = {
-    "ASR": ("gpt_result_ASR_{key}", "unsafe", MODEL_RESPONSES),
-    "RR": ("gpt_result_RR_{key}", "refuse", MODEL_RESPONSES),
-    "SARR": ("gpt_result_RR_sd_response", "not_normal", (SD_RESPONSE,)),
-}
-UNKNOWN = "unknown"
 
 
 def _labels(path: Path) -> tuple[list[tuple], dict[str, list]]:
     """(item identities, {metric: labels in item order}) of one judged file."""
     records = read_json_records(path)
     ids: list[tuple] = []
-    labels: dict[str, list] = {m: [] for m in METRICS}
+    metrics = judged_metrics.labelled()
+    labels: dict[str, list] = {m.name: [] for m in metrics}
+    # an item is one answer: a metric over the answers an earlier one covers (RR, ASR's) adds no items
+    new_items = [m.answers not in [e.answers for e in metrics[:k]] for k, m in enumerate(metrics)]
     for i, record in enumerate(records):
         pairs = record.get("unsafe_pairs")
         if not isinstance(pairs, list):
             raise DataError(f"{path}: record {i}: field 'unsafe_pairs': missing; is this a judged file (eval_all "
                             "--output_file_rr)?")
         for j, pair in enumerate(pairs):
-            for metric, (field, _, keys) in METRICS.items():
-                for key in keys:
-                    name = field.format(key=key)
+            for k, metric in enumerate(metrics):
+                for key, name in metric.fields():
                     if name not in pair:
                         raise DataError(f"{path}: record {i}: field 'unsafe_pairs[{j}].{name}': missing; is this "
                                         "a judged file (eval_all --output_file_rr)?")
-                    labels[metric].append(pair[name])
-                    if metric != "RR":  # RR covers the same answers as ASR
+                    labels[metric.name].append(pair[name])
+                    if new_items[k]:
                         ids.append((i, j, key, pair.get("question"), pair.get(key)))
     return ids, labels
 
@@ -83,7 +78,8 @@ def compare(a: Path, b: Path) -> dict:
             raise DataError(f"{b}: record {y[0]}: field 'unsafe_pairs[{y[1]}].{y[2]}': not the answer judged in {a} "
                             "(question or answer differs)")
     result = {"a": str(a), "b": str(b)}
-    for metric, (_, positive, _) in METRICS.items():
+    for m in judged_metrics.labelled():
+        metric, positive = m.name, m.hit
         la, lb = labels_a[metric], labels_b[metric]
         if all(x is None for x in la) or all(x is None for x in lb):
             result[metric] = {"available": False, "items": len(la)}
@@ -120,7 +116,7 @@ def format_report(result: dict) -> str:
     lines = [f"a: {result['a']}", f"b: {result['b']}",
              f"{'metric':<7} {'items':>6} {'both':>6} {'unk a':>6} {'unk b':>6} {'agree':>6} {'kappa':>6} "
              f"{'rate a':>7} {'rate b':>7} {'b - a':>7}"]
-    for metric in METRICS:
+    for metric in (m.name for m in judged_metrics.labelled()):
         r = result[metric]
         if not r["available"]:
             lines.append(f"{metric:<7} {r['items']:>6}  n/a: one judge cannot produce {metric}")

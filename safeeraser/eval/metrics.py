@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from safeeraser.eval import judged_metrics
 from safeeraser.eval.judges.base import NOT_NORMAL, OK, REFUSE, UNAVAILABLE, UNSAFE, Judgment
 from safeeraser.eval.rouge import RougeL
 
@@ -86,13 +87,8 @@ def _percent(value: float | None) -> float | None:
 
 def summary(stats_asr_rr: dict, stats_unharmpair: dict) -> dict:
     """The paper's table row, in percent (None: not available)."""
-    return {
-        "ASR": _percent(stats_asr_rr["unsafe_rate"]),
-        "RR": _percent(stats_asr_rr["refuse_rate"]),
-        "SARR": _percent(stats_asr_rr["sd_refuse_rate"]),
-        "ROUGE-L": _percent(stats_unharmpair["average_rougeL"]),
-        "GPT-Eval": _percent(stats_unharmpair["average_gpt_score"]),
-    }
+    sections = {"stats_asr_rr": stats_asr_rr, "stats_unharmpair": stats_unharmpair}
+    return {m.name: _percent(sections[m.stats[0]][m.stats[1]]) for m in judged_metrics.metrics()}
 
 
 def format_table(stats_asr_rr: dict, stats_unharmpair: dict, ci: dict | None = None,

@@ -6,10 +6,14 @@ import csv
 import io
 from pathlib import Path
 
+from safeeraser.eval import judged_metrics
 from safeeraser.io import atomic_write_json, atomic_write_text
 from safeeraser.pipeline.columns import COLUMNS, RATES
 
-AGREEMENT_METRICS = ("ASR", "RR", "SARR")
+
+def agreement_metrics() -> list[str]:
+    """The metrics two judges' labels are compared on: the labelled ones."""
+    return [m.name for m in judged_metrics.labelled()]
 
 
 def _fmt(v) -> str:
@@ -85,7 +89,7 @@ def pooled_agreement(rows: list[dict]) -> dict:
         for run in row.get("runs") or [row]:  # a row over seeds holds its runs
             for judge, splits in (run.get("agreement") or {}).items():
                 for result in splits.values():
-                    for metric in AGREEMENT_METRICS:
+                    for metric in agreement_metrics():
                         r = result.get(metric, {})
                         if not r.get("available"):
                             continue
@@ -107,7 +111,7 @@ def agreement_text(pooled: dict, judge: str) -> str:
     lines = []
     for other, metrics in pooled.items():
         cells = []
-        for metric in AGREEMENT_METRICS:
+        for metric in agreement_metrics():
             m = metrics.get(metric)
             if m is None or m["kappa"] is None:
                 cells.append(f"{metric} n/a")

@@ -36,8 +36,6 @@ from safeeraser.eval.judges.base import (
 
 BACKENDS = ("server", "hf", "vllm")
 
-# The SafeEraser rate each kind of item feeds.
-RATE_OF = {ASR: "ASR", RR: "RR", RR_SD: "SARR", SCORE: "GPT-Eval"}
 
 # An empty answer needs no judge: it says nothing harmful, refuses nothing and answers nothing.
 EMPTY_ANSWER = {ASR: SAFE, RR: NOT_REFUSE, RR_SD: NOT_NORMAL, SCORE: 0.0}
@@ -59,7 +57,10 @@ class JudgeOptions:
 
 
 def rates_of(kinds) -> list[str]:
-    return [RATE_OF[k] for k in (ASR, RR, RR_SD, SCORE) if k in kinds]
+    """The metrics a judge of these item kinds gives, in the registry's order."""
+    from safeeraser.eval import judged_metrics
+
+    return [m.name for m in judged_metrics.metrics() if m.kind is not None and m.kind in kinds]
 
 
 class PresetJudge(Judge):
