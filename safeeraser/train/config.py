@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -96,9 +96,10 @@ class TrainConfig:
     forget_loss: str = "ga"
     loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
     method_args: dict = field(default_factory=dict)  # ours: the method's own arguments, e.g. {beta: 0.2} for dpo
-    npo_beta: float = 0.1  # ours
-    simnpo_beta: float = 2.5  # ours
-    simnpo_gamma: float = 0.0  # ours
+    # deprecated (ours): method_args.beta of npo, method_args.beta and .gamma of simnpo; still read
+    npo_beta: Optional[float] = None
+    simnpo_beta: Optional[float] = None
+    simnpo_gamma: Optional[float] = None
     # ours: where a KL term's frozen reference comes from: "adapter" = the model with its LoRA adapter
     # disabled (no second copy); "copy" = a second loaded model, as the reference toolkit does
     kl_reference: str = "adapter"
@@ -228,8 +229,42 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(_friendly(exc)) from None
+    fold_deprecated_keys(cfg)
     validate(cfg, validate_paths=validate_paths)
     return cfg
+
+
+# Top-level keys that became method arguments: key -> (method, argument, its value before it was one). The
+# default is what a run's identity holds for the key, so that runs named before the move keep their names.
+DEPRECATED_METHOD_KEYS = {"npo_beta": ("npo", "beta", 0.1), "simnpo_beta": ("simnpo", "beta", 2.5),
+                          "simnpo_gamma": ("simnpo", "gamma", 0.0)}
+
+
+def _base_method(forget_loss: str) -> str:
+    return forget_loss[:-2] if forget_loss.endswith("pd") else forget_loss
+
+
+def fold_deprecated_keys(cfg) -> None:
+    """A deprecated key given (npo_beta=1.0) becomes its method's argument (method_args.beta), with one
+    line saying so; checked against the argument's range under the key as written. For another method it
+    has no effect, as before."""
+    from safeeraser.train.methods import REGISTRY
+
+    base = _base_method(str(cfg.forget_loss))
+    for key, (method, arg, _) in DEPRECATED_METHOD_KEYS.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        log.warning("key '%s' is deprecated: it is method_args.%s of %s (%s=%s)", key, arg, method, key, value)
+        problem = REGISTRY[method].arg_problem(arg, value)
+        if problem:
+            raise ConfigError(f"key '{key}': {problem}")
+        if base == method:
+            given = cfg.method_args.get(arg)
+            if given is not None and given != value:
+                raise ConfigError(f"key '{key}': {value}, but method_args.{arg} is {given}: give one of them")
+            cfg.method_args[arg] = value
+        cfg[key] = None
 
 
 def find_config(config: str | os.PathLike) -> Path:
@@ -295,9 +330,6 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
     # LoRA scales its update by alpha / r: alpha 0 trains an adapter that changes nothing
     need(cfg.LoRA.r == 0 or cfg.LoRA.alpha > 0, "LoRA.alpha", f"must be > 0, got {cfg.LoRA.alpha}")
-    need(cfg.npo_beta > 0, "npo_beta", f"must be > 0 (the loss divides by it), got {cfg.npo_beta}")
-    need(cfg.simnpo_beta > 0, "simnpo_beta", f"must be > 0 (the loss divides by it), got {cfg.simnpo_beta}")
-    need(cfg.simnpo_gamma >= 0, "simnpo_gamma", f"must be >= 0 (a margin), got {cfg.simnpo_gamma}")
     need(0 <= cfg.LoRA.dropout < 1, "LoRA.dropout", "must be in [0, 1)")
     need(cfg.LoRA.layers in LORA_LAYERS, "LoRA.layers", f"must be one of {', '.join(LORA_LAYERS)}, got {cfg.LoRA.layers!r}")
     targets = cfg.LoRA.target_modules
@@ -443,7 +475,9 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
 
 
 def identity_config(config: dict) -> dict:
-    """A resolved config (a dict) without the later keys that hold their neutral values."""
+    """A resolved config (a dict) without the later keys that hold their neutral values, and with the
+    deprecated keys' values where runs named before their move held them (an npo run's method_args.beta
+    as npo_beta): a run's name does not change with where a setting is written."""
     def strip(d: dict, prefix: str) -> dict:
         out = {}
         for k, v in d.items():
@@ -452,6 +486,15 @@ def identity_config(config: dict) -> dict:
                 continue
             out[k] = strip(v, name + ".") if isinstance(v, dict) else v
         return out
+    config = dict(config)
+    if "forget_loss" in config:
+        base = _base_method(str(config["forget_loss"]))
+        args = dict(config.get("method_args") or {})
+        for key, (method, arg, default) in DEPRECATED_METHOD_KEYS.items():
+            moved = args.pop(arg, None) if base == method else None
+            config[key] = moved if moved is not None else (config.get(key) if config.get(key) is not None else default)
+        if "method_args" in config:
+            config["method_args"] = args
     return strip(config, "")
 
 

@@ -13,10 +13,9 @@ from safeeraser.train.methods.terms import KINDS
 def test_simnpo_is_the_papers_formula_at_the_authors_weight():
     forget, retain = view(5, answer_from=(2, 4)), view(6, answer_from=(3, 1))
     beta, gamma = 2.5, 0.3
-    settings = cfg(simnpo_beta=beta, simnpo_gamma=gamma)
     method = parse_method("simnpo")
     outs = {"forget": forget, "retain": retain}
-    total = sum(t.weight * float(KINDS[t.kind](outs, t, settings, {})) for t in method.terms)
+    total = sum(t.weight * float(KINDS[t.kind](outs, t, cfg(), {"beta": beta, "gamma": gamma})) for t in method.terms)
 
     def simnpo_row(nlls):  # -(2/beta) log sigmoid(-(beta/|y|) log pi(y|x) - gamma), |y| answer tokens
         x = beta * sum(nlls) / len(nlls) - gamma
@@ -148,7 +147,7 @@ def test_npo_is_minus_two_over_beta_log_sigmoid_of_minus_beta_log_ratio():
     ratios = [sum(c) - sum(r) for c, r in zip(_seq_logps(forget, forget.logits), _seq_logps(forget, forget.ref_logits))]
     npo = sum(-(2 / beta) * math.log(1 / (1 + math.exp(beta * x))) for x in ratios) / len(ratios)
     outs = {"forget": forget, "retain": retain}
-    assert _total("npo", outs, cfg(npo_beta=beta)) == pytest.approx(npo + _mean_nll(retain), rel=1e-5)
+    assert _total("npo", outs, args={"beta": beta}) == pytest.approx(npo + _mean_nll(retain), rel=1e-5)
 
 
 def test_wga_weights_each_token_by_its_probability_to_the_beta():

@@ -83,12 +83,12 @@ def _log_ratio(view) -> torch.Tensor:
 
 
 def npo(outs, term, cfg, args) -> torch.Tensor:
-    beta = cfg.npo_beta
+    beta = args["beta"]
     return (-2.0 / beta * F.logsigmoid(-beta * _log_ratio(outs[term.view]))).mean()
 
 
 def simnpo(outs, term, cfg, args) -> torch.Tensor:
-    beta, gamma = cfg.simnpo_beta, cfg.simnpo_gamma
+    beta, gamma = args["beta"], args["gamma"]
     view = outs[term.view]
     lp, mask = token_logprobs(view.logits, view.labels)
     avg = lp.sum(1) / mask.sum(1).clamp(min=1)
