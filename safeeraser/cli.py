@@ -56,9 +56,9 @@ def is_main_process() -> bool:
 
 def cmd_finetune(args) -> int:
     from safeeraser.pipeline.vanilla import finetune, format_check
-    from safeeraser.train.config import CONFIG_DIR
+    from safeeraser.train.config import CONFIG_DIR, TrainRequest
 
-    out, report = finetune(args.config or str(CONFIG_DIR / "finetune_tiny.yaml"), args.overrides)
+    out, report = finetune(TrainRequest(args.config or str(CONFIG_DIR / "finetune_tiny.yaml"), tuple(args.overrides)))
     if is_main_process():
         print(format_check(report))
         print(f"saved to {out}")

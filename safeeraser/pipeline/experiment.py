@@ -299,7 +299,7 @@ class RunPlan:
     seed: Optional[int]
     tag: str  # names every output of the run
     ckpt: Optional[Path] = None  # the unlearned model's folder (None: the vanilla model itself)
-    train_overrides: Optional[list] = None  # the forget step's training overrides (save_dir aside)
+    train: Any = None  # the forget step's TrainRequest (save_dir aside)
 
 
 @contextlib.contextmanager
@@ -359,15 +359,20 @@ class Runner:
             self.reused_notes.append(note)
 
     # --- shared inputs --------------------------------------------------------------------------
-    def _finetune_overrides(self) -> list[str] | None:
-        d, m = self.cfg.data, self.cfg.model
-        return None if m.finetune is None else [*m.finetune.get("overrides", []), f"save_dir={m.vanilla}",
-                                                 f"data_path=[{d.train},{d.val}]", "overwrite=true",
-                                                 *self.numerics_overrides()]
+    def _finetune_request(self):
+        """The vanilla fine-tune's TrainRequest (None: the vanilla model is given, not made)."""
+        from safeeraser.train.config import TrainRequest
 
-    def numerics_overrides(self) -> list[str]:
+        d, m = self.cfg.data, self.cfg.model
+        if m.finetune is None:
+            return None
+        return TrainRequest(m.finetune.config, tuple(m.finetune.get("overrides", [])),
+                            {"save_dir": str(m.vanilla), "data_path": [str(d.train), str(d.val)], "overwrite": True,
+                             **self.numerics_settings()})
+
+    def numerics_settings(self) -> dict:
         """The experiment's numerics for a training config: none when native (run names stay as they were)."""
-        return [] if self.cfg.numerics == "native" else [f"numerics={self.cfg.numerics}"]
+        return {} if self.cfg.numerics == "native" else {"numerics": self.cfg.numerics}
 
     def _check_tiny_family(self) -> None:
         from safeeraser.models.families import DEFAULT_FAMILY
@@ -391,7 +396,7 @@ class Runner:
             todo.append("make-tiny")
         if m.finetune is not None:
             done = (Path(m.vanilla) / "run_complete.json").exists()
-            if not done or stale_settings(m.finetune.config, self._finetune_overrides(), m.vanilla):
+            if not done or stale_settings(self._finetune_request(), m.vanilla):
                 todo.append("finetune")
             elif not (Path(m.vanilla) / CHECK_FILE).exists():
                 todo.append("vanilla-check")
@@ -415,16 +420,16 @@ class Runner:
             make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
                       size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
             self.executed.append("make-tiny")
-        tune = self._finetune_overrides()
+        tune = self._finetune_request()
         if tune is not None and (Path(m.vanilla) / "run_complete.json").exists():
-            changed = stale_settings(m.finetune.config, tune, m.vanilla)
+            changed = stale_settings(tune, m.vanilla)
             if changed:  # e.g. a longer fine-tune in a newer finetune_tiny.yaml: the old model is another model
                 self.log(f"note: the vanilla model in {m.vanilla} was made with other settings "
                          f"({'; '.join(changed)}): fine-tuning it again")
                 (Path(m.vanilla) / "run_complete.json").unlink()
         if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
             self.log(f"fine-tuning the vanilla model into {m.vanilla}")
-            _, check = finetune(m.finetune.config, tune)
+            _, check = finetune(tune)
             self.log(format_check(check))
             self.executed.append("finetune")
         elif m.finetune is not None and not (Path(m.vanilla) / CHECK_FILE).exists():
@@ -446,19 +451,19 @@ class Runner:
     def plan_run(self, method: str, seed: int | None = None) -> RunPlan:
         if method == VANILLA:
             return RunPlan(VANILLA, None, f"{VANILLA}-{_digest(self.vanilla_identity())}")
-        from safeeraser.train.config import load_config
+        from safeeraser.train.config import TrainRequest, identity_config
 
         d = self.cfg.data
-        overrides = [*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, []), *self.numerics_overrides(),
-                     f"forget_loss={method}", f"model_path={self.cfg.model.vanilla}", f"data_path={d.train}",
-                     f"idk_path={d.prompt}", *([f"seed={seed}"] if seed is not None else [])]
-        probe = load_config(self.cfg.forget_config, [*overrides, "save_dir=."], validate_paths=self.validate_paths)
-        from safeeraser.train.config import identity_config
-
+        request = TrainRequest(self.cfg.forget_config,
+                               (*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, [])),
+                               {**self.numerics_settings(), "forget_loss": method, "model_path": str(self.cfg.model.vanilla),
+                                "data_path": str(d.train), "idk_path": str(d.prompt),
+                                **({"seed": seed} if seed is not None else {})})
+        probe = request.load(validate_paths=self.validate_paths, save_dir=".")
         resolved = identity_config(OmegaConf.to_container(probe))
         resolved.pop("save_dir")
         tag = f"{method}-{_digest({'config': resolved, 'vanilla': self.vanilla_identity()})}"
-        return RunPlan(method, seed, tag, self.work / "forget" / tag, list(overrides))
+        return RunPlan(method, seed, tag, self.work / "forget" / tag, request)
 
     def seeds_of(self, method: str) -> list:
         """The seeds a method's row is made of: [None] for one run at the training config's seed (the vanilla
@@ -502,12 +507,9 @@ class Runner:
             made = out / PROVENANCE_FILE
             self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
             return
-        from safeeraser.train.config import load_config
-
         self.log(f"[{run.method}] unlearning -> {out}")
-        resume = ["resume_from_checkpoint=latest"] if any(out.glob("checkpoint-*")) else []
-        cfg = load_config(self.cfg.forget_config, [*run.train_overrides, f"save_dir={out}", "overwrite=true",
-                                                   *resume])
+        resume = {"resume_from_checkpoint": "latest"} if any(out.glob("checkpoint-*")) else {}
+        cfg = run.train.load(save_dir=str(out), overwrite=True, **resume)
         if processes > 1:
             from safeeraser.pipeline.gpu_group import forget_on_gpus
 

@@ -48,26 +48,27 @@ def format_check(report: dict) -> str:
     return "\n".join(lines)
 
 
-def stale_settings(config: str | None, overrides: list[str], model_dir: str | Path) -> list[str]:
-    """How the settings of the vanilla model already in `model_dir` differ from those `config` and
-    `overrides` now give (`key: old -> new`): a model made otherwise is another model."""
+def stale_settings(request, model_dir: str | Path) -> list[str]:
+    """How the settings of the vanilla model already in `model_dir` differ from those the TrainRequest
+    `request` now gives (`key: old -> new`): a model made otherwise is another model."""
     from omegaconf import OmegaConf
 
-    from safeeraser.train.config import config_differences, load_config
+    from safeeraser.train.config import config_differences
 
     saved = Path(model_dir) / "config.yaml"
     if not saved.exists():
         return ["config.yaml: missing"]
-    cfg = load_config(config, overrides, validate_paths=False)
+    cfg = request.load(validate_paths=False)
     return config_differences(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), cfg,
                               ignore=("overwrite", "resume_from_checkpoint", "report_to", "workers"))
 
 
-def finetune(config: str | None, overrides: list[str]) -> tuple[Path, dict]:
+def finetune(request) -> tuple[Path, dict]:
+    """Fine-tune the vanilla model the TrainRequest `request` describes, then check what it answers."""
     from safeeraser.numerics import pin
-    from safeeraser.train.config import data_paths, load_config
+    from safeeraser.train.config import data_paths
 
-    cfg = load_config(config, overrides)
+    cfg = request.load()
     pin(cfg.numerics)  # before torch loads (the training loop imports it)
     from safeeraser.train.loop import run_training
 

@@ -210,8 +210,11 @@ def _friendly(exc: OmegaConfBaseException) -> str:
     return f"key '{key}': {msg}"
 
 
-def load_config(config: str | os.PathLike | None, overrides: list[str] = (), validate_paths: bool = True):
-    """Merge schema defaults, a YAML file and `key=value` overrides; validate; return a resolved DictConfig."""
+def load_config(config: str | os.PathLike | None, overrides: list[str] = (), validate_paths: bool = True,
+                settings: dict | None = None):
+    """Merge schema defaults, a YAML file, `key=value` overrides (a user's, as written) and `settings` (typed
+    values a caller sets: {"seed": 1, "data_path": [a, b]}, nested keys as nested dicts); validate; return
+    a resolved DictConfig."""
     schema = OmegaConf.structured(TrainConfig)
     layers = [schema]
     if config:
@@ -221,6 +224,11 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
         except Exception as exc:
             raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
     cli = _parse_overrides(list(overrides))
+    if settings:
+        try:
+            cli = OmegaConf.merge(cli, OmegaConf.create(dict(settings)))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_friendly(exc)) from None
     try:
         preset = OmegaConf.merge(*layers, cli).preset
         if preset:
@@ -265,6 +273,20 @@ def fold_deprecated_keys(cfg) -> None:
                 raise ConfigError(f"key '{key}': {value}, but method_args.{arg} is {given}: give one of them")
             cfg.method_args[arg] = value
         cfg[key] = None
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A training config to load: its file, the user's key=value overrides as written (a config's
+    forget_overrides, a command line) and the typed settings the caller sets on top (paths, the method,
+    the seed), so that a caller never writes its own settings as strings for the parser to read back."""
+
+    config: str | None
+    overrides: tuple[str, ...] = ()
+    settings: dict = field(default_factory=dict)
+
+    def load(self, validate_paths: bool = True, **more):
+        return load_config(self.config, list(self.overrides), validate_paths, settings={**self.settings, **more})
 
 
 def find_config(config: str | os.PathLike) -> Path:

@@ -112,3 +112,21 @@ def test_the_launcher_is_not_part_of_the_config_a_report_is_named_by(tmp_path, m
     experiment.run_experiment(path, ["launcher.gpus_per_run=4", "launcher.partition=gpu"], log=lambda *_: None)
     a, b = seen
     assert "launcher" not in a["config"] and a["config_sha256"] == b["config_sha256"] and a["launcher"] == "local"
+
+
+def test_the_pipeline_hands_typed_settings_not_strings(tmp_path):
+    """A data path with a comma, a bracket or an equals sign survives: the runner sets its own settings as
+    values (TrainRequest), never as key=value strings for the parser to split again."""
+    from safeeraser.pipeline.experiment import Runner
+
+    odd = tmp_path / "data, v=2 [final]"
+    cfg = load_experiment("mini.yaml", [f"data.train={odd}/all_train.json", f"data.val={odd}/all_val.json",
+                                        f"data.prompt={odd}/prompt.json", "methods=[ga]"])
+    runner = Runner(cfg, log=lambda *a: None)
+    runner.validate_paths = False
+    run = runner.plan_run("ga", seed=7)
+    loaded = run.train.load(validate_paths=False, save_dir=str(tmp_path / "out"))
+    assert loaded.data_path == f"{odd}/all_train.json" and loaded.seed == 7 and loaded.forget_loss == "ga"
+    assert run.train.overrides == ()  # mini.yaml has no forget_overrides: nothing else is parsed
+    tune = runner._finetune_request().load(validate_paths=False)
+    assert list(tune.data_path) == [f"{odd}/all_train.json", f"{odd}/all_val.json"]
