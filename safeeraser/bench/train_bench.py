@@ -45,18 +45,16 @@ class TrainSpec:
         return f"{self.method}/{self.way}"
 
 
-def train_overrides(spec: TrainSpec, assets) -> list[str]:
+def train_settings(spec: TrainSpec, assets) -> dict:
     """The training configuration: TrainConfig's defaults, plus the data, the batch shape and the way."""
-    return [
-        f"model_path={assets.model_path}", f"data_path={assets.train_file}", f"idk_path={assets.prompt_file}",
-        f"forget_loss={spec.method}", f"batch_size={spec.batch_size}",
-        f"gradient_accumulation_steps={spec.accumulation}", f"fused_forward={str(spec.fused_forward).lower()}",
-        f"answer_logits_only={str(spec.answer_logits_only).lower()}",
-        f"model_dtype={assets.dtype}", f"seed={spec.seed}",
-        f"gradient_checkpointing={str(spec.gradient_checkpointing).lower()}", "report_to=none",
-        f"kl_reference={'copy' if spec.reference_copy else 'adapter'}",
-        f"LoRA.layers={'peft' if spec.peft_layers else 'fast'}",
-    ]
+    return {
+        "model_path": str(assets.model_path), "data_path": str(assets.train_file), "idk_path": str(assets.prompt_file),
+        "forget_loss": spec.method, "batch_size": spec.batch_size, "gradient_accumulation_steps": spec.accumulation,
+        "fused_forward": spec.fused_forward, "answer_logits_only": spec.answer_logits_only,
+        "model_dtype": assets.dtype, "seed": spec.seed, "gradient_checkpointing": spec.gradient_checkpointing,
+        "report_to": "none", "kl_reference": "copy" if spec.reference_copy else "adapter",
+        "LoRA": {"layers": "peft" if spec.peft_layers else "fast"},
+    }
 
 
 def _flops(views: dict, names: list[str], ref_names: list[str], params: dict, text_cfg, trainable: int,
@@ -171,8 +169,9 @@ def _run(spec: TrainSpec, assets) -> dict:
     device = assets.device
     save_dir = tempfile.mkdtemp(prefix="bench-run-")
     total_steps = spec.warmup + spec.steps
-    cfg = load_config(None, [*train_overrides(spec, assets), f"save_dir={save_dir}", f"max_train_steps={total_steps}",
-                             "num_epochs=100000", "save_steps=0", "overwrite=true", "eval_steps=0"])
+    cfg = load_config(None, settings={**train_settings(spec, assets), "save_dir": save_dir,
+                                      "max_train_steps": total_steps, "num_epochs": 100000, "save_steps": 0,
+                                      "overwrite": True, "eval_steps": 0})
     trainer = Trainer(cfg, load_model=lambda path, dtype: load_model(assets, seed=cfg.seed))
     timer = StepTimer(spec.warmup, device, flops_of=None)
     trainer.hooks.append(timer)
