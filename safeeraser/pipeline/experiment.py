@@ -5,7 +5,6 @@ The steps (safeeraser.pipeline.steps) run where the experiment's launcher puts t
 tasks, SLURM jobs: safeeraser.pipeline.launchers); the rows are then read from their outputs here."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -268,22 +267,6 @@ def mmvet_grader(cfg, cache_path: Path):
     return ChatGrader(replace(settings, model=settings.model or judge_class(name).default_model), cache_path)
 
 
-def answers_from_other_weights(meta_file: Path, ckpt: Path | None) -> str | None:
-    """Which weight file of `ckpt` differs from the one the answers' meta recorded (size and modification
-    time, as provenance.weights_identity keeps them), or None: the same weights, no checkpoint, or no
-    record to compare (answers made before metas recorded it are kept)."""
-    from safeeraser.provenance import weights_identity
-
-    if ckpt is None or not meta_file.exists() or not Path(ckpt).is_dir():
-        return None
-    recorded = (json.loads(meta_file.read_text()).get("checkpoint") or {}).get("files")
-    if not recorded:
-        return None
-    now = weights_identity(ckpt)["files"]
-    changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
-    return ", ".join(changed) or None
-
-
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -302,25 +285,11 @@ class RunPlan:
     train: Any = None  # the forget step's TrainRequest (save_dir aside)
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path):
-    """One step at a time appends to a shared cache (a judge's replies, MM-Vet's grades): steps of a remote
-    launcher run side by side."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class Runner:
-    """The grid's steps (`prepare_inputs`, `forget_run`, `infer_run`, `eval_run`, `specificity`: each makes
-    its hash-named output, or notes the reuse of the one that exists), the names of their outputs
-    (`runs`, `infer_path`, ...) and the rows assembled from those outputs (`rows`)."""
+    """One experiment: the names of its steps' outputs (`runs`, `infer_path`, `eval_target`, `spec_path`),
+    the shared inputs (`prepare_inputs`), what the steps did (`executed`, `note_reuse`) and the rows
+    assembled from their outputs (`rows`). The steps themselves are the kinds' (pipeline/kinds/): each
+    makes its hash-named output, or notes the reuse of the one that exists."""
 
     def __init__(self, cfg, log=print):
         self.cfg = cfg
@@ -497,95 +466,6 @@ class Runner:
         return self.work / "specificity" / f"{tag}_{_digest(OmegaConf.to_container(spec))}"
 
     # --- the steps ------------------------------------------------------------------------------
-    def forget_run(self, run: RunPlan, processes: int = 1, accelerate_config: str | None = None) -> None:
-        """Unlearn `run.method` into `run.ckpt`, resuming from its last checkpoint; on more than one process
-        under `accelerate launch`."""
-        out = run.ckpt
-        if (out / "run_complete.json").exists():
-            from safeeraser.models.checkpoint import PROVENANCE_FILE
-
-            made = out / PROVENANCE_FILE
-            self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
-            return
-        self.log(f"[{run.method}] unlearning -> {out}")
-        resume = {"resume_from_checkpoint": "latest"} if any(out.glob("checkpoint-*")) else {}
-        cfg = run.train.load(save_dir=str(out), overwrite=True, **resume)
-        if processes > 1:
-            from safeeraser.pipeline.gpu_group import forget_on_gpus
-
-            forget_on_gpus(cfg, out, processes, accelerate_config, log=self.log)
-        else:
-            from safeeraser.train.loop import run_training
-
-            run_training(cfg)
-        self.executed.append(f"forget:{run.method}")
-
-    def infer_done(self, out: Path, ckpt: Path | None = None) -> bool:
-        """The answers exist, with none missing (records skipped when they were made are answered again:
-        the input may be fixed), made from the adapter now in `ckpt` (a run unlearned again is answered
-        again: its folder's name is its config's, not its weights')."""
-        from safeeraser.infer.ckpt_infer import meta_path
-
-        made = meta_path(out)
-        return (out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
-                and answers_from_other_weights(made, ckpt) is None)
-
-    def _answers_made(self, out: Path, ckpt: Path | None = None) -> bool:
-        """Whether the answers in `out` are made (their reuse noted). Answers that lack records skipped when they
-        were made, or that were made from other weights than `ckpt` holds now, are removed: not done."""
-        from safeeraser.infer.ckpt_infer import meta_path
-
-        made = meta_path(out)
-        skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
-        if skipped:
-            self.log(f"note: {out} lacks records {skipped} (skipped when it was made): answering again")
-            out.unlink()
-        changed = answers_from_other_weights(made, ckpt) if out.exists() else None
-        if changed:
-            self.log(f"note: {out} was made from other weights than {ckpt} holds now ({changed}): answering again")
-            out.unlink()
-        if not out.exists():
-            return False
-        self.note_reuse(str(out), json.loads(made.read_text()).get("environment") if made.exists() else None)
-        return True
-
-    def _infer(self, what: str, ckpt: Path | None, split: str, out: Path, **shard) -> None:
-        """ckpt_infer as the experiment sets it, resuming an interrupted run."""
-        from safeeraser.infer.ckpt_infer import format_summary, run_inference
-        from safeeraser.infer.settings import settings_for
-
-        settings = settings_for(OmegaConf.to_container(self.cfg.infer), eval_file=self.cfg.data[split],
-                                model_path=self.cfg.model.vanilla, output_file=str(out), resume=True,
-                                checkpoint_path=None if ckpt is None else str(ckpt), **shard)
-        self.log(what)
-        self.log(format_summary(run_inference(settings)))
-
-    def infer_run(self, tag: str, ckpt: Path | None, split: str, out: Path) -> Path:
-        if not self._answers_made(out, ckpt):
-            self._infer(f"[{tag}] inference on {split}", ckpt, split, out)
-            self.executed.append(f"infer:{tag}:{split}")
-        return out
-
-    def infer_shard_run(self, tag: str, ckpt: Path | None, split: str, out: Path, shard: int, shards: int) -> Path:
-        """Shard `shard` of `shards` of the answers `out`, into its shard file; nothing once `out` is made (its
-        merge notes the reuse)."""
-        from safeeraser.infer.ckpt_infer import shard_path
-
-        part = shard_path(out, shard, shards)
-        if not self.infer_done(out, ckpt) and not self._answers_made(part, ckpt):
-            self._infer(f"[{tag}] inference on {split}, shard {shard} of {shards}", ckpt, split, out, shards=shards,
-                        shard_index=shard)
-            self.executed.append(f"infer:{tag}:{split}:shard-{shard}-of-{shards}")
-        return part
-
-    def infer_merge(self, tag: str, ckpt: Path | None, split: str, out: Path, shards: int) -> Path:
-        """The shard files of `out` joined into it (and removed)."""
-        if not self._answers_made(out, ckpt):
-            self._infer(f"[{tag}] merging the {shards} shards of {split}", ckpt, split, out, shards=shards,
-                        merge_shards=True)
-            self.executed.append(f"merge:{tag}:{split}")
-        return out
-
     def judge(self, block: dict | None = None) -> tuple[str, dict, dict]:
         """(name, make_judge arguments, the options that name the judge's output: no secrets)."""
         block = OmegaConf.to_container(self.cfg.judge) if block is None else block
@@ -595,69 +475,6 @@ class Runner:
 
     def aggregate(self, block: dict | None = None) -> str:
         return split_aggregate(OmegaConf.to_container(self.cfg.judge) if block is None else block)[1]
-
-    def evaluate(self, tag: str, answers: Path, split: str, block: dict | None = None) -> tuple[dict, Path]:
-        """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
-        from safeeraser.eval import evaluate, make_judge, stats_path_for
-
-        name, kwargs, out = self.eval_target(answers, block)
-        stats = stats_path_for(out)
-        if not stats.exists():
-            self.log(f"[{tag}] judging {split} with the {name} judge")
-            cache = self.work / "eval" / f"judge_cache_{name}.jsonl"
-            with _exclusive(cache.with_name(cache.name + ".lock")):
-                judge = make_judge(name, cache_path=cache, **kwargs)
-                evaluate(answers, self.cfg.data[split], out, judge=judge, show_progress=False,
-                         aggregate=self.aggregate(block))
-            self.executed.append(f"eval:{tag}:{split}" + ("" if block is None else f":{name}"))
-            return json.loads(stats.read_text()), out
-        result = json.loads(stats.read_text())
-        self.note_reuse(str(stats), result.get("provenance"))
-        return result, out
-
-    def eval_done(self, answers: Path) -> bool:
-        from safeeraser.eval import stats_path_for
-
-        return answers.exists() and all(stats_path_for(self.eval_target(answers, block)[2]).exists()
-                                        for block in [None, *agreement_blocks(self.cfg)])
-
-    def eval_run(self, tag: str, answers: Path, split: str) -> None:
-        """`answers` judged by the experiment's judge, then by each agreement judge."""
-        for block in [None, *agreement_blocks(self.cfg)]:
-            self.evaluate(tag, answers, split, block)
-
-    def specificity(self, tag: str, ckpt: Path | None) -> dict | None:
-        out = self.spec_path(tag)
-        if out is None:
-            return None
-        result = out / "specificity.json"
-        if result.exists():
-            return json.loads(result.read_text())
-        from safeeraser.infer.settings import InferSettings
-        from safeeraser.specificity import builtin_data_root
-        from safeeraser.specificity.engine_predict import load_engine_predict_fn
-        from safeeraser.specificity.runner import run_specificity
-
-        spec = self.cfg.specificity
-        root = builtin_data_root() if spec.data_root == "builtin" else Path(spec.data_root)
-        loaded = {}
-
-        def predict(requests):  # the model loads only if some question still needs an answer
-            if "fn" not in loaded:
-                batch_size = self.cfg.infer.get("batch_size", InferSettings.batch_size)
-                loaded["fn"] = load_engine_predict_fn(self.cfg.model.vanilla, str(ckpt) if ckpt else None,
-                                                      batch_size=int(batch_size))
-            return loaded["fn"](requests)
-
-        self.log(f"[{tag}] specificity")
-        benchmarks = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench" if spec.benchmarks == "all" else spec.benchmarks
-        grades = self.work / "specificity" / "mmvet_grades.jsonl"
-        grader = mmvet_grader(self.cfg, grades)
-        with _exclusive(grades.with_name(grades.name + ".lock")) if grader else contextlib.nullcontext():
-            summary = run_specificity(predict, benchmarks, root, out, limit=spec.get("limit"), grader=grader,
-                                      progress=False)
-        self.executed.append(f"specificity:{tag}")
-        return summary
 
     # --- the rows, from the steps' outputs alone ---------------------------------------------------
     def _made(self, path: Path, step: str) -> Path:

@@ -54,6 +54,8 @@ def run_with_hand_answers(tmp_path_factory, mini_dir):
            "model": {"vanilla": "hub/none"}, "judge": {"name": "truth"}, "specificity": None,
            "bootstrap": {"resamples": RESAMPLES, "seed": 0}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    from safeeraser.pipeline.kinds.eval import evaluate
+
     runner = experiment.Runner(experiment.load_experiment(tmp_path / "exp.yaml"), log=lambda *_: None)
     row_args = []
     for run in runner.runs():
@@ -62,7 +64,7 @@ def run_with_hand_answers(tmp_path_factory, mini_dir):
             answers = runner.infer_path(run.tag, split)
             answers.parent.mkdir(parents=True, exist_ok=True)
             answers.write_text(json.dumps(hand_answers(json.loads(refer.read_text()), run.method, run.seed or 0)))
-            _, judged[split] = runner.evaluate(run.tag, answers, split)
+            _, judged[split] = evaluate(runner, run.tag, answers, split)
         name = run.method + ("" if run.seed is None else f"@{run.seed}")
         row_args += ["--row", f"{name}={judged['train']},{judged['val']}"]
     rows = runner.rows()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safeeraser.pipeline.kinds.base import StepKind
-from safeeraser.pipeline.kinds.infer import checkpoint
+from safeeraser.pipeline.kinds.infer import answer, answers_done, answers_made, checkpoint
 
 
 class Merge(StepKind):
@@ -12,11 +12,15 @@ class Merge(StepKind):
     gpu_role = "none"  # planned by the infer kind, with its shards
 
     def run(self, runner, step, extra=None):
-        a = step.args
-        runner.infer_merge(a["tag"], checkpoint(step), a["split"], Path(a["out"]), a["shards"])
+        a, ckpt = step.args, checkpoint(step)
+        out = Path(a["out"])
+        if not answers_made(runner, out, ckpt):
+            answer(runner, f"[{a['tag']}] merging the {a['shards']} shards of {a['split']}", ckpt, a["split"], out,
+                   shards=a["shards"], merge_shards=True)
+            runner.executed.append(f"merge:{a['tag']}:{a['split']}")
 
     def done(self, runner, step):
-        return runner.infer_done(Path(step.args["out"]), checkpoint(step))
+        return answers_done(Path(step.args["out"]), checkpoint(step))
 
     def describe(self, step):
         return f" (merges its {step.args['shards']} shards)"
