@@ -218,6 +218,12 @@ def _infer_main(argv):
     return infer_main(argv)
 
 
+def _attack_main(argv):
+    from safeeraser.attacks.run import main as attack_main
+
+    return attack_main(argv)
+
+
 def _eval_main(argv):
     from safeeraser.eval.command import main as eval_main
 
@@ -245,6 +251,7 @@ def _bench_main(argv):
 PASSTHROUGH = {
     "bench": (_bench_main, "speed and memory: ours vs the reference's way (unlearning, inference, judging)"),
     "infer": (_infer_main, "a checkpoint's answers on a benchmark file (same as ckpt_infer.py)"),
+    "attack": (_attack_main, "a checkpoint's answers under an attack (jailbreak prompts, changed images), scored by eval"),
     "eval": (_eval_main, "judge answers: Efficacy/Generality ASR and RR, SARR, ROUGE-L, GPT-Eval (eval_all.py)"),
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
     "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),

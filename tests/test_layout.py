@@ -45,7 +45,7 @@ ENTRY_PARSERS = {  # a script or subcommand -> the module whose build_parser() p
     "ckpt_infer.py": "safeeraser.infer.ckpt_infer", "infer": "safeeraser.infer.ckpt_infer",
     "eval_all.py": "safeeraser.eval.command", "eval": "safeeraser.eval.command",
     "specificity": "safeeraser.specificity.command", "judge-agreement": "safeeraser.eval.agreement",
-    "bench": "safeeraser.bench.command",
+    "bench": "safeeraser.bench.command", "attack": "safeeraser.attacks.run",
 }
 # scripts that hand their key=value arguments to forget.py (with forget_lora.yaml by default)
 FORGET_SCRIPTS = ("scripts/forget_lora.bash", "scripts/forget_grid.bash")

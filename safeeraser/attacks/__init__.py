@@ -1,0 +1,24 @@
+"""The attack registry: name -> the module holding its `ATTACK`. Adding an attack is one module (an
+Attack named ATTACK) and one line here."""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from safeeraser.attacks.base import Attack, AttackError
+
+REGISTRY = {
+    "jailbreak": "jailbreak",
+    "image_rephrase": "image_rephrase",
+}
+
+
+@lru_cache(maxsize=None)
+def attack_for(name: str) -> Attack:
+    if name not in REGISTRY:
+        raise AttackError(f"unknown attack '{name}'. Known: {', '.join(REGISTRY)}")
+    module = REGISTRY[name]  # a module of this package, or a dotted path (an attack kept elsewhere)
+    return importlib.import_module(module if "." in module else f"{__name__}.{module}").ATTACK
+
+
+__all__ = ["REGISTRY", "Attack", "AttackError", "attack_for"]

@@ -1,0 +1,28 @@
+"""What an attack is: a way to rewrite a benchmark's records (the question around the harmful one, the
+harmful image) so that an unlearned model's forgotten knowledge may come back. An attack names its
+variants (one row each in a report), and turns one record into its attacked form; attacks/run.py answers
+the attacked records with ckpt_infer and writes the answers back under the original record's fields, so
+eval_all scores them against the dataset unchanged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AttackError(ValueError):
+    """An attack asked for with a variant or option it does not have."""
+
+
+class Attack:
+    name: str = ""
+    variants: tuple[str, ...] = ()
+    paper: str = ""  # where the attack comes from, for the documentation
+
+    def check_variant(self, variant: str) -> str:
+        if variant not in self.variants:
+            raise AttackError(f"attack '{self.name}' has no variant '{variant}'. Its variants: {', '.join(self.variants)}")
+        return variant
+
+    def apply(self, record: dict, variant: str, index: int, images: Path) -> dict:
+        """The attacked copy of `record` (its image paths absolute); `images` is a folder for the images the
+        attack writes. Only the question texts and the image paths may change: the rest is the record's."""
+        raise NotImplementedError

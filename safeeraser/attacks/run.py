@@ -1,0 +1,98 @@
+"""`safeeraser attack`: a checkpoint's answers to a benchmark file under an attack, in ckpt_infer's output
+format and under the original records' fields, so that `eval_all` scores them against the dataset as it
+scores any answers (each record also says what was asked: its `attack` field).
+
+    safeeraser attack --kind jailbreak --variant role_play --model_path BASE --checkpoint_path ADAPTER \\
+        --eval_file dataset/all_val.json --output_file answers_jailbreak.json [ckpt_infer's options]
+
+The attacked records, the images an attack writes and the raw answers go to OUTPUT.attack/ (an interrupted
+run resumes there with --resume, as ckpt_infer does)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from safeeraser.attacks import REGISTRY, AttackError, attack_for
+from safeeraser.io import DataError, atomic_write_json, read_json_records
+
+INDEX = "attack_index"  # kept on each attacked record, to put its answers back under the original
+
+
+def work_dir(output_file: str | Path) -> Path:
+    return Path(f"{output_file}.attack")
+
+
+def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path) -> tuple[list[dict], list[dict]]:
+    """(the benchmark's records, their attacked copies), the images' paths made absolute first."""
+    from safeeraser.data.records import load_benchmark, resolve_image
+
+    attack = attack_for(kind)
+    attack.check_variant(variant)
+    eval_file = Path(eval_file)
+    load_benchmark(eval_file)  # one clear error for a bad record or a missing image, before any model loads
+    records = read_json_records(eval_file)
+    attacked = []
+    for i, record in enumerate(records):
+        absolute = dict(record, image_path=str(resolve_image(record["image_path"], eval_file)),
+                        SDImage_path=str(resolve_image(record["SDImage_path"], eval_file)))
+        attacked.append({**attack.apply(absolute, variant, i, work / "images" / variant), INDEX: i})
+    return records, attacked
+
+
+def restore(answers: list[dict], originals: list[dict], kind: str, variant: str) -> list[dict]:
+    """Each answered record under its original image and questions, with what was asked in its `attack`."""
+    out = []
+    for answered in answers:
+        i = answered.pop(INDEX)
+        original = originals[i]
+        asked = {"kind": kind, "variant": variant, "image_path": answered["image_path"],
+                 "questions": [pair["question"] for pair in answered["unsafe_pairs"]]}
+        answered["image_path"], answered["SDImage_path"] = original["image_path"], original["SDImage_path"]
+        for pair, source in zip(answered["unsafe_pairs"], original["unsafe_pairs"], strict=True):
+            pair["question"] = source["question"]
+        answered["attack"] = asked
+        out.append(answered)
+    return out
+
+
+def run_attack(kind: str, variant: str, settings) -> dict:
+    """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary."""
+    from safeeraser.infer.ckpt_infer import run_inference
+
+    work = work_dir(settings.output_file)
+    work.mkdir(parents=True, exist_ok=True)
+    originals, attacked = attacked_records(kind, variant, settings.eval_file, work)
+    attacked_file = work / f"{variant}.json"
+    atomic_write_json(attacked_file, attacked)
+    raw = work / f"{variant}_answers.json"
+    summary = run_inference(dataclasses.replace(settings, eval_file=str(attacked_file), output_file=str(raw)))
+    atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
+    return {**summary, "output_file": str(settings.output_file), "attack": {"kind": kind, "variant": variant}}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The attack's own flags, then every ckpt_infer flag (how the attacked records are answered)."""
+    from safeeraser.infer.ckpt_infer import build_parser as infer_parser
+
+    parser = argparse.ArgumentParser(prog="safeeraser attack", description=__doc__, parents=[infer_parser()],
+                                     conflict_handler="resolve", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", required=True, choices=list(REGISTRY))
+    parser.add_argument("--variant", required=True, help="the attack's variant (e.g. role_play, crop)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from safeeraser.infer.ckpt_infer import format_summary
+    from safeeraser.infer.settings import InferSettings
+
+    args = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    kind, variant = args.pop("kind"), args.pop("variant")
+    try:
+        summary = run_attack(kind, variant, InferSettings(**args))
+    except (AttackError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,104 @@
+"""Attacks (safeeraser/attacks/): each rewrites only what it says, deterministically; `safeeraser attack`
+answers the attacked records and writes them back under the original fields, which eval_all scores."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from safeeraser.attacks import REGISTRY, AttackError, attack_for
+from safeeraser.attacks.jailbreak import TEMPLATES
+from safeeraser.attacks.run import attacked_records
+
+
+def _records(mini_dir, n=None):
+    records = json.loads((mini_dir / "all_val.json").read_text())
+    return records[:n] if n else records
+
+
+@pytest.mark.parametrize("variant", list(TEMPLATES))
+def test_jailbreak_wraps_every_harmful_question_and_nothing_else(mini_dir, tmp_path, variant):
+    originals, attacked = attacked_records("jailbreak", variant, mini_dir / "all_val.json", tmp_path)
+    for before, after in zip(originals, attacked):
+        for old, new in zip(before["unsafe_pairs"], after["unsafe_pairs"]):
+            assert new["question"] == TEMPLATES[variant].format(question=old["question"]) != old["question"]
+            assert new["model_response"] == old["model_response"]
+        for key in ("UnharmPair_text1", "UnharmPair_text2", "UnharmPair_image1", "UnharmPair_image2"):
+            assert after[key] == before[key]
+        assert after["image_path"] == str(mini_dir / before["image_path"])  # made absolute, not changed
+
+
+@pytest.mark.parametrize("variant", ["crop", "grey", "noise", "rotate"])
+def test_image_rephrase_changes_the_pixels_the_same_way_every_time(mini_dir, tmp_path, variant):
+    originals, first = attacked_records("image_rephrase", variant, mini_dir / "all_val.json", tmp_path / "a")
+    _, second = attacked_records("image_rephrase", variant, mini_dir / "all_val.json", tmp_path / "b")
+    for before, a, b in zip(originals, first, second):
+        source = np.asarray(Image.open(mini_dir / before["image_path"]).convert("RGB"), dtype=np.int16)
+        made = np.asarray(Image.open(a["image_path"]).convert("RGB"), dtype=np.int16)
+        assert made.shape == source.shape and np.abs(made - source).mean() > 1.0  # really changed
+        assert open(a["image_path"], "rb").read() == open(b["image_path"], "rb").read()  # deterministic
+        assert a["unsafe_pairs"] == before["unsafe_pairs"]  # the questions are the record's
+    grey = np.asarray(Image.open(first[0]["image_path"]).convert("RGB")) if variant == "grey" else None
+    if grey is not None:
+        assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+
+
+def test_the_sd_variant_asks_the_harmful_question_about_the_harmless_image(mini_dir, tmp_path):
+    originals, attacked = attacked_records("image_rephrase", "sd", mini_dir / "all_val.json", tmp_path)
+    assert all(a["image_path"] == str(mini_dir / o["SDImage_path"]) for o, a in zip(originals, attacked))
+
+
+def test_an_unknown_attack_or_variant_is_one_error(mini_dir, tmp_path):
+    with pytest.raises(AttackError, match="unknown attack 'pgd2'. Known: jailbreak, image_rephrase"):
+        attack_for("pgd2")
+    with pytest.raises(AttackError, match="attack 'jailbreak' has no variant 'dan'. Its variants: role_play"):
+        attacked_records("jailbreak", "dan", mini_dir / "all_val.json", tmp_path)
+
+
+def test_an_attack_is_one_module_and_one_registry_line(tmp_path, monkeypatch, mini_dir):
+    (tmp_path / "toyattacks").mkdir()
+    (tmp_path / "toyattacks" / "__init__.py").write_text("")
+    (tmp_path / "toyattacks" / "shout.py").write_text(
+        "import copy\nfrom safeeraser.attacks.base import Attack\n\n"
+        "class Shout(Attack):\n    name = 'shout'\n    variants = ('upper',)\n\n"
+        "    def apply(self, record, variant, index, images):\n        out = copy.deepcopy(record)\n"
+        "        for pair in out['unsafe_pairs']:\n            pair['question'] = pair['question'].upper()\n"
+        "        return out\n\nATTACK = Shout()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REGISTRY, "shout", "toyattacks.shout")
+    attack_for.cache_clear()
+    try:
+        _, attacked = attacked_records("shout", "upper", mini_dir / "all_val.json", tmp_path / "w")
+        assert attacked[0]["unsafe_pairs"][0]["question"].isupper()
+    finally:
+        attack_for.cache_clear()
+
+
+def test_attack_answers_are_scored_by_eval_all_against_the_dataset(mini_dir, vanilla_dir, tmp_path, capsys):
+    from safeeraser.cli import main
+    from safeeraser.eval.matching import load_matched
+
+    records = _records(mini_dir, 2)
+    for r in records:
+        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
+    data = tmp_path / "val.json"
+    data.write_text(json.dumps(records))
+    out = tmp_path / "answers.json"
+    assert main(["attack", "--kind", "jailbreak", "--variant", "prefix_injection", "--eval_file", str(data),
+                 "--model_path", str(vanilla_dir), "--output_file", str(out), "--max_new_tokens", "4",
+                 "--greedy"]) == 0
+    answered = json.loads(out.read_text())
+    matched = load_matched(out, data)  # same images and questions as the dataset: eval_all takes it
+    assert len(matched) == 2
+    for record, source in zip(answered, records):
+        assert record["attack"]["kind"] == "jailbreak" and record["attack"]["variant"] == "prefix_injection"
+        assert record["attack"]["questions"][0] == TEMPLATES["prefix_injection"].format(
+            question=source["unsafe_pairs"][0]["question"])
+        assert all(isinstance(pair["model_response1"], str) for pair in record["unsafe_pairs"])
+    assert main(["eval", "--input_file", str(out), "--file_refer", str(data), "--output_file_rr",
+                 str(tmp_path / "judged.json"), "--judge", "keyword", "--no_progress"]) == 0
+    assert main(["attack", "--kind", "jailbreak", "--variant", "dan", "--eval_file", str(data), "--model_path",
+                 str(vanilla_dir), "--output_file", str(tmp_path / "x.json")]) == 2
+    assert "has no variant 'dan'" in capsys.readouterr().err
