@@ -10,6 +10,7 @@ from safeeraser.attacks.base import Attack, AttackError
 REGISTRY = {
     "jailbreak": "jailbreak",
     "image_rephrase": "image_rephrase",
+    "quantize": "quantize",
 }
 
 

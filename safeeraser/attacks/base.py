@@ -22,6 +22,10 @@ class Attack:
             raise AttackError(f"attack '{self.name}' has no variant '{variant}'. Its variants: {', '.join(self.variants)}")
         return variant
 
+    def model_transform(self, variant: str):
+        """A function applied to the loaded model before it answers (an attack on the weights), or None."""
+        return None
+
     def apply(self, record: dict, variant: str, index: int, images: Path) -> dict:
         """The attacked copy of `record` (its image paths absolute); `images` is a folder for the images the
         attack writes. Only the question texts and the image paths may change: the rest is the record's."""

@@ -67,7 +67,8 @@ def run_attack(kind: str, variant: str, settings) -> dict:
     attacked_file = work / f"{variant}.json"
     atomic_write_json(attacked_file, attacked)
     raw = work / f"{variant}_answers.json"
-    summary = run_inference(dataclasses.replace(settings, eval_file=str(attacked_file), output_file=str(raw)))
+    summary = run_inference(dataclasses.replace(settings, eval_file=str(attacked_file), output_file=str(raw)),
+                            model_transform=attack_for(kind).model_transform(variant))
     atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
     return {**summary, "output_file": str(settings.output_file), "attack": {"kind": kind, "variant": variant}}
 

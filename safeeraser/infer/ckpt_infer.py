@@ -252,17 +252,22 @@ def overflow(generator, reqs, slots, max_new_tokens: int) -> dict | None:
     return None
 
 
-def _generator(args):
+def _generator(args, model_transform=None):
     from safeeraser.infer.engine import Generator
     from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 
     processor = load_processor(args.model_path)
     if args.backend == "vllm":
+        if model_transform is not None:
+            raise DataError("--backend vllm loads the model itself: an attack that changes the model's weights "
+                            "runs on --backend hf")
         from safeeraser.infer.vllm_backend import VllmGenerator
 
         return VllmGenerator(args.model_path, args.checkpoint_path, processor, inference_tags=prompt_tags(args))
     model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype, reference_lora_alpha=args.lora_alpha)
+    if model_transform is not None:  # e.g. the quantize attack: the merged model's weights rounded
+        model_transform(model)
     return Generator(model, processor, batch_size=args.batch_size, engine=args.engine, inference_tags=prompt_tags(args))
 
 
@@ -347,10 +352,11 @@ def _records(args) -> list:
     return records[: args.limit] if args.limit else records
 
 
-def run_inference(settings: InferSettings) -> dict:
+def run_inference(settings: InferSettings, model_transform=None) -> dict:
     """Answer `settings.eval_file` into `settings.output_file` (an argparse Namespace of ckpt_infer's flags
     is taken too) and return the summary that format_summary prints. With --shards N, answer one block into
-    its shard file, or (--merge_shards) join the shard files."""
+    its shard file, or (--merge_shards) join the shard files. `model_transform(model)` is applied to the
+    loaded (merged) model before it answers: an attack that changes its weights."""
     args = as_settings(settings)
     check_args(args)  # flags, the data file and the paths first: each fails in well under a second
     if args.merge_shards:
@@ -366,7 +372,7 @@ def run_inference(settings: InferSettings) -> dict:
     meta = run_meta(args)
     done = resume_rows(args, meta)
     todo = [r for r in records if r.index not in done]
-    stats = generate_records(args, _generator(args), todo, part, done) if todo else None
+    stats = generate_records(args, _generator(args, model_transform), todo, part, done) if todo else None
 
     skipped = [r.index for r in records if "skipped" in done.get(r.index, {})]
     outputs = [done[r.index]["record"] for r in records if r.index in done and "record" in done[r.index]]
