@@ -11,6 +11,7 @@ REGISTRY = {
     "jailbreak": "jailbreak",
     "image_rephrase": "image_rephrase",
     "quantize": "quantize",
+    "typographic": "typographic",
 }
 
 

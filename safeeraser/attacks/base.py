@@ -30,3 +30,8 @@ class Attack:
         """The attacked copy of `record` (its image paths absolute); `images` is a folder for the images the
         attack writes. Only the question texts and the image paths may change: the rest is the record's."""
         raise NotImplementedError
+
+    def apply_pairs(self, record: dict, variant: str, index: int, images: Path) -> list[dict]:
+        """The attacked records that stand for `record`: one (apply's) unless the attack asks each harmful
+        question on its own image, when it is one record of one pair per pair, in order."""
+        return [self.apply(record, variant, index, images)]

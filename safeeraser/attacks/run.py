@@ -18,6 +18,7 @@ from safeeraser.attacks import REGISTRY, AttackError, attack_for
 from safeeraser.io import DataError, atomic_write_json, read_json_records
 
 INDEX = "attack_index"  # kept on each attacked record, to put its answers back under the original
+PAIR = "attack_pair"  # and, where an attack asks each pair on its own record, the pair it stands for
 
 
 def work_dir(output_file: str | Path) -> Path:
@@ -37,23 +38,39 @@ def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path)
     for i, record in enumerate(records):
         absolute = dict(record, image_path=str(resolve_image(record["image_path"], eval_file)),
                         SDImage_path=str(resolve_image(record["SDImage_path"], eval_file)))
-        attacked.append({**attack.apply(absolute, variant, i, work / "images" / variant), INDEX: i})
+        parts = attack.apply_pairs(absolute, variant, i, work / "images" / variant)
+        split = len(parts) > 1 or len(parts[0]["unsafe_pairs"]) != len(record["unsafe_pairs"])
+        attacked += [{**part, INDEX: i, **({PAIR: j} if split else {})} for j, part in enumerate(parts)]
     return records, attacked
 
 
 def restore(answers: list[dict], originals: list[dict], kind: str, variant: str) -> list[dict]:
-    """Each answered record under its original image and questions, with what was asked in its `attack`."""
-    out = []
+    """Each answered record under its original image and questions, with what was asked in its `attack`.
+    A record answered pair by pair is put back together (its UnharmPair answers the first pair's); one
+    whose pairs were not all answered (a skipped record) is left out, as ckpt_infer leaves out a skip."""
+    groups: dict[int, list[dict]] = {}
     for answered in answers:
-        i = answered.pop(INDEX)
-        original = originals[i]
-        asked = {"kind": kind, "variant": variant, "image_path": answered["image_path"],
-                 "questions": [pair["question"] for pair in answered["unsafe_pairs"]]}
-        answered["image_path"], answered["SDImage_path"] = original["image_path"], original["SDImage_path"]
-        for pair, source in zip(answered["unsafe_pairs"], original["unsafe_pairs"], strict=True):
+        groups.setdefault(answered.pop(INDEX), []).append(answered)
+    out = []
+    for i in sorted(groups):  # the benchmark's order, whatever order the answers came in
+        parts, original = groups[i], originals[i]
+        if PAIR in parts[0]:
+            parts.sort(key=lambda part: part.pop(PAIR))
+            if len(parts) != len(original["unsafe_pairs"]):
+                continue
+            merged = parts[0]
+            merged["unsafe_pairs"] = [part["unsafe_pairs"][0] for part in parts]
+            images = [part["image_path"] for part in parts]
+        else:
+            (merged,) = parts
+            images = merged["image_path"]
+        asked = {"kind": kind, "variant": variant, "image_path": images,
+                 "questions": [pair["question"] for pair in merged["unsafe_pairs"]]}
+        merged["image_path"], merged["SDImage_path"] = original["image_path"], original["SDImage_path"]
+        for pair, source in zip(merged["unsafe_pairs"], original["unsafe_pairs"], strict=True):
             pair["question"] = source["question"]
-        answered["attack"] = asked
-        out.append(answered)
+        merged["attack"] = asked
+        out.append(merged)
     return out
 
 
