@@ -2,10 +2,10 @@
 Attack named ATTACK) and one line here."""
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
 from safeeraser.attacks.base import Attack, AttackError
+from safeeraser.registry import load_registered
 
 REGISTRY = {
     "jailbreak": "jailbreak",
@@ -19,8 +19,7 @@ REGISTRY = {
 def attack_for(name: str) -> Attack:
     if name not in REGISTRY:
         raise AttackError(f"unknown attack '{name}'. Known: {', '.join(REGISTRY)}")
-    module = REGISTRY[name]  # a module of this package, or a dotted path (an attack kept elsewhere)
-    return importlib.import_module(module if "." in module else f"{__name__}.{module}").ATTACK
+    return load_registered(__name__, REGISTRY[name], "ATTACK")
 
 
 __all__ = ["REGISTRY", "Attack", "AttackError", "attack_for"]

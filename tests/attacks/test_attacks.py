@@ -13,11 +13,6 @@ from safeeraser.attacks.jailbreak import TEMPLATES
 from safeeraser.attacks.run import attacked_records
 
 
-def _records(mini_dir, n=None):
-    records = json.loads((mini_dir / "all_val.json").read_text())
-    return records[:n] if n else records
-
-
 @pytest.mark.parametrize("variant", list(TEMPLATES))
 def test_jailbreak_wraps_every_harmful_question_and_nothing_else(mini_dir, tmp_path, variant):
     originals, attacked = attacked_records("jailbreak", variant, mini_dir / "all_val.json", tmp_path)
@@ -76,22 +71,15 @@ def test_an_attack_is_one_module_and_one_registry_line(tmp_path, monkeypatch, mi
         attack_for.cache_clear()
 
 
-def test_attack_answers_are_scored_by_eval_all_against_the_dataset(mini_dir, vanilla_dir, tmp_path, capsys):
+def test_attack_answers_are_scored_by_eval_all_against_the_dataset(two_records, attack_cli, tmp_path, capsys):
     from safeeraser.cli import main
     from safeeraser.eval.matching import load_matched
 
-    records = _records(mini_dir, 2)
-    for r in records:
-        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
-    data = tmp_path / "val.json"
-    data.write_text(json.dumps(records))
+    data, records = two_records
     out = tmp_path / "answers.json"
-    assert main(["attack", "--kind", "jailbreak", "--variant", "prefix_injection", "--eval_file", str(data),
-                 "--model_path", str(vanilla_dir), "--output_file", str(out), "--max_new_tokens", "4",
-                 "--greedy"]) == 0
+    assert attack_cli("jailbreak", "prefix_injection", data, out) == 0
     answered = json.loads(out.read_text())
-    matched = load_matched(out, data)  # same images and questions as the dataset: eval_all takes it
-    assert len(matched) == 2
+    assert len(load_matched(out, data)) == 2  # same images and questions as the dataset: eval_all takes it
     for record, source in zip(answered, records):
         assert record["attack"]["kind"] == "jailbreak" and record["attack"]["variant"] == "prefix_injection"
         assert record["attack"]["questions"][0] == TEMPLATES["prefix_injection"].format(
@@ -99,6 +87,5 @@ def test_attack_answers_are_scored_by_eval_all_against_the_dataset(mini_dir, van
         assert all(isinstance(pair["model_response1"], str) for pair in record["unsafe_pairs"])
     assert main(["eval", "--input_file", str(out), "--file_refer", str(data), "--output_file_rr",
                  str(tmp_path / "judged.json"), "--judge", "keyword", "--no_progress"]) == 0
-    assert main(["attack", "--kind", "jailbreak", "--variant", "dan", "--eval_file", str(data), "--model_path",
-                 str(vanilla_dir), "--output_file", str(tmp_path / "x.json")]) == 2
+    assert attack_cli("jailbreak", "dan", data, tmp_path / "x.json") == 2
     assert "has no variant 'dan'" in capsys.readouterr().err

@@ -63,18 +63,12 @@ def test_the_attack_rounds_the_language_model_only(vanilla_dir):
         assert len(set(block.tolist())) <= 16
 
 
-def test_quantized_answers_come_back_under_the_original_fields(mini_dir, vanilla_dir, tmp_path):
-    from safeeraser.cli import main
+def test_quantized_answers_come_back_under_the_original_fields(two_records, attack_cli, tmp_path):
     from safeeraser.eval.matching import load_matched
 
-    records = json.loads((mini_dir / "all_val.json").read_text())[:2]
-    for r in records:
-        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
-    data = tmp_path / "val.json"
-    data.write_text(json.dumps(records))
+    data, _ = two_records
     out = tmp_path / "int4.json"
-    assert main(["attack", "--kind", "quantize", "--variant", "int4", "--eval_file", str(data), "--model_path",
-                 str(vanilla_dir), "--output_file", str(out), "--max_new_tokens", "3", "--greedy"]) == 0
+    assert attack_cli("quantize", "int4", data, out) == 0
     assert len(load_matched(out, data)) == 2
     assert all(r["attack"] == {"kind": "quantize", "variant": "int4", "image_path": r["image_path"],
                                "questions": [p["question"] for p in r["unsafe_pairs"]]}

@@ -41,16 +41,10 @@ def test_pairs_answered_apart_are_put_back_in_order_and_a_partial_record_is_left
     assert len(first["attack"]["image_path"]) == len(originals[0]["unsafe_pairs"])
 
 
-def test_typographic_answers_are_scored_against_the_dataset(mini_dir, vanilla_dir, tmp_path):
-    from safeeraser.cli import main
+def test_typographic_answers_are_scored_against_the_dataset(two_records, attack_cli, tmp_path):
     from safeeraser.eval.matching import load_matched
 
-    records = json.loads((mini_dir / "all_val.json").read_text())[:2]
-    for r in records:
-        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
-    data = tmp_path / "val.json"
-    data.write_text(json.dumps(records))
+    data, _ = two_records
     out = tmp_path / "typo.json"
-    assert main(["attack", "--kind", "typographic", "--variant", "list", "--eval_file", str(data), "--model_path",
-                 str(vanilla_dir), "--output_file", str(out), "--max_new_tokens", "3", "--greedy"]) == 0
+    assert attack_cli("typographic", "list", data, out) == 0
     assert len(load_matched(out, data)) == 2

@@ -2,9 +2,10 @@
 (a `Family` subclass named `FAMILY` there) and one line here."""
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from safeeraser.registry import load_registered
 
 if TYPE_CHECKING:  # the family classes import torch: the registry's names must not (CLI start-up, input checks)
     from safeeraser.models.families.base import Family
@@ -31,7 +32,7 @@ def family_for(model_type: str) -> Family:
     if model_type not in REGISTRY:
         raise UnsupportedFamily(f"model_type '{model_type}' is not supported. Supported families: "
                                 f"{', '.join(sorted(REGISTRY))}")
-    return importlib.import_module(f"{__name__}.{REGISTRY[model_type]}").FAMILY
+    return load_registered(__name__, REGISTRY[model_type], "FAMILY")
 
 
 def family_of_model(model) -> Family:

@@ -3,10 +3,10 @@ order (each reads what the ones before made: the model, then the answers); addin
 (a StepKind named KIND) and one line here."""
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
 from safeeraser.pipeline.kinds.base import GPU_ROLES, RunGraph, Step, StepKind
+from safeeraser.registry import load_registered
 
 REGISTRY = {
     "prepare": "prepare",
@@ -22,8 +22,7 @@ REGISTRY = {
 def kind(name: str) -> StepKind:
     if name not in REGISTRY:
         raise KeyError(f"unknown step kind '{name}'. Known: {', '.join(REGISTRY)}")
-    module = REGISTRY[name]  # a module of this package, or a dotted path (a kind kept elsewhere)
-    found = importlib.import_module(module if "." in module else f"{__name__}.{module}").KIND
+    found = load_registered(__name__, REGISTRY[name], "KIND")
     if found.gpu_role not in GPU_ROLES:
         raise ValueError(f"step kind '{name}': gpu_role '{found.gpu_role}' is not one of {', '.join(GPU_ROLES)}")
     return found
