@@ -95,6 +95,9 @@ class ExperimentConfig:
     bootstrap: dict = field(default_factory=lambda: {"resamples": 2000, "seed": 0})  # the 95% intervals
     specificity: Any = field(default_factory=lambda: {"benchmarks": "all", "data_root": "builtin", "limit": None})
     launcher: LauncherSection = field(default_factory=LauncherSection)  # where the steps run: not in the report's config
+    # Recovery attacks on every run's model ("KIND:VARIANT", e.g. jailbreak:role_play): each answered and
+    # judged on both splits, with its own rows and PD's paired effect in the report (safeeraser/attacks/)
+    attacks: list = field(default_factory=list)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
@@ -130,6 +133,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     infer_block(cfg, p)
     check_launcher(cfg, p)
     check_make_tiny(cfg, p)
+    attack_labels(cfg, p)
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
@@ -171,6 +175,23 @@ def check_launcher(cfg, where: str | Path = "experiment") -> None:
     if la.poll_s is not None and not la.poll_s > 0:
         raise ConfigError(f"{where}: key 'launcher.poll_s': seconds between looks for finished steps, more than 0 "
                           f"(null: the launcher's default), got {la.poll_s}")
+
+
+def attack_labels(cfg, where: str | Path = "experiment") -> list[tuple[str, str, str]]:
+    """(label, kind, variant) of each of the experiment's attacks, each checked against the attack registry."""
+    from safeeraser.attacks import AttackError, attack_for
+
+    out = []
+    for i, item in enumerate(cfg.get("attacks") or []):
+        kind, _, variant = str(item).partition(":")
+        try:
+            attack_for(kind).check_variant(variant)
+        except AttackError as exc:
+            raise ConfigError(f"{where}: key 'attacks[{i}]': {exc} (write KIND:VARIANT)") from None
+        out.append((f"{kind}:{variant}", kind, variant))
+    if len({label for label, _, _ in out}) != len(out):
+        raise ConfigError(f"{where}: key 'attacks': an attack is listed twice")
+    return out
 
 
 MAKE_TINY_KEYS = ("family", "size", "seed", "out")
@@ -299,7 +320,8 @@ class Runner:
         # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
         # method -> run tag -> judged values: a run's row made twice (rows() called again) replaces its
         # values, never adds a second copy that intervals would count twice
-        self.values: dict[str, dict[str, dict]] = {}
+        # (attack label or None, method) -> run tag -> per split the judged values of the run's rows
+        self.values: dict[tuple, dict[str, dict]] = {}
         self.reused_notes: list[str] = []  # finished steps reused although other code or packages made them
         self.validate_paths = True  # a plan printed before the data exists names steps without checking it
 
@@ -448,6 +470,12 @@ class Runner:
         key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split]})
         return self.work / "infer" / f"{tag}_{split}_{key}.json"
 
+    def attack_path(self, tag: str, split: str, label: str) -> Path:
+        """The run's answers to a split under an attack (named as infer_path names the plain answers)."""
+        flags = dict(self.cfg.infer)
+        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split], "attack": label})
+        return self.work / "attacks" / f"{tag}_{split}_{label.replace(':', '-')}_{key}.json"
+
     def eval_target(self, answers: Path, block: dict | None = None) -> tuple[str, dict, Path]:
         """(judge name, make_judge arguments, the judged file) of `answers` judged by the experiment's judge
         (or `block`). Named from the answers' content too: answers made again (e.g. once a broken image is
@@ -501,38 +529,49 @@ class Runner:
                                              if k not in ("a", "b")} for split in answers}
         return result
 
-    def row(self, run: RunPlan) -> dict:
+    def row(self, run: RunPlan, attack: str | None = None) -> dict:
+        """The run's row from its judged answers (under `attack`, a label of the experiment's attacks: the
+        answers to the attacked records, without specificity or agreement)."""
         from safeeraser.eval.bootstrap import judged_values
         from safeeraser.eval.degenerate import degenerate_by_view
         from safeeraser.io import read_json_records
 
-        answers = {split: self._made(self.infer_path(run.tag, split), "infer") for split in ("train", "val")}
+        if attack is None:
+            answers = {split: self._made(self.infer_path(run.tag, split), "infer") for split in ("train", "val")}
+        else:
+            answers = {split: self._made(self.attack_path(run.tag, split, attack), "attack") for split in ("train", "val")}
         evaluated = {split: self.judged(answers[split]) for split in answers}
         stats = {split: s for split, (s, _) in evaluated.items()}
         judged = {split: path for split, (_, path) in evaluated.items()}
         values = {split: judged_values(read_json_records(path), str(path)) for split, path in judged.items()}
-        self.values.setdefault(run.method, {})[run.tag] = values
-        spec = self.spec_path(run.tag)
+        self.values.setdefault((attack, run.method), {})[run.tag] = values
+        spec = self.spec_path(run.tag) if attack is None else None
         spec = None if spec is None else json.loads(self._made(spec / "specificity.json", "specificity").read_text())
         row = row_from(run.method, stats, spec)
         row["ci"], row["ci_notes"] = intervals(values, self.cfg.bootstrap)
         add_degenerate(row, {split: degenerate_by_view(read_json_records(path), str(path))
                              for split, path in answers.items()})
-        if self.cfg.agreement:
+        if self.cfg.agreement and attack is None:
             row["agreement"] = self.agreement(answers, judged)
         return row
 
-    def method_row(self, method: str) -> dict:
-        """The method's row: one run, or the mean ± sd over the experiment's seeds."""
+    def method_row(self, method: str, attack: str | None = None) -> dict:
+        """The method's row: one run, or the mean ± sd over the experiment's seeds (under `attack`: its
+        answers to the attacked records)."""
         seeds = self.seeds_of(method)
         if len(seeds) < 2:
-            return self.row(self.plan_run(method, seeds[0]))
-        row = combine_seeds(method, seeds, [self.row(self.plan_run(method, s)) for s in seeds])
-        row["ci"], row["ci_notes"] = intervals(list(self.values[method].values()), self.cfg.bootstrap)
+            return self.row(self.plan_run(method, seeds[0]), attack)
+        row = combine_seeds(method, seeds, [self.row(self.plan_run(method, s), attack) for s in seeds])
+        row["ci"], row["ci_notes"] = intervals(list(self.values[attack, method].values()), self.cfg.bootstrap)
         return row
 
-    def rows(self) -> list[dict]:
-        return [self.method_row(m) for m in [VANILLA, *self.cfg.methods]]
+    def rows(self, attack: str | None = None) -> list[dict]:
+        return [self.method_row(m, attack) for m in [VANILLA, *self.cfg.methods]]
+
+    def attack_tables(self) -> dict[str, dict]:
+        """Per attack of the experiment: its rows and PD's paired effect on them."""
+        return {label: {"rows": self.rows(label), "pd_effects": self.pd_effects(label)}
+                for label, _, _ in attack_labels(self.cfg)}
 
     def run(self) -> list[dict]:
         """Every step in this process, one after another, then the rows."""
@@ -543,13 +582,13 @@ class Runner:
             call(step, self)
         return self.rows()
 
-    def pd_effects(self) -> list[dict]:
+    def pd_effects(self, attack: str | None = None) -> list[dict]:
         """For every method run with and without PD: the +PD minus base difference of each rate on the
         same records, with a paired bootstrap interval (over several seeds: seeds and records resampled,
-        a seed's two runs kept together)."""
-        return [pd_effect(base, list(self.values[base].values()), list(self.values[f"{base}pd"].values()),
-                          self.cfg.bootstrap)
-                for base in self.cfg.methods if f"{base}pd" in self.values and base in self.values]
+        a seed's two runs kept together); under `attack`, of the answers to the attacked records."""
+        values = {method: runs for (label, method), runs in self.values.items() if label == attack}
+        return [pd_effect(base, list(values[base].values()), list(values[f"{base}pd"].values()), self.cfg.bootstrap)
+                for base in self.cfg.methods if f"{base}pd" in values and base in values]
 
 
 def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
@@ -582,6 +621,8 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     rows = runner.rows()
     config = OmegaConf.to_container(cfg)
     where = config.pop("launcher")  # where the steps ran changes no result: not part of the config's hash
+    if not config.get("attacks"):  # a key added later, at its neutral value: reports made before keep their hash
+        config.pop("attacks", None)
     name, _, _ = runner.judge()
     from safeeraser.eval.judges import judge_class
 
@@ -589,6 +630,7 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     # A run over seeds is another table: it never replaces the single-run report.
     stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
+                         attacks=runner.attack_tables(),
                          meta={"config": config, "config_sha256": digest(config), "judge": judge,
                                "provenance": environment(), "launcher": where["name"],
                                "seconds": time.perf_counter() - t0, "executed": runner.executed,

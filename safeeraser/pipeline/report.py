@@ -167,8 +167,18 @@ def plot_report(rows: list[dict], out: Path, title: str) -> Path:
     return out
 
 
+def attack_text(attacks: dict) -> str:
+    """The rows and PD's effect under each attack, as Markdown."""
+    text = ""
+    for label, table in attacks.items():
+        text += f"\n## Under the {label} attack\n\n{markdown_table(table['rows'])}\n"
+        if table["pd_effects"]:
+            text += f"\nPD's effect under it (+PD minus base, points):\n\n{pd_table(table['pd_effects'])}\n"
+    return text
+
+
 def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: str = "report",
-                 pd: list[dict] | None = None) -> list[Path]:
+                 pd: list[dict] | None = None, attacks: dict | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"{stem}.md"
     with_sd = any("sd" in r for r in rows)
@@ -195,6 +205,8 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
     if undefined:
         text += ("\nResamples left out of an interval (no judged answer in the draw): " + "; ".join(undefined)
                  + ".\n")
+    if attacks:
+        text += attack_text(attacks)
     pooled = pooled_agreement(rows)
     if pooled:
         text += f"\n## Judge agreement (all rows and splits)\n\n{agreement_text(pooled, judge)}\n"
@@ -215,6 +227,7 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
             line["seeds"] = " ".join(str(s) for s in r.get("seeds", []))
         writer.writerow(line)
     atomic_write_text(folder / f"{stem}.csv", buf.getvalue())
-    atomic_write_json(folder / f"{stem}.json", {"rows": rows, "pd_effects": pd or [], "agreement": pooled, **meta})
+    atomic_write_json(folder / f"{stem}.json", {"rows": rows, "pd_effects": pd or [], "agreement": pooled,
+                                                **({"attacks": attacks} if attacks else {}), **meta})
     png = plot_report(rows, folder / f"{stem}.png", title)
     return [md, folder / f"{stem}.csv", folder / f"{stem}.json", png]

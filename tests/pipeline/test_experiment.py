@@ -88,7 +88,7 @@ def test_seeds_run_each_method_once_per_seed_and_report_mean_and_sd(experiment, 
     lo, hi = ga["ci"]["eff_asr"]
     assert lo <= ga["eff_asr"] <= hi
     # the rows made again: each seed's judged values counted once, the same intervals
-    assert runner.rows() == rows and [len(runner.values[m]) for m in ("vanilla", "ga")] == [1, 2]
+    assert runner.rows() == rows and [len(runner.values[None, m]) for m in ("vanilla", "ga")] == [1, 2]
 
 
 def test_combine_seeds_keeps_a_missing_column_missing():

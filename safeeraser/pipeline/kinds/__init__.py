@@ -13,6 +13,7 @@ REGISTRY = {
     "forget": "forget",
     "infer": "infer",
     "merge": "merge",
+    "attack": "attack",
     "eval": "eval",
     "specificity": "specificity",
 }

@@ -28,16 +28,18 @@ class Step:
 
 class RunGraph:
     """The steps planned so far, and, for the run being planned, what they make that later kinds read:
-    the steps that make its model, and per split the step whose output is its answers."""
+    the steps that make its model, per split the step whose output is its answers, and per attack and
+    split the step whose output is its answers under that attack."""
 
     def __init__(self):
         self.steps: dict[str, Step] = {}
         self.run = None
         self.model_deps: list[str] = []
         self.answers: dict[str, Step] = {}
+        self.attacked: dict[tuple[str, str], Step] = {}  # (attack label, split) -> the step of those answers
 
     def start(self, run) -> None:
-        self.run, self.model_deps, self.answers = run, [], {}
+        self.run, self.model_deps, self.answers, self.attacked = run, [], {}, {}
 
     def add(self, step: Step) -> Step:
         return self.steps.setdefault(step.id, step)  # a method listed twice is one set of steps

@@ -47,6 +47,10 @@ class Eval(StepKind):
             graph.add(Step(f"eval:{run.tag}:{split}", self.name, {"tag": run.tag, "answers": answers.output,
                                                                    "split": split},
                            [answers.id], output=str(runner.work / "eval")))
+        for (label, split), answers in graph.attacked.items():
+            graph.add(Step(f"eval:{run.tag}:{label}:{split}", self.name,
+                           {"tag": f"{run.tag} {label}", "answers": answers.output, "split": split},
+                           [answers.id], output=str(runner.work / "eval")))
 
     def run(self, runner, step, extra=None):
         for block in _blocks(runner):

@@ -1,0 +1,53 @@
+"""attack: a run's answers to a split under one of the experiment's attacks (`attacks:`), made by
+safeeraser.attacks.run as `safeeraser attack` makes them, then judged by the eval kind like any answers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.pipeline.kinds.infer import SPLITS, answers_done, checkpoint
+
+
+class Attack(StepKind):
+    name = "attack"
+    gpu_role = "infer"
+
+    def plan(self, runner, graph):
+        from safeeraser.pipeline.experiment import attack_labels
+
+        run = graph.run
+        for label, kind, variant in attack_labels(runner.cfg):
+            for split in SPLITS:
+                out = runner.attack_path(run.tag, split, label)
+                args = {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt), "split": split,
+                        "out": str(out), "kind": kind, "variant": variant}
+                graph.attacked[label, split] = graph.add(Step(f"attack:{run.tag}:{label}:{split}", self.name, args,
+                                                              graph.model_deps, output=str(out)))
+
+    def run(self, runner, step, extra=None):
+        from safeeraser.attacks.run import run_attack
+        from safeeraser.infer.ckpt_infer import format_summary
+        from safeeraser.infer.settings import settings_for
+
+        a = step.args
+        if self.done(runner, step):
+            runner.note_reuse(a["out"], None)
+            return
+        ckpt = checkpoint(step)
+        settings = settings_for(OmegaConf.to_container(runner.cfg.infer), eval_file=runner.cfg.data[a["split"]],
+                                model_path=runner.cfg.model.vanilla, output_file=a["out"], resume=True,
+                                checkpoint_path=None if ckpt is None else str(ckpt))
+        runner.log(f"[{a['tag']}] {a['kind']}:{a['variant']} attack on {a['split']}")
+        runner.log(format_summary(run_attack(a["kind"], a["variant"], settings)))
+        runner.executed.append(step.id)
+
+    def done(self, runner, step):
+        return answers_done(Path(step.args["out"]))
+
+    def describe(self, step):
+        return f" ({step.args['kind']}:{step.args['variant']})"
+
+
+KIND = Attack()
