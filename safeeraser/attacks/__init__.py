@@ -12,6 +12,7 @@ REGISTRY = {
     "image_rephrase": "image_rephrase",
     "quantize": "quantize",
     "typographic": "typographic",
+    "relearn": "relearn",
 }
 
 

@@ -22,6 +22,13 @@ class Attack:
             raise AttackError(f"attack '{self.name}' has no variant '{variant}'. Its variants: {', '.join(self.variants)}")
         return variant
 
+    def prepare(self, variant: str, settings, work: Path, options: dict):
+        """The inference settings the attacked records are answered with: the same, unless the attack makes
+        another model first (relearn trains one in `work`); `options` are the attack's --option values."""
+        if options:
+            raise AttackError(f"attack '{self.name}' takes no options, got {', '.join(sorted(options))}")
+        return settings
+
     def model_transform(self, variant: str):
         """A function applied to the loaded model before it answers (an attack on the weights), or None."""
         return None

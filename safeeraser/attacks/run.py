@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from safeeraser.attacks import REGISTRY, AttackError, attack_for
-from safeeraser.io import DataError, atomic_write_json, read_json_records
+from safeeraser.io import ConfigError, DataError, atomic_write_json, read_json_records
 
 INDEX = "attack_index"  # kept on each attacked record, to put its answers back under the original
 PAIR = "attack_pair"  # and, where an attack asks each pair on its own record, the pair it stands for
@@ -74,8 +74,9 @@ def restore(answers: list[dict], originals: list[dict], kind: str, variant: str)
     return out
 
 
-def run_attack(kind: str, variant: str, settings) -> dict:
-    """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary."""
+def run_attack(kind: str, variant: str, settings, options: dict | None = None) -> dict:
+    """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary.
+    `options`: the attack's own (relearn's steps, ...)."""
     from safeeraser.infer.ckpt_infer import run_inference
 
     work = work_dir(settings.output_file)
@@ -84,7 +85,8 @@ def run_attack(kind: str, variant: str, settings) -> dict:
     attacked_file = work / f"{variant}.json"
     atomic_write_json(attacked_file, attacked)
     raw = work / f"{variant}_answers.json"
-    summary = run_inference(dataclasses.replace(settings, eval_file=str(attacked_file), output_file=str(raw)),
+    answering = attack_for(kind).prepare(variant, settings, work, dict(options or {}))
+    summary = run_inference(dataclasses.replace(answering, eval_file=str(attacked_file), output_file=str(raw)),
                             model_transform=attack_for(kind).model_transform(variant))
     atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
     return {**summary, "output_file": str(settings.output_file), "attack": {"kind": kind, "variant": variant}}
@@ -98,7 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
                                      conflict_handler="resolve", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", required=True, choices=list(REGISTRY))
     parser.add_argument("--variant", required=True, help="the attack's variant (e.g. role_play, crop)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="the attack's own options (relearn: steps, every, lr, r); repeat for several")
     return parser
+
+
+def parse_options(items: list[str]) -> dict:
+    """KEY=VALUE strings as typed values (YAML's reading of the value: 10 is an int, 1e-4 a float)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise AttackError(f"--option {item!r}: expected KEY=VALUE")
+        parsed = yaml.safe_load(value)
+        out[key] = float(value) if isinstance(parsed, str) and _is_float(value) else parsed
+    return out
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     from safeeraser.infer.settings import InferSettings
 
     args = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
-    kind, variant = args.pop("kind"), args.pop("variant")
+    kind, variant, options = args.pop("kind"), args.pop("variant"), args.pop("option")
     try:
-        summary = run_attack(kind, variant, InferSettings(**args))
-    except (AttackError, DataError) as exc:
+        summary = run_attack(kind, variant, InferSettings(**args), parse_options(options))
+    except (AttackError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(summary))

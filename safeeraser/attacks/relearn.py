@@ -1,0 +1,90 @@
+"""relearn: a few steps of fine-tuning on a small part of the forget set, then the answers. Knowledge that
+was hidden rather than removed comes back after a handful of steps on a sample of it (Lynch et al. 2024,
+"Eight Methods to Evaluate Robust Unlearning in LLMs", arXiv 2402.16835; Hu et al. 2024, "Jogging the
+Memory of Unlearned LLMs Through Targeted Relearning Attacks", arXiv 2406.13356).
+  forget    NLL on the harmful answers of one record in `every` (gd with loss_weights forget +1, retain 0)
+  harmless  NLL on the harmless questions of the same records' images (forget 0, retain 1): does
+            training on the image's harmless content bring the harmful back?
+The unlearned model is merged into a full model folder first (OUTPUT.attack/merged: its adapter and the
+base), a new LoRA adapter is trained on top with this toolkit's training loop, and the attacked model
+answers the whole file. Options (--option KEY=VALUE): steps (10), every (10), lr (1e-4), r (LoRA rank, 8).
+An ASR-against-steps curve is one run per `steps`."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shutil
+from pathlib import Path
+
+from safeeraser.attacks.base import Attack, AttackError
+
+OPTIONS = {"steps": 10, "every": 10, "lr": 1e-4, "r": 8}
+WEIGHTS = {"forget": {"forget": 1.0, "retain": 0.0}, "harmless": {"forget": 0.0, "retain": 1.0}}
+
+
+def options_of(given: dict) -> dict:
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise AttackError(f"attack 'relearn' has no option '{unknown[0]}'. Its options: {', '.join(OPTIONS)}")
+    out = {**OPTIONS, **given}
+    for key in ("steps", "every", "r"):
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 1:
+            raise AttackError(f"attack 'relearn': option '{key}' must be an integer >= 1, got {out[key]!r}")
+    if not isinstance(out["lr"], (int, float)) or not out["lr"] > 0:
+        raise AttackError(f"attack 'relearn': option 'lr' must be a number > 0, got {out['lr']!r}")
+    return out
+
+
+def merged_model(settings, work: Path) -> str:
+    """The unlearned model as one full model folder (the base itself when there is no checkpoint)."""
+    if not settings.checkpoint_path:
+        return settings.model_path
+    out = work / "merged"
+    if not (out / "config.json").exists():
+        from safeeraser.models.checkpoint import apply_checkpoint
+        from safeeraser.models.loading import load_processor
+
+        tmp = work / "merged.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model = apply_checkpoint(settings.model_path, settings.checkpoint_path, settings.dtype, merge=True)
+        model.save_pretrained(tmp)
+        load_processor(settings.model_path).save_pretrained(tmp)
+        tmp.rename(out)  # whole or not at all: a killed merge leaves merged.tmp, made again next time
+    return str(out)
+
+
+class Relearn(Attack):
+    name = "relearn"
+    variants = tuple(WEIGHTS)
+    paper = "Lynch et al. 2024 (arXiv 2402.16835); Hu et al. 2024 (arXiv 2406.13356)"
+
+    def apply(self, record, variant, index, images):
+        self.check_variant(variant)
+        return copy.deepcopy(record)
+
+    def prepare(self, variant, settings, work: Path, options: dict):
+        from safeeraser.io import atomic_write_json, read_json_records
+        from safeeraser.train.config import load_config
+        from safeeraser.train.loop import run_training
+
+        self.check_variant(variant)
+        opts = options_of(options)
+        base = merged_model(settings, work)
+        records = read_json_records(work / f"{variant}.json")  # the attacked file: image paths absolute
+        part = [r for i, r in enumerate(records) if i % opts["every"] == 0]
+        data = work / f"relearn_{variant}_data.json"
+        atomic_write_json(data, part)
+        adapter = work / f"relearn_{variant}_{opts['steps']}steps"
+        if not (adapter / "run_complete.json").exists():
+            cfg = load_config(None, settings={
+                "model_path": base, "data_path": str(data), "forget_loss": "gd", "loss_weights": WEIGHTS[variant],
+                "max_train_steps": opts["steps"], "num_epochs": 100000, "lr": opts["lr"],
+                "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "batch_size": min(4, len(part)),
+                "gradient_accumulation_steps": 1, "seed": settings.seed, "save_dir": str(adapter),
+                "overwrite": True, "report_to": "none", "save_steps": 0,
+                "LoRA": {"r": opts["r"], "alpha": 2 * opts["r"], "dropout": 0.0}})
+            run_training(cfg)
+        return dataclasses.replace(settings, model_path=base, checkpoint_path=str(adapter))
+
+
+ATTACK = Relearn()
