@@ -74,6 +74,21 @@ def restore(answers: list[dict], originals: list[dict], kind: str, variant: str)
     return out
 
 
+def write_meta(raw: Path, settings, kind: str, variant: str) -> None:
+    """The answers' meta beside the output, as ckpt_infer writes one: the raw answers' (records skipped,
+    generation, environment), the checkpoint that was attacked (not the model an attack made from it),
+    and the attack."""
+    import json
+
+    from safeeraser.infer.ckpt_infer import meta_path
+    from safeeraser.provenance import weights_identity
+
+    made = json.loads(meta_path(raw).read_text(encoding="utf-8")) if meta_path(raw).exists() else {}
+    atomic_write_json(meta_path(Path(settings.output_file)),
+                      {**made, "checkpoint": weights_identity(settings.checkpoint_path),
+                       "attack": {"kind": kind, "variant": variant}})
+
+
 def run_attack(kind: str, variant: str, settings, options: dict | None = None) -> dict:
     """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary.
     `options`: the attack's own (relearn's steps, ...)."""
@@ -89,6 +104,7 @@ def run_attack(kind: str, variant: str, settings, options: dict | None = None) -
     summary = run_inference(dataclasses.replace(answering, eval_file=str(attacked_file), output_file=str(raw)),
                             model_transform=attack_for(kind).model_transform(variant))
     atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
+    write_meta(raw, settings, kind, variant)
     return {**summary, "output_file": str(settings.output_file), "attack": {"kind": kind, "variant": variant}}
 
 

@@ -89,3 +89,15 @@ def test_attack_answers_are_scored_by_eval_all_against_the_dataset(two_records, 
                  str(tmp_path / "judged.json"), "--judge", "keyword", "--no_progress"]) == 0
     assert attack_cli("jailbreak", "dan", data, tmp_path / "x.json") == 2
     assert "has no variant 'dan'" in capsys.readouterr().err
+
+
+def test_attack_answers_carry_a_meta_naming_the_attacked_checkpoint(two_records, attack_cli, tmp_path):
+    from safeeraser.infer.ckpt_infer import meta_path
+    from safeeraser.pipeline.kinds.infer import answers_done
+
+    data, _ = two_records
+    out = tmp_path / "grey.json"
+    assert attack_cli("image_rephrase", "grey", data, out) == 0
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["attack"] == {"kind": "image_rephrase", "variant": "grey"} and meta["checkpoint"] is None
+    assert meta["skipped_records"] == [] and answers_done(out)

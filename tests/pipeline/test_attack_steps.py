@@ -45,10 +45,20 @@ def test_attacks_are_steps_with_rows_and_pd_effects(tmp_path, vanilla_dir, mini_
         assert row["eff_asr"] is not None and row["ci"]["eff_asr"] is not None and "agreement" not in row
     attacked = [s for s in runner.executed if s.startswith("attack:")]
     assert len(attacked) == 3 * 2  # three runs, two splits
-    (answers,) = (tmp_path / "work" / "attacks").glob("ga-*_val_jailbreak-role_play_*.json")
+    (answers,) = [f for f in (tmp_path / "work" / "attacks").glob("ga-*_val_jailbreak-role_play_*.json")
+                  if not f.name.endswith(".meta.json")]
     assert all(r["attack"]["variant"] == "role_play" for r in json.loads(answers.read_text()))
     assert "## Under the jailbreak:role_play attack" in (tmp_path / "work" / "report.md").read_text()
     assert [r["method"] for r in rows] == ["vanilla", "ga", "gapd"]  # the plain table is unchanged
     _, again = run_experiment(path, log=lambda *_: None)
     assert again.executed == []
+    # the gapd run unlearned again (its adapter's file changed): its attack answers are made again
+    import os
+
+    (ckpt,) = [d for d in (tmp_path / "work" / "forget").iterdir() if d.name.startswith("gapd-")]
+    weights = ckpt / "adapter_model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    _, third = run_experiment(path, log=lambda *_: None)
+    assert sorted(s.split(":")[0] for s in third.executed if s.startswith(("attack", "infer"))) == ["attack"] * 2 + ["infer"] * 2
     assert "attack:" in describe(load_experiment(path)) and "(jailbreak:role_play)" in describe(load_experiment(path))

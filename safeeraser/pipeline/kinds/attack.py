@@ -31,9 +31,10 @@ class Attack(StepKind):
         from safeeraser.infer.ckpt_infer import format_summary
         from safeeraser.infer.settings import settings_for
 
+        from safeeraser.pipeline.kinds.infer import answers_made
+
         a = step.args
-        if self.done(runner, step):
-            runner.note_reuse(a["out"], None)
+        if answers_made(runner, Path(a["out"]), checkpoint(step)):  # the reuse noted, or stale answers removed
             return
         ckpt = checkpoint(step)
         settings = settings_for(OmegaConf.to_container(runner.cfg.infer), eval_file=runner.cfg.data[a["split"]],
@@ -44,7 +45,8 @@ class Attack(StepKind):
         runner.executed.append(step.id)
 
     def done(self, runner, step):
-        return answers_done(Path(step.args["out"]))
+        # made again when records were skipped or the run's adapter changed since, as plain answers are
+        return answers_done(Path(step.args["out"]), checkpoint(step))
 
     def describe(self, step):
         return f" ({step.args['kind']}:{step.args['variant']})"
