@@ -350,7 +350,7 @@ class Runner:
             self.reused_notes.append(note)
 
     # --- shared inputs --------------------------------------------------------------------------
-    def _finetune_request(self):
+    def finetune_request(self):
         """The vanilla fine-tune's TrainRequest (None: the vanilla model is given, not made)."""
         from safeeraser.train.config import TrainRequest
 
@@ -365,69 +365,17 @@ class Runner:
         """The experiment's numerics for a training config: none when native (run names stay as they were)."""
         return {} if self.cfg.numerics == "native" else {"numerics": self.cfg.numerics}
 
-    def _check_tiny_family(self) -> None:
-        from safeeraser.models.families import DEFAULT_FAMILY
-
-        m = self.cfg.model
-        family = m.make_tiny.get("family", DEFAULT_FAMILY)
-        made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
-        if made != family:  # never unlearn one family's model under another's name
-            raise ConfigError(f"key 'model.make_tiny.out': {m.make_tiny.out} holds a '{made}' model, not "
-                              f"'{family}': choose another folder for this family")
-
     def pending_inputs(self) -> list[str]:
-        """What prepare_inputs would make, found without making it (a tiny model of another family is an error)."""
-        from safeeraser.pipeline.vanilla import CHECK_FILE, stale_settings
+        """What the prepare step would make (kinds/prepare.py), found without making it."""
+        from safeeraser.pipeline.kinds.prepare import pending
 
-        d, m = self.cfg.data, self.cfg.model
-        todo = ["make-mini"] if d.make_mini is not None and not Path(d.val).exists() else []
-        if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
-            self._check_tiny_family()
-        elif m.make_tiny is not None:
-            todo.append("make-tiny")
-        if m.finetune is not None:
-            done = (Path(m.vanilla) / "run_complete.json").exists()
-            if not done or stale_settings(self._finetune_request(), m.vanilla):
-                todo.append("finetune")
-            elif not (Path(m.vanilla) / CHECK_FILE).exists():
-                todo.append("vanilla-check")
-        return todo
+        return pending(self)
 
     def prepare_inputs(self) -> None:
-        from safeeraser.data.mini import make_mini
-        from safeeraser.models.families import DEFAULT_FAMILY
-        from safeeraser.models.tiny import make_tiny
-        from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check, stale_settings
+        """The shared inputs made (the prepare step's body, in this process)."""
+        from safeeraser.pipeline.kinds.prepare import prepare
 
-        d, m = self.cfg.data, self.cfg.model
-        if d.make_mini is not None and not Path(d.val).exists():
-            mini = OmegaConf.merge(OmegaConf.structured(MiniData), d.make_mini)
-            make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,
-                      val_per_category=mini.val_per_category)
-            self.executed.append("make-mini")
-        if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
-            self._check_tiny_family()
-        elif m.make_tiny is not None:
-            make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
-                      size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
-            self.executed.append("make-tiny")
-        tune = self._finetune_request()
-        if tune is not None and (Path(m.vanilla) / "run_complete.json").exists():
-            changed = stale_settings(tune, m.vanilla)
-            if changed:  # e.g. a longer fine-tune in a newer finetune_tiny.yaml: the old model is another model
-                self.log(f"note: the vanilla model in {m.vanilla} was made with other settings "
-                         f"({'; '.join(changed)}): fine-tuning it again")
-                (Path(m.vanilla) / "run_complete.json").unlink()
-        if m.finetune is not None and not (Path(m.vanilla) / "run_complete.json").exists():
-            self.log(f"fine-tuning the vanilla model into {m.vanilla}")
-            _, check = finetune(tune)
-            self.log(format_check(check))
-            self.executed.append("finetune")
-        elif m.finetune is not None and not (Path(m.vanilla) / CHECK_FILE).exists():
-            # trained, but stopped before its check: the check alone
-            splits = {Path(p).stem.replace("all_", ""): p for p in (d.train, d.val)}
-            self.log(format_check(check_model(m.vanilla, splits)))
-            self.executed.append("vanilla-check")
+        prepare(self)
 
     def vanilla_identity(self) -> dict | str:
         """What every step starting from the vanilla model is keyed by: its folder's identity (config hash,

@@ -128,5 +128,5 @@ def test_the_pipeline_hands_typed_settings_not_strings(tmp_path):
     loaded = run.train.load(validate_paths=False, save_dir=str(tmp_path / "out"))
     assert loaded.data_path == f"{odd}/all_train.json" and loaded.seed == 7 and loaded.forget_loss == "ga"
     assert run.train.overrides == ()  # mini.yaml has no forget_overrides: nothing else is parsed
-    tune = runner._finetune_request().load(validate_paths=False)
+    tune = runner.finetune_request().load(validate_paths=False)
     assert list(tune.data_path) == [f"{odd}/all_train.json", f"{odd}/all_val.json"]
