@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from safeeraser.eval import stats_path_for
+from safeeraser.eval.bootstrap import judged_values
+from safeeraser.eval.degenerate import degenerate_by_view
 from safeeraser.io import DataError
+from safeeraser.io import read_json_records
 from safeeraser.pipeline.columns import COLUMNS, RATES
 from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
+from safeeraser.provenance import environment, file_sha256
 from safeeraser.train.config import ConfigError
 
 SPLITS = ("train", "val")  # a row's files, in the order --row names them: Efficacy, then Generality
@@ -81,10 +86,6 @@ def _read_json(path: Path, what: str):
 def load_judged(path: Path) -> JudgedSplit:
     """An eval_all output: the judged file and its stats file beside it (either may be named).
     DataError naming the file when one is missing, is not an eval output, or the two do not belong together."""
-    from safeeraser.eval import stats_path_for
-    from safeeraser.eval.bootstrap import judged_values
-    from safeeraser.eval.degenerate import degenerate_by_view
-    from safeeraser.io import read_json_records
 
     path = Path(path)
     judged, stats_file = (path.with_suffix(".json"), path) if path.suffix == ".txt" else (path, stats_path_for(path))
@@ -230,7 +231,6 @@ def run_rows(paths: list[Path], taken: set[str]) -> tuple[list[dict], list[dict]
 
 def collect(row_specs: list[str], runs: list[str | Path], *, resamples: int = 2000, seed: int = 0) -> Collected:
     """Every row named by hand (`--row`), then every run report's rows; one judge for the whole table."""
-    from safeeraser.provenance import file_sha256
 
     if not row_specs and not runs:
         raise ConfigError(f"nothing to collect: give --row {ROW_SYNTAX} and/or --runs RUN_FOLDER ...")
@@ -257,7 +257,6 @@ def collect(row_specs: list[str], runs: list[str | Path], *, resamples: int = 20
 
 def write_collected(result: Collected, out: str | Path, title: str, stem: str = "report") -> list[Path]:
     from safeeraser.pipeline.report import write_report
-    from safeeraser.provenance import environment
 
     judge = {"name": result.judge.get("name"), "prompt_version": result.judge.get("prompt_version")}
     meta = {"judge": judge, "collected_from": result.sources, "notes": result.notes, "provenance": environment()}

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from safeeraser.io import DataError
 
 SECTIONS = {"rows": ("method",), "pd_effects": ("method", "with_pd")}
 
@@ -114,7 +115,6 @@ def summary(reference: dict, fresh: dict, diffs: list[Difference], limit: int = 
 
 
 def load_report(path: str | Path) -> dict:
-    from safeeraser.io import DataError
 
     try:
         report = json.loads(Path(path).read_text())

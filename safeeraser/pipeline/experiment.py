@@ -16,8 +16,23 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from safeeraser.attacks import AttackError, attack_for
+from safeeraser.eval import stats_path_for
+from safeeraser.eval.agreement import compare
+from safeeraser.eval.bootstrap import judged_values
+from safeeraser.eval.degenerate import degenerate_by_view
+from safeeraser.eval.judges import JudgeConfigError, JudgeOptionError, judge_class, options_from_config
+from safeeraser.eval.reference_rules import AGGREGATES
+from safeeraser.infer.settings import SettingError, check_block
+from safeeraser.io import read_json_records
+from safeeraser.models.families import REGISTRY
+from safeeraser.models.tiny import SIZES
 from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
+from safeeraser.provenance import digest, environment, environment as current, file_sha256, weights_identity
+from safeeraser.specificity.chat_grader import ChatGrader
+from safeeraser.train.config import CONFIG_DIR, TrainRequest, identity_config
 from safeeraser.train.config import ConfigError
+from safeeraser.train.methods import METHOD_NAMES
 
 VANILLA = "vanilla"
 
@@ -101,8 +116,6 @@ class ExperimentConfig:
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
-    from safeeraser.train.config import CONFIG_DIR
-    from safeeraser.train.methods import METHOD_NAMES
 
     p = Path(path)
     if not p.exists() and (CONFIG_DIR / "experiment" / p).exists():
@@ -151,7 +164,6 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
 
 def infer_block(cfg, where: str | Path = "experiment") -> dict:
     """The `infer:` block typed and checked against InferSettings, each problem naming its key."""
-    from safeeraser.infer.settings import SettingError, check_block
 
     try:
         return check_block(OmegaConf.to_container(cfg.infer))
@@ -179,7 +191,6 @@ def check_launcher(cfg, where: str | Path = "experiment") -> None:
 
 def attack_labels(cfg, where: str | Path = "experiment") -> list[tuple[str, str, str]]:
     """(label, kind, variant) of each of the experiment's attacks, each checked against the attack registry."""
-    from safeeraser.attacks import AttackError, attack_for
 
     out = []
     for i, item in enumerate(cfg.get("attacks") or []):
@@ -199,8 +210,6 @@ MAKE_TINY_KEYS = ("family", "size", "seed", "out")
 
 def check_make_tiny(cfg, where: str | Path = "experiment") -> None:
     """`model.make_tiny`: known keys, a registered family, a size the tiny builder has, an integer seed."""
-    from safeeraser.models.families import REGISTRY
-    from safeeraser.models.tiny import SIZES
 
     block = cfg.model.make_tiny
     if block is None:
@@ -234,9 +243,6 @@ def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True,
                   key: str = "judge") -> tuple[str, dict]:
     """(judge name, make_judge arguments) from the `judge:` block (or another judge block), through the
     judge registry. Raises ConfigError naming the key, with check_key the API key where the judge needs one."""
-    from safeeraser.eval.judges import JudgeOptionError, options_from_config
-
-    from safeeraser.eval.reference_rules import AGGREGATES
 
     block = OmegaConf.to_container(cfg.judge) if block is None else block
     block, aggregate = split_aggregate(block)
@@ -251,8 +257,6 @@ def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True,
 def check_judged_data(cfg, where: str | Path = "experiment") -> None:
     """Each judge takes the experiment's data (the truth judge only the mini's), checked on the data files
     that exist now (make_mini writes the mini later): before any training, not at the first judging step."""
-    from safeeraser.eval.judges import JudgeConfigError, judge_class
-    from safeeraser.io import read_json_records
 
     judges = [("judge", judge_options(cfg, where, check_key=False)[0])]
     judges += [(f"agreement[{i}]", b["name"]) for i, b in enumerate(agreement_blocks(cfg))]
@@ -275,14 +279,11 @@ def split_aggregate(block: dict) -> tuple[dict, str]:
 def mmvet_grader(cfg, cache_path: Path):
     """MM-Vet is graded by the experiment's judge when that judge grades answers (a served chat model);
     with any other judge it stays unscored."""
-    from safeeraser.eval.judges import judge_class
 
     name, kwargs = judge_options(cfg)
     if not judge_class(name).grades_mmvet or kwargs.get("backend", "server") != "server":
         return None
     from dataclasses import replace
-
-    from safeeraser.specificity.chat_grader import ChatGrader
 
     settings = kwargs["settings"]
     return ChatGrader(replace(settings, model=settings.model or judge_class(name).default_model), cache_path)
@@ -328,7 +329,6 @@ class Runner:
     def note_reuse(self, what: str, environment: dict | None) -> None:
         """A finished step is reused by its hash name; if other code or other package versions made it,
         say so (in the log and in report.json) instead of mixing silently."""
-        from safeeraser.provenance import environment as current
 
         if environment is None:
             self.reused_notes.append(f"{what}: made before steps recorded their provenance")
@@ -352,7 +352,6 @@ class Runner:
     # --- shared inputs --------------------------------------------------------------------------
     def finetune_request(self):
         """The vanilla fine-tune's TrainRequest (None: the vanilla model is given, not made)."""
-        from safeeraser.train.config import TrainRequest
 
         d, m = self.cfg.data, self.cfg.model
         if m.finetune is None:
@@ -381,7 +380,6 @@ class Runner:
         """What every step starting from the vanilla model is keyed by: its folder's identity (config hash,
         weight files' size and time), so a vanilla model made again is never matched with results of
         the old one; a hub id stands for itself."""
-        from safeeraser.provenance import weights_identity
 
         vanilla = Path(self.cfg.model.vanilla)
         return weights_identity(vanilla) if vanilla.is_dir() else self.cfg.model.vanilla
@@ -390,7 +388,6 @@ class Runner:
     def plan_run(self, method: str, seed: int | None = None) -> RunPlan:
         if method == VANILLA:
             return RunPlan(VANILLA, None, f"{VANILLA}-{_digest(self.vanilla_identity())}")
-        from safeeraser.train.config import TrainRequest, identity_config
 
         d = self.cfg.data
         request = TrainRequest(self.cfg.forget_config,
@@ -428,7 +425,6 @@ class Runner:
         """(judge name, make_judge arguments, the judged file) of `answers` judged by the experiment's judge
         (or `block`). Named from the answers' content too: answers made again (e.g. once a broken image is
         fixed) are judged again, never matched with the stats of the earlier ones."""
-        from safeeraser.provenance import file_sha256
 
         name, kwargs, extra = self.judge(block)
         key = _digest({"judge": extra, "answers": file_sha256(answers)})
@@ -459,14 +455,12 @@ class Runner:
         return path
 
     def judged(self, answers: Path, block: dict | None = None) -> tuple[dict, Path]:
-        from safeeraser.eval import stats_path_for
 
         _, _, out = self.eval_target(answers, block)
         return json.loads(self._made(stats_path_for(out), "eval").read_text()), out
 
     def agreement(self, answers: dict[str, Path], judged: dict[str, Path]) -> dict:
         """Per agreement judge: its labels against the experiment judge's on both splits."""
-        from safeeraser.eval.agreement import compare
 
         result = {}
         for block in agreement_blocks(self.cfg):
@@ -480,9 +474,6 @@ class Runner:
     def row(self, run: RunPlan, attack: str | None = None) -> dict:
         """The run's row from its judged answers (under `attack`, a label of the experiment's attacks: the
         answers to the attacked records, without specificity or agreement)."""
-        from safeeraser.eval.bootstrap import judged_values
-        from safeeraser.eval.degenerate import degenerate_by_view
-        from safeeraser.io import read_json_records
 
         if attack is None:
             answers = {split: self._made(self.infer_path(run.tag, split), "infer") for split in ("train", "val")}
@@ -547,7 +538,6 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     from safeeraser.pipeline.launchers import make_launcher
     from safeeraser.pipeline.report import write_report
     from safeeraser.pipeline.steps import plan_steps
-    from safeeraser.provenance import digest, environment
 
     cfg = load_experiment(path, [*overrides, *([f"launcher.name={launcher}"] if launcher else [])])
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
@@ -572,7 +562,6 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     if not config.get("attacks"):  # a key added later, at its neutral value: reports made before keep their hash
         config.pop("attacks", None)
     name, _, _ = runner.judge()
-    from safeeraser.eval.judges import judge_class
 
     judge = {"name": name, "prompt_version": getattr(judge_class(name), "prompt_version", None)}
     # A run over seeds is another table: it never replaces the single-run report.

@@ -6,6 +6,9 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from safeeraser.io import atomic_write_text
+from safeeraser.train.config import find_config
+from safeeraser.train.deepspeed_check import check_launch_config
 
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
@@ -23,8 +26,6 @@ def write_train_config(cfg, out: Path) -> Path:
     must not lay the preset over the overrides it holds."""
     from omegaconf import OmegaConf
 
-    from safeeraser.io import atomic_write_text
-
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["preset"] = ""
     path = Path(out) / TRAIN_CONFIG_FILE
@@ -33,8 +34,6 @@ def write_train_config(cfg, out: Path) -> Path:
 
 
 def forget_on_gpus(cfg, out: Path, processes: int, accelerate_config: str | None, log=print) -> None:
-    from safeeraser.train.config import find_config
-    from safeeraser.train.deepspeed_check import check_launch_config
 
     launch = find_config(accelerate_config or "accelerate/multi_gpu.yaml")
     check_launch_config(launch)  # a DeepSpeed config without DeepSpeed: one line, not accelerate's traceback

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from safeeraser.eval import judged_metrics
+from safeeraser.eval.agreement import cohen_kappa
 from safeeraser.io import atomic_write_json, atomic_write_text
 from safeeraser.pipeline.columns import COLUMNS, RATES
 
@@ -82,7 +83,6 @@ def pd_table(effects: list[dict]) -> str:
 def pooled_agreement(rows: list[dict]) -> dict:
     """Per agreement judge and metric: Cohen's kappa and raw agreement over every answer of every row
     and split that both judges labelled (confusion matrices summed)."""
-    from safeeraser.eval.agreement import cohen_kappa
 
     out: dict = {}
     for row in rows:

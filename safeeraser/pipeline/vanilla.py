@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safeeraser.data.records import load_benchmark
 from safeeraser.io import atomic_write_json
+from safeeraser.reference.checkout import inference_tags
+from safeeraser.train.config import config_differences, data_paths
 
 CHECK_FILE = "vanilla_check.json"
 
 
 def check_model(model_dir: str | Path, splits: dict[str, str | Path], batch_size: int = 32) -> dict:
     """Greedy reproduction rates per split and kind; kept with the model as vanilla_check.json."""
-    from safeeraser.data.records import load_benchmark
     from safeeraser.infer.engine import Generator
     from safeeraser.infer.reproduce import reproduction_rates
     from safeeraser.models.loading import load_model, load_processor
@@ -31,7 +33,6 @@ def _inference_tags(model_dir: str | Path):
     cfg = OmegaConf.load(saved) if saved.exists() else {}
     if cfg.get("prompt_format") != "reference":
         return None
-    from safeeraser.reference.checkout import inference_tags
 
     return inference_tags(cfg.reference_dir)
 
@@ -53,8 +54,6 @@ def stale_settings(request, model_dir: str | Path) -> list[str]:
     `request` now gives (`key: old -> new`): a model made otherwise is another model."""
     from omegaconf import OmegaConf
 
-    from safeeraser.train.config import config_differences
-
     saved = Path(model_dir) / "config.yaml"
     if not saved.exists():
         return ["config.yaml: missing"]
@@ -66,7 +65,6 @@ def stale_settings(request, model_dir: str | Path) -> list[str]:
 def finetune(request) -> tuple[Path, dict]:
     """Fine-tune the vanilla model the TrainRequest `request` describes, then check what it answers."""
     from safeeraser.numerics import pin
-    from safeeraser.train.config import data_paths
 
     cfg = request.load()
     pin(cfg.numerics)  # before torch loads (the training loop imports it)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from safeeraser.attacks.run import run_attack
+from safeeraser.infer.ckpt_infer import format_summary
+from safeeraser.infer.settings import settings_for
 from safeeraser.pipeline.kinds.base import Step, StepKind
 from safeeraser.pipeline.kinds.infer import SPLITS, answers_done, checkpoint
 
@@ -27,9 +30,6 @@ class Attack(StepKind):
                                                               graph.model_deps, output=str(out)))
 
     def run(self, runner, step, extra=None):
-        from safeeraser.attacks.run import run_attack
-        from safeeraser.infer.ckpt_infer import format_summary
-        from safeeraser.infer.settings import settings_for
 
         from safeeraser.pipeline.kinds.infer import answers_made
 

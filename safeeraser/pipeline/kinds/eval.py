@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safeeraser.eval import evaluate as judge_answers, make_judge, stats_path_for
 from safeeraser.pipeline.kinds.base import Step, StepKind
 
 
 def evaluate(runner, tag: str, answers: Path, split: str, block: dict | None = None) -> tuple[dict, Path]:
     """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
-    from safeeraser.eval import evaluate as judge_answers
-    from safeeraser.eval import make_judge, stats_path_for
     from safeeraser.pipeline.locks import exclusive
 
     name, kwargs, out = runner.eval_target(answers, block)
@@ -57,7 +56,6 @@ class Eval(StepKind):
             evaluate(runner, step.args["tag"], Path(step.args["answers"]), step.args["split"], block)
 
     def done(self, runner, step):
-        from safeeraser.eval import stats_path_for
 
         answers = Path(step.args["answers"])
         return answers.exists() and all(stats_path_for(runner.eval_target(answers, block)[2]).exists()

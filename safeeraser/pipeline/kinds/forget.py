@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.train.config import find_config
 
 
 class Forget(StepKind):
@@ -54,7 +55,6 @@ class Forget(StepKind):
         if gpus <= 1:
             return []
         from safeeraser.pipeline.gpu_group import TRAIN_CONFIG_FILE, accelerate_command
-        from safeeraser.train.config import find_config
 
         cmd = accelerate_command(find_config(settings.accelerate_config), gpus,
                                  Path(step.args["run"].ckpt) / TRAIN_CONFIG_FILE)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from safeeraser.infer.ckpt_infer import format_summary, meta_path, run_inference, shard_path
+from safeeraser.infer.settings import settings_for
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.provenance import weights_identity
 
 SPLITS = ("train", "val")
 
@@ -22,7 +25,6 @@ def answers_from_other_weights(meta_file: Path, ckpt: Path | None) -> str | None
     """Which weight file of `ckpt` differs from the one the answers' meta recorded (size and modification
     time, as provenance.weights_identity keeps them), or None: the same weights, no checkpoint, or no
     record to compare (answers made before metas recorded it are kept)."""
-    from safeeraser.provenance import weights_identity
 
     if ckpt is None or not meta_file.exists() or not Path(ckpt).is_dir():
         return None
@@ -36,7 +38,6 @@ def answers_from_other_weights(meta_file: Path, ckpt: Path | None) -> str | None
 
 def answers_done(out: Path, ckpt: Path | None = None) -> bool:
     """The answers exist, with none missing, made from the weights now in `ckpt`."""
-    from safeeraser.infer.ckpt_infer import meta_path
 
     made = meta_path(out)
     return (out.exists() and not (made.exists() and json.loads(made.read_text()).get("skipped_records"))
@@ -46,7 +47,6 @@ def answers_done(out: Path, ckpt: Path | None = None) -> bool:
 def answers_made(runner, out: Path, ckpt: Path | None = None) -> bool:
     """Whether the answers in `out` are made (their reuse noted). Answers that lack records skipped when they
     were made, or that were made from other weights than `ckpt` holds now, are removed: not done."""
-    from safeeraser.infer.ckpt_infer import meta_path
 
     made = meta_path(out)
     skipped = json.loads(made.read_text()).get("skipped_records") if out.exists() and made.exists() else None
@@ -65,8 +65,6 @@ def answers_made(runner, out: Path, ckpt: Path | None = None) -> bool:
 
 def answer(runner, what: str, ckpt: Path | None, split: str, out: Path, **shard) -> None:
     """ckpt_infer as the experiment sets it, resuming an interrupted run."""
-    from safeeraser.infer.ckpt_infer import format_summary, run_inference
-    from safeeraser.infer.settings import settings_for
 
     settings = settings_for(OmegaConf.to_container(runner.cfg.infer), eval_file=runner.cfg.data[split],
                             model_path=runner.cfg.model.vanilla, output_file=str(out), resume=True,
@@ -89,7 +87,6 @@ class Infer(StepKind):
             if shards <= 1:
                 graph.answers[split] = graph.add(Step(step_id, self.name, args, graph.model_deps, output=str(out)))
                 continue
-            from safeeraser.infer.ckpt_infer import shard_path
 
             parts = [graph.add(Step(f"{step_id}:shard-{k}-of-{shards}", self.name, {**args, "shard": k, "shards": shards},
                                     graph.model_deps, output=str(shard_path(out, k, shards)))).id
@@ -104,7 +101,6 @@ class Infer(StepKind):
                 answer(runner, f"[{tag}] inference on {split}", ckpt, split, out)
                 runner.executed.append(f"infer:{tag}:{split}")
             return
-        from safeeraser.infer.ckpt_infer import shard_path
 
         shard, shards = a["shard"], a["shards"]
         # nothing once the merged answers are made (their merge notes the reuse)
@@ -120,7 +116,6 @@ class Infer(StepKind):
             return True
         if shard is None:
             return False
-        from safeeraser.infer.ckpt_infer import shard_path
 
         return answers_done(shard_path(out, shard, step.args["shards"]), ckpt)
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from safeeraser.data.mini import make_mini
 from safeeraser.io import ConfigError
+from safeeraser.models.families import DEFAULT_FAMILY
+from safeeraser.models.tiny import make_tiny
 from safeeraser.pipeline.kinds.base import Step, StepKind
 
 
 def check_tiny_family(runner) -> None:
-    from safeeraser.models.families import DEFAULT_FAMILY
 
     m = runner.cfg.model
     family = m.make_tiny.get("family", DEFAULT_FAMILY)
@@ -44,9 +46,6 @@ def pending(runner) -> list[str]:
 def prepare(runner) -> None:
     """Make what is missing: the mini benchmark, the tiny base model, the vanilla fine-tune and its check
     (a vanilla model made with other settings is made again)."""
-    from safeeraser.data.mini import make_mini
-    from safeeraser.models.families import DEFAULT_FAMILY
-    from safeeraser.models.tiny import make_tiny
     from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check, stale_settings
 
     d, m = runner.cfg.data, runner.cfg.model

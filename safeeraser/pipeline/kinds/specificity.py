@@ -4,7 +4,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from safeeraser.infer.settings import InferSettings
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.specificity import builtin_data_root
+from safeeraser.specificity.engine_predict import load_engine_predict_fn
+from safeeraser.specificity.runner import run_specificity
 
 ALL_BENCHMARKS = "gqa,vizwiz,sqa,vqav2,pope,mmvet,mmbench"
 
@@ -26,12 +30,8 @@ class Specificity(StepKind):
         out = runner.spec_path(tag)
         if out is None or self.done(runner, step):
             return
-        from safeeraser.infer.settings import InferSettings
         from safeeraser.pipeline.experiment import mmvet_grader
         from safeeraser.pipeline.locks import exclusive
-        from safeeraser.specificity import builtin_data_root
-        from safeeraser.specificity.engine_predict import load_engine_predict_fn
-        from safeeraser.specificity.runner import run_specificity
 
         cfg = runner.cfg
         spec = cfg.specificity

@@ -2,6 +2,7 @@
 done already, the accelerate command of a multi-GPU unlearning step), found without running anything and
 without a cluster or a GPU."""
 from __future__ import annotations
+from safeeraser.train.config import ConfigError
 
 
 def describe(cfg) -> str:
@@ -9,7 +10,6 @@ def describe(cfg) -> str:
     from safeeraser.pipeline.kinds import kind
     from safeeraser.pipeline.launchers import launcher_class
     from safeeraser.pipeline.steps import is_done, plan_steps
-    from safeeraser.train.config import ConfigError
 
     runner = Runner(cfg, log=lambda *a: None)
     la = cfg.launcher
