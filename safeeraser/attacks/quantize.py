@@ -15,6 +15,7 @@ import copy
 from statistics import NormalDist
 
 from safeeraser.attacks.base import Attack
+from safeeraser.models.families import family_of_model
 
 BLOCK = 64
 NF4_OFFSET = 0.9677083  # QLoRA's: the outermost quantile used, (1 - 1/(2*15) + 1 - 1/(2*16)) / 2
@@ -73,8 +74,6 @@ class Quantize(Attack):
         def transform(model) -> int:
             """Round the language model's linear weights in place; returns how many layers were rounded."""
             import torch
-
-            from safeeraser.models.families import family_of_model
 
             family = family_of_model(model)
             output = model.get_output_embeddings()

@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 
 from safeeraser.attacks.base import Attack, AttackError
+from safeeraser.io import atomic_write_json, read_json_records
+from safeeraser.train.config import load_config
 
 OPTIONS = {"steps": 10, "every": 10, "lr": 1e-4, "r": 8}
 WEIGHTS = {"forget": {"forget": 1.0, "retain": 0.0}, "harmless": {"forget": 0.0, "retain": 1.0}}
@@ -63,8 +65,6 @@ class Relearn(Attack):
         return copy.deepcopy(record)
 
     def prepare(self, variant, settings, work: Path, options: dict):
-        from safeeraser.io import atomic_write_json, read_json_records
-        from safeeraser.train.config import load_config
         from safeeraser.train.loop import run_training
 
         self.check_variant(variant)

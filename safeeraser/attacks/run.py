@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 
 from safeeraser.attacks import REGISTRY, AttackError, attack_for
+from safeeraser.data.records import load_benchmark, resolve_image
+from safeeraser.infer.ckpt_infer import build_parser as infer_parser, format_summary, meta_path, run_inference
+from safeeraser.infer.settings import InferSettings
 from safeeraser.io import ConfigError, DataError, atomic_write_json, read_json_records
+from safeeraser.provenance import weights_identity
 
 INDEX = "attack_index"  # kept on each attacked record, to put its answers back under the original
 PAIR = "attack_pair"  # and, where an attack asks each pair on its own record, the pair it stands for
@@ -27,7 +31,6 @@ def work_dir(output_file: str | Path) -> Path:
 
 def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path) -> tuple[list[dict], list[dict]]:
     """(the benchmark's records, their attacked copies), the images' paths made absolute first."""
-    from safeeraser.data.records import load_benchmark, resolve_image
 
     attack = attack_for(kind)
     attack.check_variant(variant)
@@ -80,9 +83,6 @@ def write_meta(raw: Path, settings, kind: str, variant: str) -> None:
     and the attack."""
     import json
 
-    from safeeraser.infer.ckpt_infer import meta_path
-    from safeeraser.provenance import weights_identity
-
     made = json.loads(meta_path(raw).read_text(encoding="utf-8")) if meta_path(raw).exists() else {}
     atomic_write_json(meta_path(Path(settings.output_file)),
                       {**made, "checkpoint": weights_identity(settings.checkpoint_path),
@@ -92,7 +92,6 @@ def write_meta(raw: Path, settings, kind: str, variant: str) -> None:
 def run_attack(kind: str, variant: str, settings, options: dict | None = None) -> dict:
     """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary.
     `options`: the attack's own (relearn's steps, ...)."""
-    from safeeraser.infer.ckpt_infer import run_inference
 
     work = work_dir(settings.output_file)
     work.mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,6 @@ def run_attack(kind: str, variant: str, settings, options: dict | None = None) -
 
 def build_parser() -> argparse.ArgumentParser:
     """The attack's own flags, then every ckpt_infer flag (how the attacked records are answered)."""
-    from safeeraser.infer.ckpt_infer import build_parser as infer_parser
 
     parser = argparse.ArgumentParser(prog="safeeraser attack", description=__doc__, parents=[infer_parser()],
                                      conflict_handler="resolve", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,8 +142,6 @@ def _is_float(text: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from safeeraser.infer.ckpt_infer import format_summary
-    from safeeraser.infer.settings import InferSettings
 
     args = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
     kind, variant, options = args.pop("kind"), args.pop("variant"), args.pop("option")

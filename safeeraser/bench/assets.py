@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from safeeraser.data.mini import make_mini
+from safeeraser.models.families import family_for, family_of_model
+from safeeraser.models.tiny import make_tiny
 
 # The random 7B models: bench name -> the family whose architecture it has (Family.bench_files builds
 # it). Adding one is a family's bench_files and one line here.
@@ -84,7 +87,6 @@ def _mark(folder: Path, what: dict) -> None:
 
 
 def _tiny_model(work: Path, family: str, size: str, seed: int) -> Path:
-    from safeeraser.models.tiny import make_tiny
 
     folder = work / (f"model-{size}" if family == "llava" else f"model-{size}-{family}")
     if not _done(folder):
@@ -95,7 +97,6 @@ def _tiny_model(work: Path, family: str, size: str, seed: int) -> Path:
 
 def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0, shapes: str = "full") -> Assets:
     """Build (or reuse) the mini benchmark and the model's files under `workdir`."""
-    from safeeraser.data.mini import make_mini
 
     if model not in MODELS:
         raise BenchSetupError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
@@ -124,7 +125,6 @@ def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0, 
 
 def random_model_files(model: str, shapes: str, tiny_processor):
     """(processor, config) of a random model: its family's 7B architecture behind the tiny tokenizer."""
-    from safeeraser.models.families import family_for
 
     return family_for(RANDOM_MODELS[model]).bench_files(tiny_processor, dry_run=shapes == "tiny")
 
@@ -136,7 +136,6 @@ def _save_random_files(model: str, shapes: str, tiny_dir: Path, out: Path) -> No
 
     processor, config = random_model_files(model, shapes, load_processor(str(tiny_dir)))
     # the class a loaded model folder names (vLLM picks its implementation by it)
-    from safeeraser.models.families import family_for
 
     config.architectures = [family_for(RANDOM_MODELS[model]).bench_architecture]
     out.mkdir(parents=True, exist_ok=True)
@@ -173,8 +172,6 @@ def linear_params(model) -> dict[str, int]:
     """Parameters in matmuls, for FLOP estimates: language model (with lm_head), vision tower, projector
     (where each sits is the family's to say)."""
     import torch
-
-    from safeeraser.models.families import family_of_model
 
     family = family_of_model(model)
     counts = {"text": 0, "vision": 0, "projector": 0}

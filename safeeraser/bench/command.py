@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 from safeeraser.bench.assets import MODELS, SHAPES
+from safeeraser.data.records import load_benchmark
+from safeeraser.train.config import TrainConfig
 
 TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
@@ -128,7 +130,6 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def our_micro_batch(args) -> int:
-    from safeeraser.train.config import TrainConfig
 
     return min(args.batch_size or TrainConfig.batch_size, args.effective_batch)
 
@@ -138,7 +139,6 @@ def run_train(args, assets, threads: int) -> dict:
 
     ours_bs = our_micro_batch(args)
     if args.warmup_steps is None:
-        from safeeraser.data.records import load_benchmark
 
         items = sum(len(r.unsafe_pairs) for r in load_benchmark(assets.train_file, check_images=False))
         args.warmup_steps = -(-items // args.effective_batch)

@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from safeeraser.bench.assets import RANDOM_MODELS
+from safeeraser.io import atomic_write_json
 
 SCHEMA = "safeeraser-gpu-check/1"
 MODELS = tuple(RANDOM_MODELS)  # every random 7B bench model
@@ -255,14 +256,12 @@ def cmd_vllm(args) -> int:
         assets = prepare_assets(args.model, args.workdir, args.device, shapes=args.shapes)
         result = measure_vllm(assets, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
                               max_model_len=4096, gpu_memory_utilization=0.85)
-    from safeeraser.io import atomic_write_json
 
     atomic_write_json(args.out, result)
     return 0
 
 
 def cmd_merge(args) -> int:
-    from safeeraser.io import atomic_write_json
 
     stages = [(name, int(rc), float(sec), path) for name, rc, sec, path in args.stage]
     doc = merge(stages, args.dry, started=args.started)

@@ -21,6 +21,9 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from safeeraser.data.records import load_benchmark
+from safeeraser.io import atomic_write_json
+from safeeraser.train.methods import parse_method
 
 PAPER_METHODS = ("ga", "gd", "kl", "po", "gapd", "gdpd", "klpd", "popd")
 # Specificity: questions per benchmark (the public evaluation splits as LLaVA-1.5's scripts and this
@@ -41,7 +44,6 @@ H100_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM (H200: the same)
 def method_views(name: str) -> tuple[int, int]:
     """(views the method trains on, views its frozen reference reads), from the method registry: a view is
     one sequence per forget example."""
-    from safeeraser.train.methods import parse_method
 
     method = parse_method(name)
     return len(method.views()), len(method.reference_views())
@@ -291,7 +293,6 @@ def format_prediction(p: dict) -> str:
 
 def count_split(path: str) -> tuple[int, float]:
     """(records, harmful questions per record) of a benchmark file."""
-    from safeeraser.data.records import load_benchmark
 
     recs = load_benchmark(path, check_images=False)
     if not recs:
@@ -342,7 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     pred = predict(costs, setting)
     print(format_prediction(pred))
     if args.json:
-        from safeeraser.io import atomic_write_json
 
         atomic_write_json(args.json, pred)
     return 0

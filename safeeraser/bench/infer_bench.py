@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from safeeraser.data.records import load_benchmark
+from safeeraser.models.families import family_of_model
 
 
 def harmful_requests(val_file: str, samples: int = 3):
-    from safeeraser.data.records import load_benchmark
     from safeeraser.infer.engine import GenRequest
 
     reqs = []
@@ -50,7 +51,6 @@ def reference_generate(model, processor, requests, settings, device: str) -> dic
 
     from safeeraser.data.encode import PromptEncoder, pad_token_id
     from safeeraser.infer.engine import sample_seed
-    from safeeraser.models.families import family_of_model
 
     encoder = PromptEncoder(processor, family_of_model(model))
     tok = processor.tokenizer

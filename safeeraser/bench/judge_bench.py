@@ -15,6 +15,11 @@ import sys
 import time
 import urllib.request
 from functools import partial
+from safeeraser.data.records import load_benchmark
+from safeeraser.eval.judges import ChatSettings, make_judge
+from safeeraser.eval.judges.base import ASR, JudgeItem, OK, RR, RR_SD, SCORE
+from safeeraser.eval.judges.parsing import parse_choice, parse_score
+from safeeraser.eval.judges.prompts import CHOICES, build_prompt
 
 
 class ServerProcess:
@@ -62,8 +67,6 @@ class ServerProcess:
 
 def judge_items(val_file: str, n: int):
     """`n` judge items with distinct prompts, from the val file's pairs (cycled with variants if needed)."""
-    from safeeraser.data.records import load_benchmark
-    from safeeraser.eval.judges.base import ASR, RR, RR_SD, SCORE, JudgeItem
 
     records = load_benchmark(val_file)
     items: list = []
@@ -90,10 +93,6 @@ def reference_judge(items, url: str, model: str, api_key: str, timeout: float, m
     """One request at a time with the synchronous client, replies read by our parsers."""
     import openai
 
-    from safeeraser.eval.judges.base import SCORE
-    from safeeraser.eval.judges.parsing import parse_choice, parse_score
-    from safeeraser.eval.judges.prompts import CHOICES, build_prompt
-
     extra = {"max_tokens": max_tokens} if max_tokens else {}
     values = []
     with openai.OpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) as client:
@@ -109,9 +108,6 @@ def reference_judge(items, url: str, model: str, api_key: str, timeout: float, m
 def _expected_value(item):
     """The label the server's rule gives this item, read by the same parser."""
     from safeeraser.bench.judge_server import label_for
-    from safeeraser.eval.judges.base import SCORE
-    from safeeraser.eval.judges.parsing import parse_choice, parse_score
-    from safeeraser.eval.judges.prompts import CHOICES, build_prompt
 
     reply = label_for(build_prompt(item))
     return parse_score(reply) if item.kind == SCORE else parse_choice(reply, CHOICES[item.kind])
@@ -127,9 +123,6 @@ def measure_judging(val_file: str, n_items: int, concurrency: int, delay: float,
     """Ours on `n_items`, one-at-a-time on the first `reference_items` (0: all): its time per label is
     constant, so its rate needs fewer. Ours must equal it on those, and the server's rule on all."""
     import openai  # noqa: F401  (imported before the clock starts, on both sides)
-
-    from safeeraser.eval.judges import ChatSettings, make_judge
-    from safeeraser.eval.judges.base import OK
 
     _no_proxy_for_localhost()
     items = judge_items(val_file, n_items)

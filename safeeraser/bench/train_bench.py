@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from safeeraser.train.config import load_config
 
 
 @dataclass
@@ -163,7 +164,6 @@ def _run(spec: TrainSpec, assets) -> dict:
     import torch
 
     from safeeraser.bench.assets import linear_params, load_model
-    from safeeraser.train.config import load_config
     from safeeraser.train.loop import Trainer
 
     device = assets.device

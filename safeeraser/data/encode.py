@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safeeraser.io import DataError
 
 IGNORE_INDEX = -100
 
@@ -222,7 +223,6 @@ class PromptEncoder:
         if self.max_length:
             # Truncate the answer, never the prompt: its image tokens must match the vision features.
             if cut >= self.max_length:
-                from safeeraser.io import DataError
 
                 raise DataError(f"max_length={self.max_length} is shorter than the prompt of '{image_path}' "
                                  f"({cut} tokens with the image's): raise max_length")

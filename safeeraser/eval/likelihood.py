@@ -30,7 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from safeeraser.data.records import Record
+from safeeraser.data.records import load_benchmark
 from safeeraser.data.views import Example
+from safeeraser.io import DataError
+from safeeraser.models.families import family_of_model
 
 VIEWS = ("forget", "retain", "pd")
 _SIGMA_FLOOR = 1e-8  # a (numerically) one-hot distribution has sigma 0: its one token then scores 0
@@ -82,7 +85,6 @@ def answer_nll(model, processor, examples: Sequence, *, batch_size: int = 8) -> 
     import torch
 
     from safeeraser.data.encode import PromptEncoder, pad_token_id
-    from safeeraser.models.families import family_of_model
     from safeeraser.models.scoring import answer_logits
 
     if batch_size < 1:
@@ -117,7 +119,6 @@ def view_examples(records: Sequence[Record], view: str) -> list[Example]:
     for r in records:
         for j, pair in enumerate(r.unsafe_pairs):
             if not isinstance(pair.get(key), str):
-                from safeeraser.io import DataError
 
                 raise DataError(f"record {r.index}: field 'unsafe_pairs[{j}].{key}': missing or not a string "
                                 f"(the {view} view reads the dataset file's answers)")
@@ -214,8 +215,6 @@ def shared_items(forget_records: Sequence[Record], unseen_records: Sequence[Reco
 
 def check_unseen(refer_file, unseen_file) -> None:
     """Refuse an --unseen_file that is the forget file or shares items with it (DataError naming both)."""
-    from safeeraser.data.records import load_benchmark
-    from safeeraser.io import DataError
 
     if Path(unseen_file).resolve() == Path(refer_file).resolve():
         raise DataError(f"--unseen_file {unseen_file} is the forget file (--file_refer): its items are members")
@@ -234,7 +233,6 @@ def likelihood_report(model_path: str, checkpoint_path: str | None, refer_file, 
     The models are loaded one after the other, so the memory of one is enough."""
     import gc
 
-    from safeeraser.data.records import load_benchmark
     from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 

@@ -24,8 +24,14 @@ import sys
 import time
 from pathlib import Path
 
+from safeeraser.data.records import load_benchmark
 from safeeraser.infer.settings import FLUSH_SECONDS, InferSettings, add_arguments, as_settings
 from safeeraser.io import DataError, append_jsonl, atomic_write_json, ensure_writable_dir, read_jsonl_tolerant
+from safeeraser.io import read_json_records
+from safeeraser.models.families import UnsupportedFamily
+from safeeraser.progress import progress
+from safeeraser.provenance import environment, file_sha256, model_identity, weights_identity
+from safeeraser.reference.checkout import CheckoutError, inference_tags
 
 N_SAMPLES = 3
 # The flags that decide the answers, with the records, the model and the checkpoint: a partial file made
@@ -141,7 +147,6 @@ def prompt_tags(args):
     """The reference's inference conversation (--prompt_format reference), or None for the chat template."""
     if args.prompt_format != "reference":
         return None
-    from safeeraser.reference.checkout import CheckoutError, inference_tags
 
     try:
         return inference_tags(args.reference_dir)
@@ -164,7 +169,6 @@ def generation_meta(args) -> dict:
 
 def run_meta(args) -> dict:
     """What makes this run's answers what they are, and the environment it ran in."""
-    from safeeraser.provenance import environment, file_sha256, model_identity, weights_identity
 
     eval_file = Path(args.eval_file)
     run = {"limit": args.limit, "batch_size": args.batch_size, "chunk_records": args.chunk_records,
@@ -315,7 +319,6 @@ def next_chunk_size(records: int, seconds: float, args) -> int:
 def generate_records(args, generator, todo: list, part: Path, done: dict[int, dict]):
     """Answer `todo`, appending each finished chunk to the partial file. Chunks are sized to take about
     FLUSH_SECONDS (timed as they run), so a kill loses that much work, not a whole --chunk_records."""
-    from safeeraser.progress import progress
 
     from safeeraser.infer.engine import GenSettings
 
@@ -346,7 +349,6 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
 
 
 def _records(args) -> list:
-    from safeeraser.data.records import load_benchmark
 
     records = load_benchmark(args.eval_file, check_images=False)
     return records[: args.limit] if args.limit else records
@@ -411,7 +413,6 @@ def merge_shards(settings: InferSettings) -> dict:
     absent, as in one process's output), once each is checked to be made by the run these flags describe.
     Its meta is shard 0's, with the records summed, the skipped ones joined and `run.shards`. The shard
     files are then removed: the output holds all they hold, and a stale copy could be taken for a result."""
-    from safeeraser.io import read_json_records
 
     args = as_settings(settings)
     check_args(args)
@@ -484,7 +485,6 @@ def format_summary(s: dict) -> str:
 def _model_errors() -> tuple:
     """The loaders' user errors; imported only once a run has failed, as they import torch."""
     from safeeraser.models.checkpoint import CheckpointError
-    from safeeraser.models.families import UnsupportedFamily
 
     return CheckpointError, UnsupportedFamily
 

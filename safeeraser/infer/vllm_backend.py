@@ -11,6 +11,7 @@ from pathlib import Path
 
 from safeeraser.data.encode import PromptEncoder
 from safeeraser.infer.engine import GenRequest, GenSettings, GenStats, max_positions
+from safeeraser.models.families import family_of_path
 
 
 def merged_model_dir(model_path: str, checkpoint_path: str | None, cache_root: str | Path = ".cache/merged") -> str:
@@ -35,8 +36,6 @@ class VllmGenerator:
         except ImportError:
             raise RuntimeError('--backend vllm needs vLLM: pip install -e ".[vllm]"') from None
         from transformers import AutoConfig
-
-        from safeeraser.models.families import family_of_path
 
         self.encoder = PromptEncoder(processor, family_of_path(model_path), inference_tags=inference_tags)
         self.llm = LLM(model=merged_model_dir(model_path, checkpoint_path), **llm_kwargs)

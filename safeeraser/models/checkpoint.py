@@ -12,6 +12,7 @@ import torch
 
 from safeeraser.io import DataError
 from safeeraser.models.loading import first_line
+from safeeraser.provenance import model_identity
 
 log = logging.getLogger(__name__)
 PROVENANCE_FILE = "safeeraser_adapter.json"  # written beside the adapter by train/loop.py
@@ -35,7 +36,6 @@ def _strict_compare(expected: set[str], got: set[str], source: str) -> None:
 def check_base_model(model, adapter_dir: Path) -> None:
     """An adapter records the base model it was made on: another family is refused; another model of the
     family (the shapes may well fit) is loaded with a warning naming both."""
-    from safeeraser.provenance import model_identity
 
     record = adapter_dir / PROVENANCE_FILE
     if not record.is_file():

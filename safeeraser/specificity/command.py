@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from safeeraser.eval.judges import ALIASES, JUDGES, judge_class
+from safeeraser.eval.judges.asker import ChatSettings
+from safeeraser.eval.judges.base import JudgeConfigError
 from safeeraser.io import DataError, atomic_write_json
 from safeeraser.specificity import builtin_data_root
 from safeeraser.specificity.base import PredictFn, Request
@@ -109,7 +111,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         grader = None
         judge = judge_class(args.judge)
         if judge.grades_mmvet:
-            from safeeraser.eval.judges.asker import ChatSettings
             from safeeraser.specificity.chat_grader import ChatGrader
 
             grader = ChatGrader(ChatSettings(model=args.judge_model or judge.default_model, base_url=args.base_url),
@@ -128,7 +129,6 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix: one line on stderr, exit code 2. A CheckpointError can
     only come from the checkpoint module once it is imported; scoring alone never imports it (torch)."""
     checkpoint = sys.modules.get("safeeraser.models.checkpoint")
-    from safeeraser.eval.judges.base import JudgeConfigError
 
     return (DataError, LmmsEvalError, JudgeConfigError) + ((checkpoint.CheckpointError,) if checkpoint else ())
 

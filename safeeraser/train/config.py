@@ -15,7 +15,10 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from safeeraser.data.records import load_benchmark
 from safeeraser.io import ConfigError  # noqa: F401 - raised here, and imported from here by many callers
+from safeeraser.models.families import REGISTRY, family_for
+from safeeraser.reference.checkout import CheckoutError, model_config, training_tags
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +325,6 @@ def data_paths(cfg) -> list[str]:
 def load_records_first(cfg) -> list:
     """Every data file's records, validated (images included) before any model loads (and before torch
     is imported): bad data must fail in a second, not after loading 7B."""
-    from safeeraser.data.records import load_benchmark
 
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
@@ -389,7 +391,6 @@ def validate(cfg, validate_paths: bool = True) -> None:
              "prompt_format=reference reads the reference's prompt tags from a checkout of its repository: "
              "set reference_dir")
         if validate_paths:
-            from safeeraser.reference.checkout import CheckoutError, model_config, training_tags
 
             try:  # the model's family is known once it loads (build_dataset): here, the file and this config's key
                 if cfg.model_family in model_config(cfg.reference_dir):
@@ -441,7 +442,6 @@ def check_model_family(cfg, model_type: str) -> None:
     The reference's value (`llava-v1.5-vicuna`) is boilerplate of its LLaVA-only configs, which are reused
     unchanged for every family (forget_lora.yaml, forget_tiny.yaml): it says nothing about the model, so a
     mismatch there is only noted."""
-    from safeeraser.models.families import REGISTRY, family_for
 
     name = cfg.model_family
     if not name or name == model_type or name in family_for(model_type).reference_names:

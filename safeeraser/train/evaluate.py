@@ -5,6 +5,7 @@ import torch
 
 from safeeraser.data.encode import Encoded, PromptEncoder, pad_token_id
 from safeeraser.data.views import Example
+from safeeraser.models.families import family_of_model
 from safeeraser.models.scoring import answer_logits
 from safeeraser.train.methods.terms import per_example_nll
 
@@ -21,7 +22,6 @@ def example_nlls(model, encoded: list[Encoded], pad_id: int, family, batch_size:
 
 @torch.no_grad()
 def mean_nll(model, processor, examples: list[Example], batch_size: int = 16) -> float:
-    from safeeraser.models.families import family_of_model
 
     family = family_of_model(model)
     encoder = PromptEncoder(processor, family)

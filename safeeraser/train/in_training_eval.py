@@ -22,6 +22,10 @@ import random
 
 import torch
 
+from safeeraser.data.records import load_benchmark
+from safeeraser.data.views import forget_items, vanilla_examples
+from safeeraser.eval.judges.base import ASR, JudgeItem, NOT_NORMAL, RR_SD, UNSAFE
+from safeeraser.eval.judges.keyword import KeywordJudge
 from safeeraser.train.loop import TrainHooks
 
 EVAL_VIEWS = ("forget", "retain", "pd")
@@ -102,9 +106,6 @@ class InTrainingEval(TrainHooks):
             return trainer.dataset
         from types import SimpleNamespace
 
-        from safeeraser.data.records import load_benchmark
-        from safeeraser.data.views import forget_items, vanilla_examples
-
         records = load_benchmark(path)
         if getattr(trainer.dataset, "items", None) is None:
             return SimpleNamespace(examples=vanilla_examples(records))
@@ -147,8 +148,6 @@ class InTrainingEval(TrainHooks):
         answers its share, the counts are reduced."""
         if not self.prompts:
             return {}
-        from safeeraser.eval.judges.base import ASR, RR_SD, JudgeItem, NOT_NORMAL, UNSAFE
-        from safeeraser.eval.judges.keyword import KeywordJudge
         from safeeraser.infer.engine import Generator, GenRequest, GenSettings
 
         acc = trainer.acc

@@ -20,6 +20,10 @@ from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_k
 from safeeraser.train import step as train_step  # looked up per call: tests replace compute_loss
 from safeeraser.train.state import (FORMAT, STATE_FILE, checkpoint_dir, latest_checkpoint, load_training_state,
                                     publish, read_state, remove_partial, save_training_state, temporary_dir)
+from safeeraser.data.views import all_retain, forget_items, load_refusals, vanilla_examples
+from safeeraser.progress import progress
+from safeeraser.provenance import digest, environment, model_identity
+from safeeraser.reference.checkout import training_tags
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +35,12 @@ class TrainingDiverged(RuntimeError):
 def build_dataset(cfg, method, processor, family, records: list | None = None):
     """The method's training dataset from the data files (or from their already loaded `records`)."""
     from safeeraser.data.encode import PromptEncoder
-    from safeeraser.data.views import all_retain, forget_items, load_refusals, vanilla_examples
     from safeeraser.train.config import data_paths
     from safeeraser.train.dataset import LengthCheck, Pairing, TargetDataset, UnlearnDataset
 
     records = load_records_first(cfg) if records is None else records
     tags = None
     if cfg.prompt_format == "reference":
-        from safeeraser.reference.checkout import training_tags
 
         tags = training_tags(cfg.reference_dir, [cfg.model_family, *family.reference_names])
     encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
@@ -123,7 +125,6 @@ def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
     from accelerate.utils import DistributedType
 
     from safeeraser.models.checkpoint import PROVENANCE_FILE
-    from safeeraser.provenance import digest, environment, model_identity
 
     unwrapped = acc.unwrap_model(model)
     if acc.distributed_type == DistributedType.DEEPSPEED and cfg.LoRA.r > 0:
@@ -389,7 +390,6 @@ class Trainer:
         return loss, parts, grad_norm
 
     def train(self) -> "Trainer":
-        from safeeraser.progress import progress
 
         cfg, acc = self.cfg, self.acc
         self._call("on_start")

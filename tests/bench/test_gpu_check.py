@@ -137,7 +137,6 @@ def test_a_bench_model_is_a_family_hook_and_one_registry_line(monkeypatch, tmp_p
     from types import SimpleNamespace
 
     from safeeraser.bench import assets
-    from safeeraser.models import families
 
     made = {}
 
@@ -149,6 +148,6 @@ def test_a_bench_model_is_a_family_hook_and_one_registry_line(monkeypatch, tmp_p
             return tiny_processor, SimpleNamespace(architectures=None, save_pretrained=lambda out: None)
 
     monkeypatch.setitem(assets.RANDOM_MODELS, "toy-7b-random", "toy")
-    monkeypatch.setattr(families, "family_for", lambda name: Toy() if name == "toy" else None)
+    monkeypatch.setattr(assets, "family_for", lambda name: Toy() if name == "toy" else None)
     processor, config = assets.random_model_files("toy-7b-random", "tiny", "the tiny processor")
     assert processor == "the tiny processor" and made == {"dry_run": True}
