@@ -142,7 +142,6 @@ def _is_float(text: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     args = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
     kind, variant, options = args.pop("kind"), args.pop("variant"), args.pop("option")
     try:

@@ -87,7 +87,6 @@ def _mark(folder: Path, what: dict) -> None:
 
 
 def _tiny_model(work: Path, family: str, size: str, seed: int) -> Path:
-
     folder = work / (f"model-{size}" if family == "llava" else f"model-{size}-{family}")
     if not _done(folder):
         make_tiny(folder, family=family, size=size, seed=seed)

@@ -130,7 +130,6 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def our_micro_batch(args) -> int:
-
     return min(args.batch_size or TrainConfig.batch_size, args.effective_batch)
 
 
@@ -139,7 +138,6 @@ def run_train(args, assets, threads: int) -> dict:
 
     ours_bs = our_micro_batch(args)
     if args.warmup_steps is None:
-
         items = sum(len(r.unsafe_pairs) for r in load_benchmark(assets.train_file, check_images=False))
         args.warmup_steps = -(-items // args.effective_batch)
     ways = {w.strip() for w in args.ways.split(",")}

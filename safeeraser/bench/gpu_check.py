@@ -262,7 +262,6 @@ def cmd_vllm(args) -> int:
 
 
 def cmd_merge(args) -> int:
-
     stages = [(name, int(rc), float(sec), path) for name, rc, sec, path in args.stage]
     doc = merge(stages, args.dry, started=args.started)
     atomic_write_json(args.out, doc)

@@ -343,7 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     pred = predict(costs, setting)
     print(format_prediction(pred))
     if args.json:
-
         atomic_write_json(args.json, pred)
     return 0
 

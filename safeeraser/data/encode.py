@@ -223,7 +223,6 @@ class PromptEncoder:
         if self.max_length:
             # Truncate the answer, never the prompt: its image tokens must match the vision features.
             if cut >= self.max_length:
-
                 raise DataError(f"max_length={self.max_length} is shorter than the prompt of '{image_path}' "
                                  f"({cut} tokens with the image's): raise max_length")
             end = min(end, self.max_length)

@@ -119,7 +119,6 @@ def view_examples(records: Sequence[Record], view: str) -> list[Example]:
     for r in records:
         for j, pair in enumerate(r.unsafe_pairs):
             if not isinstance(pair.get(key), str):
-
                 raise DataError(f"record {r.index}: field 'unsafe_pairs[{j}].{key}': missing or not a string "
                                 f"(the {view} view reads the dataset file's answers)")
             out.append(Example(getattr(r, image), pair["question"], pair[key]))

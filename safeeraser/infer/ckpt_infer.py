@@ -349,7 +349,6 @@ def generate_records(args, generator, todo: list, part: Path, done: dict[int, di
 
 
 def _records(args) -> list:
-
     records = load_benchmark(args.eval_file, check_images=False)
     return records[: args.limit] if args.limit else records
 

@@ -115,7 +115,6 @@ def summary(reference: dict, fresh: dict, diffs: list[Difference], limit: int = 
 
 
 def load_report(path: str | Path) -> dict:
-
     try:
         report = json.loads(Path(path).read_text())
     except OSError as exc:

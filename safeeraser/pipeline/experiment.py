@@ -116,7 +116,6 @@ class ExperimentConfig:
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
-
     p = Path(path)
     if not p.exists() and (CONFIG_DIR / "experiment" / p).exists():
         p = CONFIG_DIR / "experiment" / p
@@ -455,7 +454,6 @@ class Runner:
         return path
 
     def judged(self, answers: Path, block: dict | None = None) -> tuple[dict, Path]:
-
         _, _, out = self.eval_target(answers, block)
         return json.loads(self._made(stats_path_for(out), "eval").read_text()), out
 

@@ -34,7 +34,6 @@ def write_train_config(cfg, out: Path) -> Path:
 
 
 def forget_on_gpus(cfg, out: Path, processes: int, accelerate_config: str | None, log=print) -> None:
-
     launch = find_config(accelerate_config or "accelerate/multi_gpu.yaml")
     check_launch_config(launch)  # a DeepSpeed config without DeepSpeed: one line, not accelerate's traceback
     config = write_train_config(cfg, out)

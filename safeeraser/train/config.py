@@ -391,7 +391,6 @@ def validate(cfg, validate_paths: bool = True) -> None:
              "prompt_format=reference reads the reference's prompt tags from a checkout of its repository: "
              "set reference_dir")
         if validate_paths:
-
             try:  # the model's family is known once it loads (build_dataset): here, the file and this config's key
                 if cfg.model_family in model_config(cfg.reference_dir):
                     training_tags(cfg.reference_dir, [cfg.model_family])

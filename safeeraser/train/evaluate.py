@@ -22,7 +22,6 @@ def example_nlls(model, encoded: list[Encoded], pad_id: int, family, batch_size:
 
 @torch.no_grad()
 def mean_nll(model, processor, examples: list[Example], batch_size: int = 16) -> float:
-
     family = family_of_model(model)
     encoder = PromptEncoder(processor, family)
     was_training = model.training

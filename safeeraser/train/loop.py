@@ -41,7 +41,6 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     records = load_records_first(cfg) if records is None else records
     tags = None
     if cfg.prompt_format == "reference":
-
         tags = training_tags(cfg.reference_dir, [cfg.model_family, *family.reference_names])
     encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
                             end_token=cfg.train_end_token, reference_tags=tags)
@@ -390,7 +389,6 @@ class Trainer:
         return loss, parts, grad_norm
 
     def train(self) -> "Trainer":
-
         cfg, acc = self.cfg, self.acc
         self._call("on_start")
         bar = progress(total=self.total_steps, initial=self.global_step, disable=not acc.is_local_main_process,

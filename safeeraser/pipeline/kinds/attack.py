@@ -30,7 +30,6 @@ class Attack(StepKind):
                                                               graph.model_deps, output=str(out)))
 
     def run(self, runner, step, extra=None):
-
         from safeeraser.pipeline.kinds.infer import answers_made
 
         a = step.args

@@ -56,7 +56,6 @@ class Eval(StepKind):
             evaluate(runner, step.args["tag"], Path(step.args["answers"]), step.args["split"], block)
 
     def done(self, runner, step):
-
         answers = Path(step.args["answers"])
         return answers.exists() and all(stats_path_for(runner.eval_target(answers, block)[2]).exists()
                                         for block in _blocks(runner))

@@ -87,7 +87,6 @@ class Infer(StepKind):
             if shards <= 1:
                 graph.answers[split] = graph.add(Step(step_id, self.name, args, graph.model_deps, output=str(out)))
                 continue
-
             parts = [graph.add(Step(f"{step_id}:shard-{k}-of-{shards}", self.name, {**args, "shard": k, "shards": shards},
                                     graph.model_deps, output=str(shard_path(out, k, shards)))).id
                      for k in range(shards)]

@@ -15,7 +15,6 @@ from safeeraser.pipeline.kinds.base import Step, StepKind
 
 
 def check_tiny_family(runner) -> None:
-
     m = runner.cfg.model
     family = m.make_tiny.get("family", DEFAULT_FAMILY)
     made = json.loads((Path(m.make_tiny.out) / "config.json").read_text()).get("model_type")
