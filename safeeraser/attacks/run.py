@@ -35,8 +35,8 @@ def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path)
     attack = attack_for(kind)
     attack.check_variant(variant)
     eval_file = Path(eval_file)
-    load_benchmark(eval_file)  # one clear error for a bad record or a missing image, before any model loads
-    records = read_json_records(eval_file)
+    # one clear error for a bad record or a missing image, before any model loads; the records as read
+    records = [record.raw for record in load_benchmark(eval_file)]
     attacked = []
     for i, record in enumerate(records):
         absolute = dict(record, image_path=str(resolve_image(record["image_path"], eval_file)),

@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from safeeraser.data.mini import make_mini
-from safeeraser.models.families import family_for, family_of_model
+from safeeraser.models.families import DEFAULT_FAMILY, family_for, family_of_model
 from safeeraser.models.tiny import make_tiny
 
 # The random 7B models: bench name -> the family whose architecture it has (Family.bench_files builds
@@ -87,7 +87,7 @@ def _mark(folder: Path, what: dict) -> None:
 
 
 def _tiny_model(work: Path, family: str, size: str, seed: int) -> Path:
-    folder = work / (f"model-{size}" if family == "llava" else f"model-{size}-{family}")
+    folder = work / (f"model-{size}" if family == DEFAULT_FAMILY else f"model-{size}-{family}")
     if not _done(folder):
         make_tiny(folder, family=family, size=size, seed=seed)
         _mark(folder, {"family": family, "size": size, "seed": seed})
@@ -106,7 +106,7 @@ def prepare_assets(model: str, workdir: str | Path, device: str, seed: int = 0, 
     if not _done(data):
         make_mini(data, seed=seed)
         _mark(data, {"seed": seed})
-    family = RANDOM_MODELS.get(model, "llava")
+    family = RANDOM_MODELS.get(model, DEFAULT_FAMILY)
     tiny = _tiny_model(work, family, "small" if model == "small" else "tiny", seed)
     processor_path = model_path = tiny
     if model in RANDOM_MODELS:

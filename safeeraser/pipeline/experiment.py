@@ -409,16 +409,14 @@ class Runner:
     def runs(self) -> list[RunPlan]:
         return [self.plan_run(m, s) for m in [VANILLA, *self.cfg.methods] for s in self.seeds_of(m)]
 
-    def infer_path(self, tag: str, split: str) -> Path:
-        flags = dict(self.cfg.infer)
-        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split]})
-        return self.work / "infer" / f"{tag}_{split}_{key}.json"
-
-    def attack_path(self, tag: str, split: str, label: str) -> Path:
-        """The run's answers to a split under an attack (named as infer_path names the plain answers)."""
-        flags = dict(self.cfg.infer)
-        key = _digest({"flags": flags, "model": self.vanilla_identity(), "data": self.cfg.data[split], "attack": label})
-        return self.work / "attacks" / f"{tag}_{split}_{label.replace(':', '-')}_{key}.json"
+    def infer_path(self, tag: str, split: str, attack: str | None = None) -> Path:
+        """The run's answers to a split, or (`attack`, a label of the experiment's attacks) its answers to the
+        attacked records: named from the inference flags, the vanilla model and the data (and the attack)."""
+        named = {"flags": dict(self.cfg.infer), "model": self.vanilla_identity(), "data": self.cfg.data[split]}
+        if attack is None:
+            return self.work / "infer" / f"{tag}_{split}_{_digest(named)}.json"
+        key = _digest({**named, "attack": attack})
+        return self.work / "attacks" / f"{tag}_{split}_{attack.replace(':', '-')}_{key}.json"
 
     def eval_target(self, answers: Path, block: dict | None = None) -> tuple[str, dict, Path]:
         """(judge name, make_judge arguments, the judged file) of `answers` judged by the experiment's judge
@@ -473,10 +471,8 @@ class Runner:
         """The run's row from its judged answers (under `attack`, a label of the experiment's attacks: the
         answers to the attacked records, without specificity or agreement)."""
 
-        if attack is None:
-            answers = {split: self._made(self.infer_path(run.tag, split), "infer") for split in ("train", "val")}
-        else:
-            answers = {split: self._made(self.attack_path(run.tag, split, attack), "attack") for split in ("train", "val")}
+        answers = {split: self._made(self.infer_path(run.tag, split, attack), "infer" if attack is None else "attack")
+                   for split in ("train", "val")}
         evaluated = {split: self.judged(answers[split]) for split in answers}
         stats = {split: s for split, (s, _) in evaluated.items()}
         judged = {split: path for split, (_, path) in evaluated.items()}

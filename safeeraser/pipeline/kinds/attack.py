@@ -23,7 +23,7 @@ class Attack(StepKind):
         run = graph.run
         for label, kind, variant in attack_labels(runner.cfg):
             for split in SPLITS:
-                out = runner.attack_path(run.tag, split, label)
+                out = runner.infer_path(run.tag, split, label)
                 args = {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt), "split": split,
                         "out": str(out), "kind": kind, "variant": variant}
                 graph.attacked[label, split] = graph.add(Step(f"attack:{run.tag}:{label}:{split}", self.name, args,

@@ -67,9 +67,13 @@ def kl(outs, term, cfg, args) -> torch.Tensor:
     where = kl_positions(cfg)
     temperature = float(args.get("temperature", 1.0))
     drop_last = slice(None) if where == "reference" else slice(None, -1)
-    cur = F.log_softmax(view.logits[:, drop_last].float() / temperature, -1)
-    ref = F.log_softmax(view.ref_logits[:, drop_last].float() / temperature, -1)
-    per_token = (ref.exp() * (ref - cur)).sum(-1) * temperature ** 2  # (B, T) or (B, T-1)
+    cur, ref = view.logits[:, drop_last].float(), view.ref_logits[:, drop_last].float()
+    if temperature != 1.0:  # no extra copy of the logits for the plain KL (the KL method's, every step)
+        cur, ref = cur / temperature, ref / temperature
+    cur, ref = F.log_softmax(cur, -1), F.log_softmax(ref, -1)
+    per_token = (ref.exp() * (ref - cur)).sum(-1)  # (B, T) or (B, T-1)
+    if temperature != 1.0:
+        per_token = per_token * temperature ** 2
     if where in ("all", "reference"):
         return per_token.mean()
     return _per_example_mean(per_token, view.labels[:, 1:] != IGNORE_INDEX)
