@@ -35,6 +35,11 @@ def test_tiny_model_loads_through_the_auto_classes(family_name, tiny_family_dir,
     with torch.no_grad():
         after = load_model(str(tmp_path / "copy"), "float32").eval()(**model_inputs(batch)).logits
     assert torch.allclose(before, after, atol=1e-5)
+    # the random model sees its image (a projector left at zeros would give every image the same features)
+    other = {k: (torch.rand_like(v) if v.is_floating_point() else v) for k, v in batch["images"].items()}
+    with torch.no_grad():
+        elsewhere = model(**model_inputs({**batch, "images": other})).logits
+    assert (elsewhere - before).abs().max() > 1e-3
 
 
 def test_training_prompt_is_the_inference_prompt(family_name, tiny_family_dir, mini_dir):

@@ -100,6 +100,10 @@ class Gemma3(Family):
             image_token_index=tokenizer.convert_tokens_to_ids(SOFT), tie_word_embeddings=True)
         torch.manual_seed(seed)
         model = Gemma3ForConditionalGeneration(config)
+        # transformers initialises the projector's weight to zeros (a real checkpoint loads trained ones):
+        # a random model built so would give every image the same (zero) features and never see it
+        with torch.no_grad():
+            model.model.multi_modal_projector.mm_input_projection_weight.normal_(std=text.initializer_range)
         # The instruction-tuned checkpoints end generation on <eos> or <end_of_turn>.
         set_generation_tokens(model, tokenizer, [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_TURN)])
         return model, processor
