@@ -13,6 +13,7 @@ REGISTRY = {
     "quantize": "quantize",
     "typographic": "typographic",
     "relearn": "relearn",
+    "pgd": "pgd",
 }
 
 

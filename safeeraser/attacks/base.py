@@ -12,6 +12,14 @@ class AttackError(ValueError):
     """An attack asked for with a variant or option it does not have."""
 
 
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class Attack:
     name: str = ""
     variants: tuple[str, ...] = ()
@@ -22,11 +30,30 @@ class Attack:
             raise AttackError(f"attack '{self.name}' has no variant '{variant}'. Its variants: {', '.join(self.variants)}")
         return variant
 
+    # The attack's options (--option KEY=VALUE, `options:` in a grid) and their defaults; none by default
+    options: dict = {}
+
+    def check_options(self, given: dict) -> dict:
+        """`given` over the defaults, each checked: one clear error, before any model loads."""
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise AttackError(f"attack '{self.name}' has no option '{unknown[0]}'. Its options: {known}")
+        out = {**self.options, **given}
+        for key, value in out.items():
+            problem = self.option_problem(key, value)
+            if problem:
+                raise AttackError(f"attack '{self.name}': option '{key}' must be {problem}, got {value!r}")
+        return out
+
+    def option_problem(self, key: str, value) -> str | None:
+        """What `value` of option `key` must be, when it is not (None when it is fine)."""
+        return None
+
     def prepare(self, variant: str, settings, work: Path, options: dict):
         """The inference settings the attacked records are answered with: the same, unless the attack makes
-        another model first (relearn trains one in `work`); `options` are the attack's --option values."""
-        if options:
-            raise AttackError(f"attack '{self.name}' takes no options, got {', '.join(sorted(options))}")
+        another model or other records first (relearn trains a model in `work`, pgd writes images).
+        `settings.eval_file` is the attacked records' file; `options` are check_options' output."""
         return settings
 
     def model_transform(self, variant: str):

@@ -16,25 +16,11 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from safeeraser.attacks.base import Attack, AttackError
+from safeeraser.attacks.base import Attack, is_count, is_number
 from safeeraser.io import atomic_write_json, read_json_records
 from safeeraser.train.config import load_config
 
-OPTIONS = {"steps": 10, "every": 10, "lr": 1e-4, "r": 8}
 WEIGHTS = {"forget": {"forget": 1.0, "retain": 0.0}, "harmless": {"forget": 0.0, "retain": 1.0}}
-
-
-def options_of(given: dict) -> dict:
-    unknown = sorted(set(given) - set(OPTIONS))
-    if unknown:
-        raise AttackError(f"attack 'relearn' has no option '{unknown[0]}'. Its options: {', '.join(OPTIONS)}")
-    out = {**OPTIONS, **given}
-    for key in ("steps", "every", "r"):
-        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 1:
-            raise AttackError(f"attack 'relearn': option '{key}' must be an integer >= 1, got {out[key]!r}")
-    if not isinstance(out["lr"], (int, float)) or not out["lr"] > 0:
-        raise AttackError(f"attack 'relearn': option 'lr' must be a number > 0, got {out['lr']!r}")
-    return out
 
 
 def merged_model(settings, work: Path) -> str:
@@ -59,6 +45,12 @@ class Relearn(Attack):
     name = "relearn"
     variants = tuple(WEIGHTS)
     paper = "Lynch et al. 2024 (arXiv 2402.16835); Hu et al. 2024 (arXiv 2406.13356)"
+    options = {"steps": 10, "every": 10, "lr": 1e-4, "r": 8}
+
+    def option_problem(self, key, value):
+        if key == "lr":
+            return None if is_number(value) and value > 0 else "a number > 0"
+        return None if is_count(value) else "an integer >= 1"
 
     def apply(self, record, variant, index, images):
         self.check_variant(variant)
@@ -68,9 +60,9 @@ class Relearn(Attack):
         from safeeraser.train.loop import run_training
 
         self.check_variant(variant)
-        opts = options_of(options)
+        opts = self.check_options(options)
         base = merged_model(settings, work)
-        records = read_json_records(work / f"{variant}.json")  # the attacked file: image paths absolute
+        records = read_json_records(settings.eval_file)  # the attacked file: image paths absolute
         part = [r for i, r in enumerate(records) if i % opts["every"] == 0]
         data = work / f"relearn_{variant}_data.json"
         atomic_write_json(data, part)

@@ -93,15 +93,18 @@ def run_attack(kind: str, variant: str, settings, options: dict | None = None) -
     """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary.
     `options`: the attack's own (relearn's steps, ...)."""
 
+    attack = attack_for(kind)
+    attack.check_variant(variant)
+    options = attack.check_options(dict(options or {}))
     work = work_dir(settings.output_file)
     work.mkdir(parents=True, exist_ok=True)
     originals, attacked = attacked_records(kind, variant, settings.eval_file, work)
     attacked_file = work / f"{variant}.json"
     atomic_write_json(attacked_file, attacked)
     raw = work / f"{variant}_answers.json"
-    answering = attack_for(kind).prepare(variant, settings, work, dict(options or {}))
-    summary = run_inference(dataclasses.replace(answering, eval_file=str(attacked_file), output_file=str(raw)),
-                            model_transform=attack_for(kind).model_transform(variant))
+    answering = attack.prepare(variant, dataclasses.replace(settings, eval_file=str(attacked_file)), work, options)
+    summary = run_inference(dataclasses.replace(answering, output_file=str(raw)),
+                            model_transform=attack.model_transform(variant))
     atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
     write_meta(raw, settings, kind, variant)
     return {**summary, "output_file": str(settings.output_file), "attack": {"kind": kind, "variant": variant}}

@@ -16,7 +16,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from safeeraser.attacks import AttackError, attack_for
+from safeeraser.attacks import AttackError
+from safeeraser.attacks.spec import AttackSpec, parse_attack
 from safeeraser.eval import stats_path_for
 from safeeraser.eval.agreement import compare
 from safeeraser.eval.bootstrap import judged_values
@@ -145,7 +146,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     infer_block(cfg, p)
     check_launcher(cfg, p)
     check_make_tiny(cfg, p)
-    attack_labels(cfg, p)
+    attack_specs(cfg, p)
     judge_options(cfg, p, check_key=False)  # run_experiment checks the key, before any training
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, p, check_key=False, block=block, key=f"agreement[{i}]")
@@ -188,18 +189,19 @@ def check_launcher(cfg, where: str | Path = "experiment") -> None:
                           f"(null: the launcher's default), got {la.poll_s}")
 
 
-def attack_labels(cfg, where: str | Path = "experiment") -> list[tuple[str, str, str]]:
-    """(label, kind, variant) of each of the experiment's attacks, each checked against the attack registry."""
+def attack_specs(cfg, where: str | Path = "experiment") -> list[AttackSpec]:
+    """The experiment's attacks (safeeraser/attacks/spec.py), each checked against the attack registry."""
 
+    items = OmegaConf.to_container(cfg.attacks) if cfg.get("attacks") else []
     out = []
-    for i, item in enumerate(cfg.get("attacks") or []):
-        kind, _, variant = str(item).partition(":")
+    for i, item in enumerate(items):
         try:
-            attack_for(kind).check_variant(variant)
+            out += parse_attack(item)
         except AttackError as exc:
-            raise ConfigError(f"{where}: key 'attacks[{i}]': {exc} (write KIND:VARIANT)") from None
-        out.append((f"{kind}:{variant}", kind, variant))
-    if len({label for label, _, _ in out}) != len(out):
+            raise ConfigError(f"{where}: key 'attacks[{i}]': {exc} (write KIND:VARIANT, or {{attack: KIND:VARIANT, "
+                              f"options: {{...}}}})") from None
+    labels = [spec.label for spec in out]
+    if len(set(labels)) != len(labels):
         raise ConfigError(f"{where}: key 'attacks': an attack is listed twice")
     return out
 
@@ -315,6 +317,7 @@ class Runner:
     def __init__(self, cfg, log=print):
         self.cfg = cfg
         self.work = Path(cfg.workdir)
+        self.attacks = {spec.label: spec for spec in attack_specs(cfg)}  # label -> the attack
         self.log = log
         self.executed: list[str] = []  # steps that did work in this run (the rest were found done)
         # per method: one {split: {metric: [(num, den) per record]}} per run (seed), for the intervals
@@ -416,7 +419,7 @@ class Runner:
         if attack is None:
             return self.work / "infer" / f"{tag}_{split}_{_digest(named)}.json"
         key = _digest({**named, "attack": attack})
-        return self.work / "attacks" / f"{tag}_{split}_{attack.replace(':', '-')}_{key}.json"
+        return self.work / "attacks" / f"{tag}_{split}_{self.attacks[attack].slug}_{key}.json"
 
     def eval_target(self, answers: Path, block: dict | None = None) -> tuple[str, dict, Path]:
         """(judge name, make_judge arguments, the judged file) of `answers` judged by the experiment's judge
@@ -503,8 +506,17 @@ class Runner:
 
     def attack_tables(self) -> dict[str, dict]:
         """Per attack of the experiment: its rows and PD's paired effect on them."""
-        return {label: {"rows": self.rows(label), "pd_effects": self.pd_effects(label)}
-                for label, _, _ in attack_labels(self.cfg)}
+        return {label: {"rows": self.rows(label), "pd_effects": self.pd_effects(label)} for label in self.attacks}
+
+    def attack_curves(self) -> dict[str, dict]:
+        """Per swept attack (attacks/spec.py): the option swept, its values and the attacks' labels, in order."""
+        out: dict[str, dict] = {}
+        for label, spec in self.attacks.items():
+            if spec.sweep is not None:
+                curve = out.setdefault(spec.curve, {"option": spec.sweep, "values": [], "labels": []})
+                curve["values"].append(spec.options[spec.sweep])
+                curve["labels"].append(label)
+        return out
 
     def run(self) -> list[dict]:
         """Every step in this process, one after another, then the rows."""
@@ -561,7 +573,7 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     # A run over seeds is another table: it never replaces the single-run report.
     stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
-                         attacks=runner.attack_tables(),
+                         attacks=runner.attack_tables(), curves=runner.attack_curves(),
                          meta={"config": config, "config_sha256": digest(config), "judge": judge,
                                "provenance": environment(), "launcher": where["name"],
                                "seconds": time.perf_counter() - t0, "executed": runner.executed,

@@ -167,9 +167,29 @@ def plot_report(rows: list[dict], out: Path, title: str) -> Path:
     return out
 
 
-def attack_text(attacks: dict) -> str:
-    """The rows and PD's effect under each attack, as Markdown."""
-    text = ""
+def side_by_side(columns: list[tuple[str, list[dict]]], key: str) -> str:
+    """One rate of every method, a column per (header, that table's rows): before and after attacks."""
+    lines = ["| method | " + " | ".join(header for header, _ in columns) + " |",
+             "| --- |" + " ---: |" * len(columns)]
+    for i, row in enumerate(columns[0][1]):
+        lines.append(f"| {row['method']} | " + " | ".join(_cell(rows[i], key) for _, rows in columns) + " |")
+    return "\n".join(lines)
+
+
+def attack_text(rows: list[dict], attacks: dict, curves: dict) -> str:
+    """Markdown: each rate before and after every attack, each sweep as a curve, then each attack's table
+    and PD's effect under it."""
+    rates = [c for c in RATES if c.key in ("eff_asr", "gen_asr")]
+    before = [("no attack", rows)]
+    text = "\n## Before and after the attacks\n"
+    for c in rates:
+        text += f"\n{c.label}:\n\n{side_by_side(before + [(label, t['rows']) for label, t in attacks.items()], c.key)}\n"
+    for name, curve in curves.items():
+        points = [(f"{curve['option']}={value}", attacks[label]["rows"])
+                  for value, label in zip(curve["values"], curve["labels"])]
+        text += f"\n## {name}: against {curve['option']}\n"
+        for c in rates:
+            text += f"\n{c.label}:\n\n{side_by_side(before + points, c.key)}\n"
     for label, table in attacks.items():
         text += f"\n## Under the {label} attack\n\n{markdown_table(table['rows'])}\n"
         if table["pd_effects"]:
@@ -178,7 +198,7 @@ def attack_text(attacks: dict) -> str:
 
 
 def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: str = "report",
-                 pd: list[dict] | None = None, attacks: dict | None = None) -> list[Path]:
+                 pd: list[dict] | None = None, attacks: dict | None = None, curves: dict | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"{stem}.md"
     with_sd = any("sd" in r for r in rows)
@@ -206,7 +226,7 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
         text += ("\nResamples left out of an interval (no judged answer in the draw): " + "; ".join(undefined)
                  + ".\n")
     if attacks:
-        text += attack_text(attacks)
+        text += attack_text(rows, attacks, curves or {})
     pooled = pooled_agreement(rows)
     if pooled:
         text += f"\n## Judge agreement (all rows and splits)\n\n{agreement_text(pooled, judge)}\n"
@@ -228,6 +248,7 @@ def write_report(rows: list[dict], folder: Path, title: str, meta: dict, stem: s
         writer.writerow(line)
     atomic_write_text(folder / f"{stem}.csv", buf.getvalue())
     atomic_write_json(folder / f"{stem}.json", {"rows": rows, "pd_effects": pd or [], "agreement": pooled,
-                                                **({"attacks": attacks} if attacks else {}), **meta})
+                                                **({"attacks": attacks} if attacks else {}),
+                                                **({"attack_curves": curves} if curves else {}), **meta})
     png = plot_report(rows, folder / f"{stem}.png", title)
     return [md, folder / f"{stem}.csv", folder / f"{stem}.json", png]

@@ -7,17 +7,19 @@ import json
 import pytest
 
 from safeeraser.attacks import AttackError
-from safeeraser.attacks.relearn import options_of
+from safeeraser.attacks.relearn import ATTACK
 from safeeraser.attacks.run import parse_options
 
 
 def test_options_are_typed_and_checked():
     assert parse_options(["steps=3", "lr=1e-4", "every=2"]) == {"steps": 3, "lr": 1e-4, "every": 2}
-    assert options_of({"steps": 3})["every"] == 10
+    assert ATTACK.check_options({"steps": 3})["every"] == 10
     with pytest.raises(AttackError, match="has no option 'epochs'. Its options: steps, every, lr, r"):
-        options_of({"epochs": 1})
+        ATTACK.check_options({"epochs": 1})
     with pytest.raises(AttackError, match="option 'steps' must be an integer >= 1, got 0"):
-        options_of({"steps": 0})
+        ATTACK.check_options({"steps": 0})
+    with pytest.raises(AttackError, match="option 'lr' must be a number > 0, got -1"):
+        ATTACK.check_options({"lr": -1})
     with pytest.raises(AttackError, match="expected KEY=VALUE"):
         parse_options(["steps"])
 
@@ -42,4 +44,4 @@ def test_relearning_trains_on_the_forget_answers_then_answers(two_records, attac
     assert attack_cli("relearn", "forget", data, tmp_path / "x.json", "--option", "epochs=1") == 2
     assert "has no option 'epochs'" in capsys.readouterr().err
     assert attack_cli("jailbreak", "fiction", data, tmp_path / "y.json", "--option", "steps=1") == 2
-    assert "attack 'jailbreak' takes no options" in capsys.readouterr().err
+    assert "attack 'jailbreak' has no option 'steps'. Its options: none" in capsys.readouterr().err

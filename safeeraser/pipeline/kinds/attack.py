@@ -18,15 +18,14 @@ class Attack(StepKind):
     gpu_role = "infer"
 
     def plan(self, runner, graph):
-        from safeeraser.pipeline.experiment import attack_labels
-
         run = graph.run
-        for label, kind, variant in attack_labels(runner.cfg):
+        for label, spec in runner.attacks.items():
             for split in SPLITS:
                 out = runner.infer_path(run.tag, split, label)
                 args = {"tag": run.tag, "ckpt": None if run.ckpt is None else str(run.ckpt), "split": split,
-                        "out": str(out), "kind": kind, "variant": variant}
-                graph.attacked[label, split] = graph.add(Step(f"attack:{run.tag}:{label}:{split}", self.name, args,
+                        "out": str(out), "kind": spec.kind, "variant": spec.variant, "label": label,
+                        "options": dict(spec.options)}
+                graph.attacked[label, split] = graph.add(Step(f"attack:{run.tag}:{spec.slug}:{split}", self.name, args,
                                                               graph.model_deps, output=str(out)))
 
     def run(self, runner, step, extra=None):
@@ -39,8 +38,8 @@ class Attack(StepKind):
         settings = settings_for(OmegaConf.to_container(runner.cfg.infer), eval_file=runner.cfg.data[a["split"]],
                                 model_path=runner.cfg.model.vanilla, output_file=a["out"], resume=True,
                                 checkpoint_path=None if ckpt is None else str(ckpt))
-        runner.log(f"[{a['tag']}] {a['kind']}:{a['variant']} attack on {a['split']}")
-        runner.log(format_summary(run_attack(a["kind"], a["variant"], settings)))
+        runner.log(f"[{a['tag']}] {a['label']} attack on {a['split']}")
+        runner.log(format_summary(run_attack(a["kind"], a["variant"], settings, a["options"])))
         runner.executed.append(step.id)
 
     def done(self, runner, step):
@@ -48,7 +47,7 @@ class Attack(StepKind):
         return answers_done(Path(step.args["out"]), checkpoint(step))
 
     def describe(self, step):
-        return f" ({step.args['kind']}:{step.args['variant']})"
+        return f" ({step.args['label']})"
 
 
 KIND = Attack()
