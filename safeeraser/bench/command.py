@@ -11,6 +11,8 @@ For each pair it prints ours, the reference-style value and their ratio, and wri
   judging                  labels/s against a local OpenAI-compatible server answering after --judge_delay:
                            our judge at --judge_concurrency against one request at a time; labels must match.
   outside share            the share of our unlearning step outside the model's forward and backward.
+  attack (not by default)  the pgd attack's seconds per image (--pgd_steps steps, all of an image's
+                           harmful pairs in one batch) and, on a GPU, its peak memory above the model.
 Models: tiny (default, CPU), small (~14M parameters, for the klpd one-copy memory check), llava-7b-random and
 qwen2.5-vl-7b-random (LLaVA-1.5-7B's and Qwen2.5-VL-7B's shapes, random weights, bf16, for a CUDA GPU; they
 report tokens/s and MFU as well; --shapes tiny shrinks them for a CPU dry run of the same code).
@@ -37,7 +39,8 @@ from safeeraser.train.config import TrainConfig
 
 TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
-             judge_reference_items=0, judge_delay=0.05)
+             judge_reference_items=0, judge_delay=0.05, pgd_images=1, pgd_steps=2)
+SECTIONS = ("train", "infer", "judge", "attack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None,
                    help="where the mini benchmark and model files are built and reused (default: a temporary folder)")
     p.add_argument("--sections", default="train,infer,judge",
-                   help="comma-separated subset of train,infer,judge (the outside share comes with train)")
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (the outside share comes with train)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test; the numbers mean nothing")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--allow_cpu", "--allow-cpu", action="store_true", help="let a random 7B model run on a CPU")
@@ -96,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one-at-a-time on only the first N (0: all); its time per label is constant")
     g.add_argument("--judge_concurrency", "--judge_concurrency", type=int, default=32)
     g.add_argument("--judge_delay", "--judge_delay", type=float, default=0.2, help="seconds the local server waits before answering")
+    g = p.add_argument_group("attack")
+    g.add_argument("--pgd_images", type=_positive, default=4, help="harmful val images the pgd attack is timed on")
+    g.add_argument("--pgd_steps", type=_positive, default=20, help="pgd steps per image (the attack's default: 20)")
     return p
 
 
@@ -210,6 +216,13 @@ def median_sides(runs: list[dict]) -> dict:
     return {**runs[0], **{side: median_result([r[side] for r in runs]) for side in ("ours", "reference")}}
 
 
+def attack_rows(res: dict) -> list:
+    from safeeraser.bench.report import Row
+
+    return [Row("attack_pgd_seconds_per_image", f"pgd attack seconds per image ({res['steps']} steps)", "s/image",
+                res["seconds_per_image"], float("nan"), better="lower")]
+
+
 def train_rows(results: dict, device: str) -> list:
     from safeeraser.bench.report import Row
 
@@ -316,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         _apply_quick(args, argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    unknown = sections - {"train", "infer", "judge"}
+    unknown = sections - set(SECTIONS)
     if unknown:
-        print(f"error: unknown section(s) {', '.join(sorted(unknown))}; choose from train, infer, judge",
+        print(f"error: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}",
               file=sys.stderr)
         return 2
     ways = {w.strip() for w in args.ways.split(",") if w.strip()}
@@ -380,6 +393,12 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
             details["judge"] = measure_judging(assets.val_file, args.judge_items, args.judge_concurrency,
                                                args.judge_delay, reference_items=args.judge_reference_items)
             rows += judge_rows(details["judge"])
+        if "attack" in sections:
+            from safeeraser.bench.attack_bench import measure_pgd
+
+            _log(f"attack: pgd on {args.pgd_images} image(s), {args.pgd_steps} steps each")
+            details["attack"] = measure_pgd(assets, args.pgd_images, args.pgd_steps, seed=args.seed)
+            rows += attack_rows(details["attack"])
     except BenchSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

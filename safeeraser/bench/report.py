@@ -51,6 +51,8 @@ class Row:
 
 
 def _num(x: float) -> str:
+    if x != x:  # NaN: not measured (no reference figure for this row)
+        return "n/a"
     if x == 0:
         return "0"
     if abs(x) >= 1000:
@@ -60,6 +62,10 @@ def _num(x: float) -> str:
     if abs(x) >= 10:
         return f"{x:.1f}"
     return f"{x:.3g}"
+
+
+def _ratio(value: float, times: str) -> str:
+    return "n/a" if value != value else f"{value:.2f}{times}"
 
 
 def _target_text(r: Row, ge: str, le: str, times: str, met: str, not_met: str) -> str:
@@ -77,7 +83,7 @@ def format_table(rows: list[Row]) -> str:
     for r in rows:
         target = _target_text(r, ">=", "<=", "x", "met", "NOT MET")
         cpu = "" if r.ratio_cpu is None else f"{r.ratio_cpu:.2f}x"
-        lines.append((f"{r.name} [{r.unit}]", _num(r.ours), _num(r.reference), f"{r.ratio:.2f}x", cpu, target))
+        lines.append((f"{r.name} [{r.unit}]", _num(r.ours), _num(r.reference), _ratio(r.ratio, "x"), cpu, target))
     widths = [max(len(x[i]) for x in [head, *lines]) for i in range(len(head))]
 
     def fmt(cols):
@@ -94,6 +100,6 @@ def format_markdown(rows: list[Row]) -> str:
     for r in rows:
         target = _target_text(r, "≥", "≤", "× —", "met", "**not met**")
         cpu = "" if r.ratio_cpu is None else f"{r.ratio_cpu:.2f}×"
-        out.append(f"| {r.name} ({r.unit}) | {_num(r.ours)} | {_num(r.reference)} | {r.ratio:.2f}× | {cpu} "
+        out.append(f"| {r.name} ({r.unit}) | {_num(r.ours)} | {_num(r.reference)} | {_ratio(r.ratio, '×')} | {cpu} "
                    f"| {target} |")
     return "\n".join(out)

@@ -109,4 +109,4 @@ def test_the_pixels_get_a_gradient_through_every_familys_processor(family, tiny_
     assert grad.abs().sum() > 0
     # one signed step against the gradient lowers the loss (the tiny model is smooth at this scale)
     step = (-1e-3 * grad.sign())
-    assert float(objective.loss((pixels + step).clamp(0, 1), examples)) < float(loss)
+    assert objective.loss((pixels + step).clamp(0, 1), examples).item() < loss.item()

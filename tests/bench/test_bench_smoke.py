@@ -137,3 +137,15 @@ def test_a_failing_configuration_is_one_error_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"no_such_method/ours failed \(exit 1\)") as err:
         train_bench.run_in_subprocess(spec)
     assert "no_such_method" in str(err.value).split("failed", 1)[1]  # the child's own message, from its log
+
+
+def test_the_attack_section_times_pgd_per_image(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--sections", "attack", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert row["key"] == "attack_pgd_seconds_per_image" and row["ours"] > 0 and math.isnan(row["reference"])
+    attack = data["details"]["attack"]
+    assert attack["images"] == 1 and attack["steps"] == 2 and attack["passes_per_image"] == 3
+    assert "pgd attack seconds per image (2 steps) [s/image]" in capsys.readouterr().out
+    assert main(["--sections", "attack,pgd", "--out", str(out)]) == 2
