@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safeeraser.data.records import load_benchmark, resolve_image
+
 
 class AttackError(ValueError):
     """An attack asked for with a variant or option it does not have."""
@@ -50,10 +52,12 @@ class Attack:
         """What `value` of option `key` must be, when it is not (None when it is fine)."""
         return None
 
-    def prepare(self, variant: str, settings, work: Path, options: dict):
+    def prepare(self, variant: str, settings, work: Path, options: dict, forget_file: Path | None = None):
         """The inference settings the attacked records are answered with: the same, unless the attack makes
         another model or other records first (relearn trains a model in `work`, pgd writes images).
-        `settings.eval_file` is the attacked records' file; `options` are check_options' output."""
+        `settings.eval_file` is the attacked records' file; `options` are check_options' output;
+        `forget_file` the benchmark's forget split (what an attacker who relearns would train on; None:
+        the answered file's own records)."""
         return settings
 
     def model_transform(self, variant: str):
@@ -69,3 +73,11 @@ class Attack:
         """The attacked records that stand for `record`: one (apply's) unless the attack asks each harmful
         question on its own image, when it is one record of one pair per pair, in order."""
         return [self.apply(record, variant, index, images)]
+
+
+def absolute_records(path: str | Path) -> list[dict]:
+    """A benchmark file's records as read, checked (one clear error for a bad record or a missing image),
+    with their images' paths made absolute."""
+    path = Path(path)
+    return [dict(r.raw, image_path=str(resolve_image(r.raw["image_path"], path)),
+                 SDImage_path=str(resolve_image(r.raw["SDImage_path"], path))) for r in load_benchmark(path)]

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 from pathlib import Path
 
 from safeeraser.attacks.base import Attack, is_count, is_number
 from safeeraser.io import atomic_write_json, read_json_records
-from safeeraser.provenance import weights_identity
+from safeeraser.provenance import digest, weights_identity
 
 
 class PGD(Attack):
@@ -47,14 +45,13 @@ class PGD(Attack):
         self.check_variant(variant)
         return copy.deepcopy(record)
 
-    def prepare(self, variant, settings, work: Path, options: dict):
+    def prepare(self, variant, settings, work: Path, options: dict, forget_file: Path | None = None):
         self.check_variant(variant)
         opts = self.check_options(options)
         records = read_json_records(settings.eval_file)  # the attacked file: image paths absolute
         # named by what the images depend on: other options or another checkpoint never reuse them
-        key = hashlib.sha256(json.dumps({"options": opts, "model": settings.model_path, "variant": variant,
-                                         "checkpoint": weights_identity(settings.checkpoint_path)},
-                                        sort_keys=True, default=str).encode()).hexdigest()[:12]
+        key = digest({"options": opts, "model": settings.model_path, "variant": variant,
+                      "checkpoint": weights_identity(settings.checkpoint_path)})[:12]
         folder = work / "images" / f"pgd-{variant}-{key}"
         paths = sorted({r["image_path"] for r in records})
         # under the original's folder name: the category the judge reads from it stays the same

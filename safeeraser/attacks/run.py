@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from safeeraser.attacks import REGISTRY, AttackError, attack_for
-from safeeraser.data.records import load_benchmark, resolve_image
+from safeeraser.attacks.base import absolute_records
+from safeeraser.data.records import load_benchmark
 from safeeraser.infer.ckpt_infer import build_parser as infer_parser, format_summary, meta_path, run_inference
 from safeeraser.infer.settings import InferSettings
 from safeeraser.io import ConfigError, DataError, atomic_write_json, read_json_records
@@ -38,9 +39,8 @@ def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path)
     # one clear error for a bad record or a missing image, before any model loads; the records as read
     records = [record.raw for record in load_benchmark(eval_file)]
     attacked = []
-    for i, record in enumerate(records):
-        absolute = dict(record, image_path=str(resolve_image(record["image_path"], eval_file)),
-                        SDImage_path=str(resolve_image(record["SDImage_path"], eval_file)))
+    for i, absolute in enumerate(absolute_records(eval_file)):
+        record = records[i]
         parts = attack.apply_pairs(absolute, variant, i, work / "images" / variant)
         split = len(parts) > 1 or len(parts[0]["unsafe_pairs"]) != len(record["unsafe_pairs"])
         attacked += [{**part, INDEX: i, **({PAIR: j} if split else {})} for j, part in enumerate(parts)]
@@ -89,9 +89,11 @@ def write_meta(raw: Path, settings, kind: str, variant: str) -> None:
                        "attack": {"kind": kind, "variant": variant}})
 
 
-def run_attack(kind: str, variant: str, settings, options: dict | None = None) -> dict:
+def run_attack(kind: str, variant: str, settings, options: dict | None = None,
+               forget_file: str | Path | None = None) -> dict:
     """Answer `settings.eval_file` under the attack into `settings.output_file`; ckpt_infer's summary.
-    `options`: the attack's own (relearn's steps, ...)."""
+    `options`: the attack's own (relearn's steps, ...); `forget_file`: the benchmark's forget split, which
+    relearn trains on (None: the answered file)."""
 
     attack = attack_for(kind)
     attack.check_variant(variant)
@@ -102,7 +104,8 @@ def run_attack(kind: str, variant: str, settings, options: dict | None = None) -
     attacked_file = work / f"{variant}.json"
     atomic_write_json(attacked_file, attacked)
     raw = work / f"{variant}_answers.json"
-    answering = attack.prepare(variant, dataclasses.replace(settings, eval_file=str(attacked_file)), work, options)
+    answering = attack.prepare(variant, dataclasses.replace(settings, eval_file=str(attacked_file)), work, options,
+                               forget_file=None if forget_file is None else Path(forget_file))
     summary = run_inference(dataclasses.replace(answering, output_file=str(raw)),
                             model_transform=attack.model_transform(variant))
     atomic_write_json(settings.output_file, restore(read_json_records(raw), originals, kind, variant))
@@ -118,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kind", required=True, choices=list(REGISTRY))
     parser.add_argument("--variant", required=True, help="the attack's variant (e.g. role_play, crop)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="the attack's own options (relearn: steps, every, lr, r); repeat for several")
+                        help="the attack's own options (relearn: steps, every, lr, r; pgd: eps, alpha, steps, every, "
+                             "size); repeat for several")
+    parser.add_argument("--forget_file", default=None,
+                        help="the benchmark's forget split (all_train.json), which relearn trains on (default: the "
+                             "--eval_file's own records)")
     return parser
 
 
@@ -146,9 +153,9 @@ def _is_float(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
-    kind, variant, options = args.pop("kind"), args.pop("variant"), args.pop("option")
+    kind, variant, options, forget = args.pop("kind"), args.pop("variant"), args.pop("option"), args.pop("forget_file")
     try:
-        summary = run_attack(kind, variant, InferSettings(**args), parse_options(options))
+        summary = run_attack(kind, variant, InferSettings(**args), parse_options(options), forget_file=forget)
     except (AttackError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

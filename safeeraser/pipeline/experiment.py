@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from safeeraser.attacks import AttackError
@@ -116,6 +116,21 @@ class ExperimentConfig:
     attacks: list = field(default_factory=list)
 
 
+def config_chain(path: Path, seen: tuple = ()) -> list:
+    """The YAML of an experiment config, after the configs it extends (`extends: OTHER.yaml`, found beside
+    it or among the built-in experiments): a variant of a grid states only what it changes."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: key 'extends': a loop ({' -> '.join(str(s) for s in (*seen, path.resolve()))})")
+    own = OmegaConf.load(path)
+    base = own.pop("extends", None) if isinstance(own, DictConfig) else None
+    if base is None:
+        return [own]
+    found = next((c for c in (path.parent / str(base), CONFIG_DIR / "experiment" / str(base)) if c.exists()), None)
+    if found is None:
+        raise ConfigError(f"{path}: key 'extends': experiment config '{base}' not found")
+    return [*config_chain(found, (*seen, path.resolve())), own]
+
+
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     p = Path(path)
     if not p.exists() and (CONFIG_DIR / "experiment" / p).exists():
@@ -123,7 +138,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if not p.exists():
         raise ConfigError(f"experiment config '{path}' not found")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.load(p),
+        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), *config_chain(p),
                               OmegaConf.from_dotlist(list(overrides)))
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
@@ -570,8 +585,9 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     name, _, _ = runner.judge()
 
     judge = {"name": name, "prompt_version": getattr(judge_class(name), "prompt_version", None)}
-    # A run over seeds is another table: it never replaces the single-run report.
+    # A run over seeds is another table, and so is a run with attacks: neither replaces the plain report.
     stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
+    stem += "-attacks" if runner.attacks else ""
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
                          attacks=runner.attack_tables(), curves=runner.attack_curves(),
                          meta={"config": config, "config_sha256": digest(config), "judge": judge,

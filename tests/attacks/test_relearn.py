@@ -35,8 +35,9 @@ def test_relearning_trains_on_the_forget_answers_then_answers(two_records, attac
     assert attack_cli("relearn", "forget", data, out, "--checkpoint_path", str(adapter), "--option", "steps=3",
                       "--option", "every=1", "--option", "lr=5e-3") == 0
     work = tmp_path / "relearn.json.attack"
-    assert (work / "merged" / "config.json").exists()  # the unlearned model as one folder
-    trained = work / "relearn_forget_3steps"
+    (merged,) = work.glob("merged-*")
+    assert (merged / "config.json").exists()  # the unlearned model as one folder
+    (trained,) = work.glob("relearn_forget_3steps_*")
     rows = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and rows[-1]["loss/forget"] < rows[0]["loss/forget"]
     assert "loss/retain" not in rows[0]  # weight 0: not computed

@@ -37,7 +37,8 @@ def test_attacks_are_steps_with_rows_and_pd_effects(tmp_path, vanilla_dir, mini_
 
     path = _config(tmp_path, vanilla_dir, mini_dir)
     rows, runner = run_experiment(path, log=lambda *_: None)
-    report = json.loads((tmp_path / "work" / "report.json").read_text())
+    assert not (tmp_path / "work" / "report.json").exists()  # a run with attacks never replaces the plain report
+    report = json.loads((tmp_path / "work" / "report-attacks.json").read_text())
     table = report["attacks"]["jailbreak:role_play"]
     assert [r["method"] for r in table["rows"]] == ["vanilla", "ga", "gapd"]
     assert [e["method"] for e in table["pd_effects"]] == ["ga"]
@@ -48,7 +49,7 @@ def test_attacks_are_steps_with_rows_and_pd_effects(tmp_path, vanilla_dir, mini_
     (answers,) = [f for f in (tmp_path / "work" / "attacks").glob("ga-*_val_jailbreak-role_play_*.json")
                   if not f.name.endswith(".meta.json")]
     assert all(r["attack"]["variant"] == "role_play" for r in json.loads(answers.read_text()))
-    assert "## Under the jailbreak:role_play attack" in (tmp_path / "work" / "report.md").read_text()
+    assert "## Under the jailbreak:role_play attack" in (tmp_path / "work" / "report-attacks.md").read_text()
     assert [r["method"] for r in rows] == ["vanilla", "ga", "gapd"]  # the plain table is unchanged
     _, again = run_experiment(path, log=lambda *_: None)
     assert again.executed == []

@@ -130,3 +130,21 @@ def test_the_pipeline_hands_typed_settings_not_strings(tmp_path):
     assert run.train.overrides == ()  # mini.yaml has no forget_overrides: nothing else is parsed
     tune = runner.finetune_request().load(validate_paths=False)
     assert list(tune.data_path) == [f"{odd}/all_train.json", f"{odd}/all_val.json"]
+
+
+def test_a_config_extends_another_and_states_only_what_it_changes(tmp_path):
+    base = load_experiment("mini.yaml")
+    attacked = load_experiment("mini_attacks.yaml")
+    assert attacked.workdir == base.workdir == "runs/mini-llava"  # the same runs, reused
+    assert attacked.method_overrides == base.method_overrides and attacked.judge == base.judge
+    assert list(attacked.methods) != list(base.methods) and attacked.attacks
+    (tmp_path / "child.yaml").write_text("extends: mini.yaml\nname: child\nseeds: [1, 2]\n")
+    child = load_experiment(tmp_path / "child.yaml")
+    assert child.workdir == "runs/child" and list(child.seeds) == [1, 2]  # interpolations see the child's keys
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="key 'extends': a loop"):
+        load_experiment(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="c.yaml: key 'extends': experiment config 'nowhere.yaml' not found"):
+        load_experiment(tmp_path / "c.yaml")

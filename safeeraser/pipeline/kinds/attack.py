@@ -39,7 +39,8 @@ class Attack(StepKind):
                                 model_path=runner.cfg.model.vanilla, output_file=a["out"], resume=True,
                                 checkpoint_path=None if ckpt is None else str(ckpt))
         runner.log(f"[{a['tag']}] {a['label']} attack on {a['split']}")
-        runner.log(format_summary(run_attack(a["kind"], a["variant"], settings, a["options"])))
+        runner.log(format_summary(run_attack(a["kind"], a["variant"], settings, a["options"],
+                                              forget_file=runner.cfg.data.train)))
         runner.executed.append(step.id)
 
     def done(self, runner, step):

@@ -4,6 +4,7 @@ Launchers and the planner know kinds only through this interface: adding a kind 
 one line in the registry (kinds/__init__.py)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class Step:
 
     def log_path(self, work: Path) -> Path:
         """Where a step run by a remote launcher writes everything it prints."""
-        return work / "logs" / (self.id.replace(":", "_") + ".log")
+        return work / "logs" / (re.sub(r"[^A-Za-z0-9_.=-]", "_", self.id) + ".log")
 
 
 class RunGraph:

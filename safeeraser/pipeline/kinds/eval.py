@@ -47,7 +47,7 @@ class Eval(StepKind):
                                                                    "split": split},
                            [answers.id], output=str(runner.work / "eval")))
         for (label, split), answers in graph.attacked.items():
-            graph.add(Step(f"eval:{run.tag}:{label}:{split}", self.name,
+            graph.add(Step(f"eval:{run.tag}:{runner.attacks[label].slug}:{split}", self.name,
                            {"tag": f"{run.tag} {label}", "answers": answers.output, "split": split},
                            [answers.id], output=str(runner.work / "eval")))
 
