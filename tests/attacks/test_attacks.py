@@ -12,6 +12,8 @@ from safeeraser.attacks import REGISTRY, AttackError, attack_for
 from safeeraser.attacks.jailbreak import TEMPLATES
 from safeeraser.attacks.run import attacked_records
 
+from tests.families.conftest import FAMILIES
+
 
 @pytest.mark.parametrize("variant", list(TEMPLATES))
 def test_jailbreak_wraps_every_harmful_question_and_nothing_else(mini_dir, tmp_path, variant):
@@ -101,3 +103,23 @@ def test_attack_answers_carry_a_meta_naming_the_attacked_checkpoint(two_records,
     meta = json.loads(meta_path(out).read_text())
     assert meta["attack"] == {"kind": "image_rephrase", "variant": "grey"} and meta["checkpoint"] is None
     assert meta["skipped_records"] == [] and answers_done(out)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_jailbreak_prompt_is_the_familys_own_template_around_the_wrapped_question(family, tiny_family_dir,
+                                                                                    mini_dir, tmp_path):
+    from safeeraser.data.encode import PromptEncoder
+    from safeeraser.models.families import family_of_path
+    from safeeraser.models.loading import load_processor
+
+    path = tiny_family_dir(family)
+    encoder = PromptEncoder(load_processor(str(path)), family_of_path(str(path)))
+    originals, attacked = attacked_records("jailbreak", "prefix_injection", mini_dir / "all_val.json", tmp_path)
+    plain, wrapped = originals[0]["unsafe_pairs"][0]["question"], attacked[0]["unsafe_pairs"][0]["question"]
+    image = attacked[0]["image_path"]
+    # the user turn holds the wrapped question where the plain prompt holds the plain one: the family's
+    # chat template (turn markers, image tokens, generation prompt) around it, nothing written by hand
+    assert encoder.prompt_text(wrapped) == encoder.prompt_text(plain).replace(plain, wrapped)
+    assert encoder.prompt_text(wrapped).count(wrapped) == 1
+    tokens = encoder.encode_prompt(image, wrapped).input_ids.tolist()
+    assert encoder.tokenizer.decode(tokens).count("Begin your reply with") == 1

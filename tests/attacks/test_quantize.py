@@ -73,3 +73,30 @@ def test_quantized_answers_come_back_under_the_original_fields(two_records, atta
     assert all(r["attack"] == {"kind": "quantize", "variant": "int4", "image_path": r["image_path"],
                                "questions": [p["question"] for p in r["unsafe_pairs"]]}
                for r in json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize("variant", ["int8", "nf4", "int4"])
+def test_quantized_weights_lie_on_the_grid_and_change_an_off_grid_models_outputs(variant, vanilla_dir, mini_dir):
+    from safeeraser.attacks import attack_for
+    from safeeraser.data.encode import PromptEncoder, model_inputs, pad_batch
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.models.families import family_of_model
+    from safeeraser.models.loading import load_model, load_processor
+
+    model = load_model(str(vanilla_dir), "float32").eval()
+    family = family_of_model(model)
+    encoder = PromptEncoder(load_processor(str(vanilla_dir)), family)
+    record = load_benchmark(mini_dir / "all_val.json")[0]
+    batch = pad_batch([encoder.encode_prompt(record.image, p["question"]) for p in record.unsafe_pairs],
+                      encoder.tokenizer.pad_token_id, family, side="left")
+    with torch.no_grad():
+        before = model(**model_inputs(batch)).logits[:, -1]
+    transform = attack_for("quantize").model_transform(variant)
+    transform(model)
+    rounded = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        after = model(**model_inputs(batch)).logits[:, -1]
+    assert (after - before).abs().max() > 1e-3  # the fine-tuned weights were off the grid: the outputs moved
+    transform(model)  # rounding weights that are on the grid changes none of them
+    for n, p in model.named_parameters():
+        assert torch.allclose(p, rounded[n], rtol=0, atol=1e-7 * max(1.0, rounded[n].abs().max().item())), n
