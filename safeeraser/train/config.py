@@ -95,7 +95,7 @@ class TrainConfig:
     batch_size: int = 4  # per process; the reference uses 1 with 16 accumulation steps
     gradient_accumulation_steps: int = 4
     num_epochs: int = 10
-    max_train_steps: int = 0  # ours: caps optimizer steps when positive
+    max_train_steps: int = 0  # caps optimizer steps when positive (the reference's -1, no cap, is read as 0)
     forget_loss: str = "ga"
     loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
     method_args: dict = field(default_factory=dict)  # ours: the method's own arguments, e.g. {beta: 0.2} for dpo
@@ -226,7 +226,8 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
             layers.append(OmegaConf.load(path))
         except Exception as exc:
             raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
-    cli = _parse_overrides(list(overrides))
+        layers[-1] = read_reference_keys(layers[-1], str(path))
+    cli = read_reference_keys(_parse_overrides(list(overrides)), "overrides")
     if settings:
         try:
             cli = OmegaConf.merge(cli, OmegaConf.create(dict(settings)))
@@ -243,6 +244,36 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
     fold_deprecated_keys(cfg)
     validate(cfg, validate_paths=validate_paths)
     return cfg
+
+
+# Keys of the reference's forget_lora.yaml with no setting of their own here, read as the reference reads
+# them: key -> (the value a run here gives, our key it sets or None, what to use instead of another value)
+REFERENCE_ONLY_KEYS = {
+    "overwrite_dir": (None, "overwrite", ""),
+    "save_model": (True, None, "the trained adapter is always saved"),
+    "eval_while_train": (False, None, "evaluation during training is eval_steps (with eval_data_path)"),
+    "eval_only": (False, None, "a checkpoint is evaluated by ckpt_infer.py and eval_all.py"),
+}
+
+
+def read_reference_keys(layer: DictConfig, where: str) -> DictConfig:
+    """A config layer (a YAML file, the overrides) with the reference's own keys read: `overwrite_dir` is
+    `overwrite`; `save_model`, `eval_while_train` and `eval_only` are accepted at the one value a run here
+    has (another is an error saying what to use); `max_train_steps: -1` (the reference's "no cap") is 0."""
+    if not isinstance(layer, DictConfig):
+        return layer
+    layer = layer.copy()
+    for key, (only, ours, instead) in REFERENCE_ONLY_KEYS.items():
+        if key not in layer:
+            continue
+        value = layer.pop(key)
+        if ours is not None:
+            layer[ours] = value
+        elif value != only:
+            raise ConfigError(f"{where}: key '{key}': only {str(only).lower()} is supported ({instead}), got {value}")
+    if layer.get("max_train_steps") == -1:
+        layer["max_train_steps"] = 0
+    return layer
 
 
 # Top-level keys that became method arguments: key -> (method, argument, its value before it was one). The

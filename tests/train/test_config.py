@@ -1,4 +1,8 @@
+import os
+from pathlib import Path
+
 import pytest
+from omegaconf import OmegaConf
 
 from safeeraser.train.config import ConfigError, load_config
 
@@ -54,3 +58,52 @@ def test_lora_targets_are_names_or_a_regex():
     assert list(cfg.LoRA.target_modules) == ["q_proj", "v_proj"]
     with pytest.raises(ConfigError, match="LoRA.target_modules"):
         load_config("forget_lora.yaml", ["LoRA.target_modules=[]"], validate_paths=False)
+
+
+# Every key of the reference's config/forget_lora.yaml with its value there (SPEC.md's defaults)
+REFERENCE_FORGET_LORA = {
+    "model_family": "llava-v1.5-vicuna", "model_path": "llava-hf/llava-1.5-7b-hf",
+    "LoRA": {"r": 32, "alpha": 256, "dropout": 0.05}, "lr": 1e-4, "split": "all",
+    "data_path": "dataset/all_train.json", "batch_size": 1, "gradient_accumulation_steps": 16, "num_epochs": 10,
+    "forget_loss": "ga", "tune_vision_tower": False, "tune_mm_projector": True, "tune_language_model": False,
+    "max_grad_norm": 1.0, "save_dir": "ckpt_results/llava-7b/${forget_loss}_${lr}_${split}_${num_epochs}",
+    "save_steps": 0, "overwrite_dir": False, "weight_decay": 0.01, "save_model": True, "eval_while_train": False,
+    "eval_only": False, "seed": 233, "workers": 4, "lr_scheduler_type": "cosine", "warmup_ratio": 0.06,
+    "max_train_steps": -1, "report_to": "wandb", "resume_from_checkpoint": "",
+}
+# where a reference key lands here, and the value it means, where either differs
+READ_AS = {"overwrite_dir": ("overwrite", False), "max_train_steps": ("max_train_steps", 0),
+           "save_dir": ("save_dir", "ckpt_results/llava-7b/ga_0.0001_all_10")}
+
+
+def _check_reference_keys(cfg, values: dict) -> None:
+    for key, value in values.items():
+        if key in ("save_model", "eval_while_train", "eval_only"):
+            continue  # no setting here: accepted at the one value a run here has (tested below)
+        ours, expected = READ_AS.get(key, (key, value))
+        got = OmegaConf.to_container(cfg[ours]) if key == "LoRA" else cfg[ours]
+        if key == "LoRA":
+            got = {k: got[k] for k in value}
+        assert got == expected, key
+
+
+def test_the_references_forget_lora_yaml_loads_key_by_key(tmp_path):
+    import yaml
+
+    path = tmp_path / "forget_lora.yaml"
+    path.write_text(yaml.safe_dump(REFERENCE_FORGET_LORA))
+    _check_reference_keys(load_config(path, validate_paths=False), REFERENCE_FORGET_LORA)
+    # its keys on the command line too, and the ones with no setting here refuse any other value
+    assert load_config(path, ["overwrite_dir=true"], validate_paths=False).overwrite is True
+    for key, value, says in [("save_model", "false", "the trained adapter is always saved"),
+                             ("eval_while_train", "true", "eval_steps"), ("eval_only", "true", "ckpt_infer.py")]:
+        with pytest.raises(ConfigError, match=rf"overrides: key '{key}': only .* supported \(.*{says}"):
+            load_config(path, [f"{key}={value}"], validate_paths=False)
+
+
+@pytest.mark.skipif(not os.environ.get("SAFEERASER_REFERENCE_DIR"), reason="no checkout of the reference given")
+def test_a_checkouts_own_forget_lora_yaml_loads_key_by_key():
+    path = Path(os.environ["SAFEERASER_REFERENCE_DIR"]) / "config" / "forget_lora.yaml"
+    values = OmegaConf.to_container(OmegaConf.load(path))  # read as the loader reads YAML (1e-4 a float)
+    assert set(values) == set(REFERENCE_FORGET_LORA)
+    _check_reference_keys(load_config(path, validate_paths=False), values)
