@@ -72,7 +72,7 @@ def cmd_forget(args) -> int:
     records = load_records_first(cfg)  # bad data is reported before torch is even imported
     from safeeraser.numerics import pin
 
-    pin(cfg.numerics)  # before torch loads: its libraries read the variables once
+    pin(cfg.optim.numerics)  # before torch loads: its libraries read the variables once
     from safeeraser.train.loop import run_training
 
     out = run_training(cfg, records=records)

@@ -59,7 +59,7 @@ def test_the_training_config_checks_the_mode(tiny_dir, mini_dir, tmp_path):
 
     base = [f"model_path={tiny_dir}", f"data_path={mini_dir / 'all_train.json'}",
             f"idk_path={mini_dir / 'prompt.json'}", f"save_dir={tmp_path / 'run'}"]
-    assert load_config("forget_tiny.yaml", base).numerics == "native"
+    assert load_config("forget_tiny.yaml", base).optim.numerics == "native"
     with pytest.raises(ConfigError, match="key 'numerics'"):
         load_config("forget_tiny.yaml", [*base, "numerics=fast"])
 

@@ -38,7 +38,7 @@ def test_wheel_builds_quietly_with_its_data(tmp_path):
     probe = ("import safeeraser\n"
              "from safeeraser.train.config import CONFIG_DIR, load_config\n"
              "from safeeraser.pipeline.experiment import load_experiment\n"
-             "print(safeeraser.__file__, CONFIG_DIR, load_config('forget_tiny.yaml', validate_paths=False).lr,\n"
+             "print(safeeraser.__file__, CONFIG_DIR, load_config('forget_tiny.yaml', validate_paths=False).optim.lr,\n"
              "      load_experiment('mini.yaml').name)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,

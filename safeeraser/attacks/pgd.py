@@ -106,7 +106,8 @@ class Objective:
         from safeeraser.train.methods.terms import per_example_nll
 
         images = self.image_inputs(pixels, encoded[0].images)
-        batch = batch_to(pad_batch([dataclasses.replace(e, images={}) for e in encoded], self.pad_id, self.family), self.device)
+        texts = [dataclasses.replace(e, images={}) for e in encoded]  # the image inputs are `images`, below
+        batch = batch_to(pad_batch(texts, self.pad_id, self.family), self.device)
         batch["images"] = self.family.collate_images([images] * len(encoded))
         keep = answer_window(batch["labels"])
         logits = self.model(**model_inputs(batch), use_cache=False, logits_to_keep=keep).logits

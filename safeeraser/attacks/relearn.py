@@ -31,7 +31,8 @@ def merged_model(settings, work: Path) -> str:
     if not settings.checkpoint_path:
         return settings.model_path
     # named by what it is made of: a checkpoint retrained in place is merged again, never reused
-    out = work / f"merged-{digest({'model': settings.model_path, 'checkpoint': weights_identity(settings.checkpoint_path)})[:12]}"
+    made_of = {"model": settings.model_path, "checkpoint": weights_identity(settings.checkpoint_path)}
+    out = work / f"merged-{digest(made_of)[:12]}"
     if not (out / "config.json").exists():
         from safeeraser.models.checkpoint import apply_checkpoint
         from safeeraser.models.loading import load_processor

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from safeeraser.bench.assets import MODELS, SHAPES
 from safeeraser.data.records import load_benchmark
-from safeeraser.train.config import TrainConfig
+from safeeraser.train.config import OptimSection
 
 TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
@@ -136,7 +136,7 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def our_micro_batch(args) -> int:
-    return min(args.batch_size or TrainConfig.batch_size, args.effective_batch)
+    return min(args.batch_size or OptimSection.batch_size, args.effective_batch)
 
 
 def run_train(args, assets, threads: int) -> dict:

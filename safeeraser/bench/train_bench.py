@@ -172,7 +172,7 @@ def _run(spec: TrainSpec, assets) -> dict:
     cfg = load_config(None, settings={**train_settings(spec, assets), "save_dir": save_dir,
                                       "max_train_steps": total_steps, "num_epochs": 100000, "save_steps": 0,
                                       "overwrite": True, "eval_steps": 0})
-    trainer = Trainer(cfg, load_model=lambda path, dtype: load_model(assets, seed=cfg.seed))
+    trainer = Trainer(cfg, load_model=lambda path, dtype: load_model(assets, seed=cfg.optim.seed))
     timer = StepTimer(spec.warmup, device, flops_of=None)
     trainer.hooks.append(timer)
     trainer.setup()

@@ -6,7 +6,7 @@ from pathlib import Path
 from safeeraser.data.records import load_benchmark
 from safeeraser.io import atomic_write_json
 from safeeraser.reference.checkout import inference_tags
-from safeeraser.train.config import config_differences, data_paths
+from safeeraser.train.config import config_differences, data_paths, flat_config
 
 CHECK_FILE = "vanilla_check.json"
 
@@ -30,11 +30,11 @@ def _inference_tags(model_dir: str | Path):
     from omegaconf import OmegaConf
 
     saved = Path(model_dir) / "config.yaml"
-    cfg = OmegaConf.load(saved) if saved.exists() else {}
-    if cfg.get("prompt_format") != "reference":
+    saved_cfg = flat_config(OmegaConf.to_container(OmegaConf.load(saved))) if saved.exists() else {}
+    if saved_cfg.get("prompt_format") != "reference":
         return None
 
-    return inference_tags(cfg.reference_dir)
+    return inference_tags(saved_cfg["reference_dir"])
 
 
 def format_check(report: dict) -> str:
@@ -67,7 +67,7 @@ def finetune(request) -> tuple[Path, dict]:
     from safeeraser.numerics import pin
 
     cfg = request.load()
-    pin(cfg.numerics)  # before torch loads (the training loop imports it)
+    pin(cfg.optim.numerics)  # before torch loads (the training loop imports it)
     from safeeraser.train.loop import run_training
 
     out = run_training(cfg)

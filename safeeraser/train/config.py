@@ -77,8 +77,10 @@ class LoRAConfig:
     layers: str = "fast"
 
 
+# TrainConfig is nested by concern; every key keeps its flat name (the reference's, in its YAML and on its
+# command line: lr=1e-4), read into its section (optim.lr) by `nest`. A key's name is its name in its section.
 @dataclass
-class TrainConfig:
+class ModelSection:
     # The family is read from the checkpoint's config.model_type; a family name here (as the presets set,
     # e.g. qwen2_5_vl) is checked against it. "" = whatever the checkpoint is; the reference's value (a
     # family's reference_names, e.g. LLaVA's) is accepted for its configs (see check_model_family).
@@ -87,26 +89,20 @@ class TrainConfig:
     # ours: a model preset under config/models/ (model_path, LoRA targets, tuned parts, dtype, max_length);
     # it overrides the config file and is overridden by key=value overrides
     preset: str = ""
-    LoRA: LoRAConfig = field(default_factory=LoRAConfig)
+    model_dtype: str = "auto"  # ours: auto = bf16 on a CUDA device that has it, else fp32
+    tune_vision_tower: bool = False
+    tune_mm_projector: bool = True
+    tune_language_model: bool = False
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class DataSection:
     split: str = "all_train"
-    data_path: Any = "dataset/${split}.json"  # a file or a list of files
+    data_path: Any = "dataset/${data.split}.json"  # a file or a list of files
     idk_path: str = "dataset/prompt.json"  # ours: refusal targets for po/idk
-    lr: float = 1e-4
-    batch_size: int = 4  # per process; the reference uses 1 with 16 accumulation steps
-    gradient_accumulation_steps: int = 4
-    num_epochs: int = 10
-    max_train_steps: int = 0  # caps optimizer steps when positive (the reference's -1, no cap, is read as 0)
-    forget_loss: str = "ga"
-    loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
-    method_args: dict = field(default_factory=dict)  # ours: the method's own arguments, e.g. {beta: 0.2} for dpo
-    # deprecated (ours): method_args.beta of npo, method_args.beta and .gamma of simnpo; still read
-    npo_beta: Optional[float] = None
-    simnpo_beta: Optional[float] = None
-    simnpo_gamma: Optional[float] = None
-    # ours: where a KL term's frozen reference comes from: "adapter" = the model with its LoRA adapter
-    # disabled (no second copy); "copy" = a second loaded model, as the reference toolkit does
-    kl_reference: str = "adapter"
-    kl_all_positions: bool = False  # ours: kept for old configs; true is kl_positions=all
+    max_length: int = 0  # ours: truncate examples to this many tokens when positive
+    workers: int = 0
     # How far this run follows the SafeEraser code (its forget.py / data_module.py) where we differ on
     # purpose; config/forget_reference.yaml sets every one to `reference` (docs/reference-mode.md).
     # prompt_format: "chat_template" (the processor's own) or "reference" (the reference's system tag +
@@ -118,35 +114,55 @@ class TrainConfig:
     text_casing: str = "keep"  # keep | capitalize (str.capitalize on questions, answers and refusals)
     retain_pairing: str = "record"  # record: the forget pair's own record | reference: any record's
     pd_pairing: str = "own"  # own: the forget pair's SD example | reference: the one at the retain index
+    data_order: str = "shuffle"  # shuffle (per epoch, seeded) | sequential
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-4
+    batch_size: int = 4  # per process; the reference uses 1 with 16 accumulation steps
+    gradient_accumulation_steps: int = 4
+    num_epochs: int = 10
+    max_train_steps: int = 0  # caps optimizer steps when positive (the reference's -1, no cap, is read as 0)
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.01
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.06
+    warmup_rounding: str = "ceil"  # ceil | round (Python's, half to even)
+    # The schedule advanced once per optimizer step (ours) or once per process per step (the reference's
+    # accelerate-prepared scheduler: with 2 processes its warm-up and cosine run twice as fast)
+    lr_schedule_per_process: bool = False
+    mixed_precision: str = ""  # ours: "" keeps accelerate's setting (launch config)
+    seed: int = 233
+    fused_forward: bool = True  # ours: one forward over all views of a step
+    answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
+    # ours: the CPU code path of torch's kernels (safeeraser.numerics): native, or avx2 for the same bits on
+    # any x86-64 CPU with AVX2. Set before torch loads: by the command, or by `safeeraser run`'s `numerics`.
+    numerics: str = "native"
+
+
+@dataclass
+class MethodSection:
+    forget_loss: str = "ga"
+    loss_weights: dict = field(default_factory=dict)  # ours: per-term weight overrides, e.g. {pd: 0.3}
+    method_args: dict = field(default_factory=dict)  # ours: the method's own arguments, e.g. {beta: 0.2} for dpo
+    # deprecated (ours): method_args.beta of npo, method_args.beta and .gamma of simnpo; still read
+    npo_beta: Optional[float] = None
+    simnpo_beta: Optional[float] = None
+    simnpo_gamma: Optional[float] = None
+    # ours: where a KL term's frozen reference comes from: "adapter" = the model with its LoRA adapter
+    # disabled (no second copy); "copy" = a second loaded model, as the reference toolkit does
+    kl_reference: str = "adapter"
+    kl_all_positions: bool = False  # ours: kept for old configs; true is kl_positions=all
     po_pooling: str = "sum"  # sum: refusal mean + retain mean | pooled: one token mean over both
     # answer: answer tokens | all: every position of the view | reference: every position of the
     # micro-batch's common width, padding (zero embedding, position 1) and the last position included
     kl_positions: str = "answer"
     token_mean: str = "per_example"  # per_example | batch (one token mean over a view's rows)
-    warmup_rounding: str = "ceil"  # ceil | round (Python's, half to even)
-    data_order: str = "shuffle"  # shuffle (per epoch, seeded) | sequential
-    # The schedule advanced once per optimizer step (ours) or once per process per step (the reference's
-    # accelerate-prepared scheduler: with 2 processes its warm-up and cosine run twice as fast)
-    lr_schedule_per_process: bool = False
-    fused_forward: bool = True  # ours: one forward over all views of a step
-    answer_logits_only: bool = True  # ours: output-layer logits only from the first answer position on
-    tune_vision_tower: bool = False
-    tune_mm_projector: bool = True
-    tune_language_model: bool = False
-    gradient_checkpointing: bool = False
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.06
-    max_length: int = 0  # ours: truncate examples to this many tokens when positive
-    model_dtype: str = "auto"  # ours: auto = bf16 on a CUDA device that has it, else fp32
-    mixed_precision: str = ""  # ours: "" keeps accelerate's setting (launch config)
-    seed: int = 233
-    workers: int = 0
-    save_dir: str = "ckpt_results/llava-7b/${forget_loss}_${lr}_${split}_${num_epochs}"
-    save_steps: int = 0
-    logging_steps: int = 1  # accepted for the reference's configs; log.jsonl has every step
-    report_to: str = "none"
+
+
+@dataclass
+class EvalSection:
     # ours: every eval_steps optimizer steps (0: never), the mean answer NLL of a fixed sample of
     # eval_samples forget / retain / PD examples, logged beside the losses and plotted; drawn from
     # eval_data_path (e.g. the val split: held out) or, when empty, from the training data
@@ -156,6 +172,14 @@ class TrainConfig:
     # ours: with eval_steps, also answer the sample's forget and PD prompts greedily (up to this many new
     # tokens; 0: not) and label the answers with the offline keyword judge: eval/asr and eval/sarr
     eval_asr_tokens: int = 0
+
+
+@dataclass
+class TrackingSection:
+    save_dir: str = "ckpt_results/llava-7b/${method.forget_loss}_${optim.lr}_${data.split}_${optim.num_epochs}"
+    save_steps: int = 0
+    logging_steps: int = 1  # accepted for the reference's configs; log.jsonl has every step
+    report_to: str = "none"
     # ours: keep the checkpoint with the best value of a logged metric (a key of log.jsonl: eval/forget_nll,
     # eval/sarr with eval_steps, loss/total, ...) in save_dir/best, `save_best_mode` min or max; with
     # final_adapter=best the saved adapter is that checkpoint's, not the last step's
@@ -164,9 +188,76 @@ class TrainConfig:
     final_adapter: str = "last"
     resume_from_checkpoint: str = ""  # a checkpoint-N folder, or "latest" for the newest under save_dir
     overwrite: bool = False  # ours: allow writing into a save_dir that already holds a finished run
-    # ours: the CPU code path of torch's kernels (safeeraser.numerics): native, or avx2 for the same bits on
-    # any x86-64 CPU with AVX2. Set before torch loads: by the command, or by `safeeraser run`'s `numerics`.
-    numerics: str = "native"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    LoRA: LoRAConfig = field(default_factory=LoRAConfig)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    method: MethodSection = field(default_factory=MethodSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    tracking: TrackingSection = field(default_factory=TrackingSection)
+
+
+SECTIONS = {name: f.default_factory for name, f in TrainConfig.__dataclass_fields__.items() if name != "LoRA"}
+# flat key (as the reference and the command line write it) -> its section
+FLAT = {key: section for section, cls in SECTIONS.items() for key in cls.__dataclass_fields__}
+assert len(FLAT) == sum(len(cls.__dataclass_fields__) for cls in SECTIONS.values()), "a key in two sections"
+
+
+def nest(layer, where: str = ""):
+    """A config layer (a YAML file, overrides, settings) with its flat keys moved into their sections and
+    its interpolations of flat keys (${forget_loss}) pointed at them (${method.forget_loss}). Keys given
+    in their section already (optim.lr) stay; an unknown key is one error listing the keys."""
+    raw = OmegaConf.to_container(layer, resolve=False) if isinstance(layer, DictConfig) else dict(layer or {})
+    out: dict = {}
+    for key, value in raw.items():
+        if key in FLAT:
+            out.setdefault(FLAT[key], {})[key] = _point(value)
+        elif (key in SECTIONS or key == "LoRA") and isinstance(value, dict):
+            out.setdefault(key, {}).update({sub: _point(v) for sub, v in value.items()})
+        else:
+            raise ConfigError(f"{where + ': ' if where else ''}unknown key '{key}'. Valid keys: {valid_keys()}")
+    return OmegaConf.create(out)
+
+
+def _point(value):
+    """`value` with ${KEY} of a flat key written ${SECTION.KEY}."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)\}", lambda m: "${%s.%s}" % (FLAT[m.group(1)], m.group(1))
+                      if m.group(1) in FLAT else m.group(0), value)
+    if isinstance(value, list):
+        return [_point(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _point(v) for k, v in value.items()}
+    return value
+
+
+def valid_keys() -> str:
+    return ", ".join([*FLAT, *(f"LoRA.{k}" for k in LoRAConfig.__dataclass_fields__)])
+
+
+def config_from(values: dict | None = None, **flat):
+    """A TrainConfig with `values` and `flat` (keys flat or in their sections) over the schema's defaults,
+    resolved but not validated: a config object for code that builds one without a file or a command
+    line (load_config is the checked way in)."""
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), nest(OmegaConf.create({**(values or {}), **flat})))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def flat_config(config: dict) -> dict:
+    """A config as a dict with its sections' keys at the top (LoRA kept nested): the flat form runs were
+    named and saved with, whichever form `config` is in (a checkpoint saved before the sections is flat)."""
+    out = {}
+    for key, value in config.items():
+        if key in SECTIONS and isinstance(value, dict):
+            out.update(value)
+        else:
+            out[key] = value
+    return out
 
 
 def config_help() -> str:
@@ -180,18 +271,16 @@ def config_help() -> str:
     def show(v) -> str:
         return "[" + ",".join(v) + "]" if isinstance(v, list) else str(v) if v != "" else "''"
 
-    keys = []
-    for k, v in schema.items():
-        if isinstance(v, dict) and v:
-            keys += [f"{k}.{sub}={show(x)}" for sub, x in v.items()]
-        else:
-            keys.append(f"{k}={show(v)}")
+    lines = []
+    for section, values in schema.items():  # a section's keys are written flat (lr=...), LoRA's as LoRA.r=...
+        keys = [f"{'LoRA.' if section == 'LoRA' else ''}{k}={show(v)}" for k, v in values.items()]
+        lines.append(textwrap.fill("  ".join(keys), width=110, initial_indent=f"  {section + ':':<10}",
+                                   subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False))
     methods = [f"  {name:<8} {summary}" for name, summary in sorted(SUMMARIES.items())]
     return "\n".join([
         "methods (forget_loss=NAME; NAMEpd adds the PD term, e.g. gdpd; idk = po):", *methods, "",
-        "config keys, as key=value overrides (schema defaults; the config file sets many of them):",
-        textwrap.fill("  ".join(keys), width=110, initial_indent="  ", subsequent_indent="  ",
-                      break_long_words=False, break_on_hyphens=False)])
+        "config keys by section, as key=value overrides (schema defaults; the config file sets many of them):",
+        *lines])
 
 
 def _parse_overrides(overrides: list[str]) -> DictConfig:
@@ -205,11 +294,13 @@ def _parse_overrides(overrides: list[str]) -> DictConfig:
 
 
 def _friendly(exc: OmegaConfBaseException) -> str:
-    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    key = str(getattr(exc, "full_key", None) or getattr(exc, "key", None))
+    section, _, leaf = key.partition(".")
+    if section in SECTIONS and leaf:
+        key = leaf  # as the user writes it: lr, not optim.lr
     msg = str(exc).splitlines()[0]
     if "Key '" in msg and "not in" in msg:
-        valid = ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values())
-        return f"unknown key '{key}'. Valid keys: {valid}, LoRA.r, LoRA.alpha, LoRA.dropout, LoRA.target_modules, LoRA.target_layers, LoRA.layers"
+        return f"unknown key '{key}'. Valid keys: {valid_keys()}"
     return f"key '{key}': {msg}"
 
 
@@ -223,20 +314,17 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
     if config:
         path = find_config(config)
         try:
-            layers.append(OmegaConf.load(path))
+            own = OmegaConf.load(path)
         except Exception as exc:
             raise ConfigError(f"{path}: cannot parse YAML: {exc}") from None
-        layers[-1] = read_reference_keys(layers[-1], str(path))
-    cli = read_reference_keys(_parse_overrides(list(overrides)), "overrides")
+        layers.append(nest(read_reference_keys(own, str(path)), str(path)))
+    cli = nest(read_reference_keys(_parse_overrides(list(overrides)), "overrides"))
     if settings:
-        try:
-            cli = OmegaConf.merge(cli, OmegaConf.create(dict(settings)))
-        except OmegaConfBaseException as exc:
-            raise ConfigError(_friendly(exc)) from None
+        cli = OmegaConf.merge(cli, nest(OmegaConf.create(dict(settings))))
     try:
-        preset = OmegaConf.merge(*layers, cli).preset
+        preset = OmegaConf.merge(*layers, cli).model.preset
         if preset:
-            layers.append(_load_preset(preset))
+            layers.append(nest(_load_preset(preset), f"preset '{preset}'"))
         cfg = OmegaConf.merge(*layers, cli)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
@@ -292,9 +380,9 @@ def fold_deprecated_keys(cfg) -> None:
     has no effect, as before."""
     from safeeraser.train.methods import REGISTRY
 
-    base = _base_method(str(cfg.forget_loss))
+    base = _base_method(str(cfg.method.forget_loss))
     for key, (method, arg, _) in DEPRECATED_METHOD_KEYS.items():
-        value = cfg.get(key)
+        value = cfg.method.get(key)
         if value is None:
             continue
         log.warning("key '%s' is deprecated: it is method_args.%s of %s (%s=%s)", key, arg, method, key, value)
@@ -302,11 +390,11 @@ def fold_deprecated_keys(cfg) -> None:
         if problem:
             raise ConfigError(f"key '{key}': {problem}")
         if base == method:
-            given = cfg.method_args.get(arg)
+            given = cfg.method.method_args.get(arg)
             if given is not None and given != value:
                 raise ConfigError(f"key '{key}': {value}, but method_args.{arg} is {given}: give one of them")
-            cfg.method_args[arg] = value
-        cfg[key] = None
+            cfg.method.method_args[arg] = value
+        cfg.method[key] = None
 
 
 @dataclass(frozen=True)
@@ -349,7 +437,7 @@ def _load_preset(name: str):
 
 
 def data_paths(cfg) -> list[str]:
-    value = cfg.data_path
+    value = cfg.data.data_path
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
@@ -368,20 +456,21 @@ def validate(cfg, validate_paths: bool = True) -> None:
             raise ConfigError(f"key '{key}': {msg}")
 
     for key, choices in REFERENCE_CHOICES.items():
-        need(cfg[key] in choices, key, f"unknown '{cfg[key]}'. Valid choices: {', '.join(choices)}")
+        value = cfg[FLAT[key]][key]
+        need(value in choices, key, f"unknown '{value}'. Valid choices: {', '.join(choices)}")
     try:
         method = method_of(cfg, weights=False)
     except KeyError:
-        raise ConfigError(f"key 'forget_loss': unknown loss '{cfg.forget_loss}'. "
+        raise ConfigError(f"key 'forget_loss': unknown loss '{cfg.method.forget_loss}'. "
                           f"Valid choices: {', '.join(METHOD_NAMES)}") from None
-    need(cfg.lr > 0, "lr", f"must be positive, got {cfg.lr}")
-    need(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
-    need(cfg.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
-    need(cfg.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.num_epochs}")
-    need(cfg.max_train_steps >= 0, "max_train_steps", "must be >= 0")
+    need(cfg.optim.lr > 0, "lr", f"must be positive, got {cfg.optim.lr}")
+    need(cfg.optim.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.optim.batch_size}")
+    need(cfg.optim.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+    need(cfg.optim.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.optim.num_epochs}")
+    need(cfg.optim.max_train_steps >= 0, "max_train_steps", "must be >= 0")
     from safeeraser.numerics import MODES
 
-    need(cfg.numerics in MODES, "numerics", f"one of {', '.join(MODES)}")
+    need(cfg.optim.numerics in MODES, "numerics", f"one of {', '.join(MODES)}")
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
     # LoRA scales its update by alpha / r: alpha 0 trains an adapter that changes nothing
     need(cfg.LoRA.r == 0 or cfg.LoRA.alpha > 0, "LoRA.alpha", f"must be > 0, got {cfg.LoRA.alpha}")
@@ -403,56 +492,56 @@ def validate(cfg, validate_paths: bool = True) -> None:
              "LoRA.target_layers", f"a non-empty list of layer indices (0, 1, ...), or null for every layer; got {layers!r}")
         need(not isinstance(targets, str), "LoRA.target_layers",
              "applies to a list of projection names; a LoRA.target_modules regex names its layers itself")
-    need(cfg.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
-    need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
-    need(0 <= cfg.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
-    need(cfg.lr_scheduler_type in SCHEDULERS, "lr_scheduler_type",
-         f"unknown '{cfg.lr_scheduler_type}'. Valid choices: {', '.join(SCHEDULERS)}")
-    need(cfg.mixed_precision in ("",) + MIXED_PRECISION, "mixed_precision",
-         f"unknown '{cfg.mixed_precision}'. Valid choices: {', '.join(MIXED_PRECISION)} (or empty)")
-    need(cfg.report_to in REPORT_TO, "report_to",
-         f"unknown '{cfg.report_to}'. Valid choices: {', '.join(REPORT_TO)}")
-    need(cfg.save_steps >= 0, "save_steps", "must be >= 0")
-    need(cfg.kl_reference in ("adapter", "copy"), "kl_reference",
-         f"unknown '{cfg.kl_reference}'. Valid choices: adapter, copy")
-    need(cfg.pd_pairing != "reference" or cfg.retain_pairing == "reference", "pd_pairing",
+    need(cfg.optim.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
+    need(cfg.optim.weight_decay >= 0, "weight_decay", "must be >= 0")
+    need(0 <= cfg.optim.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
+    need(cfg.optim.lr_scheduler_type in SCHEDULERS, "lr_scheduler_type",
+         f"unknown '{cfg.optim.lr_scheduler_type}'. Valid choices: {', '.join(SCHEDULERS)}")
+    need(cfg.optim.mixed_precision in ("",) + MIXED_PRECISION, "mixed_precision",
+         f"unknown '{cfg.optim.mixed_precision}'. Valid choices: {', '.join(MIXED_PRECISION)} (or empty)")
+    need(cfg.tracking.report_to in REPORT_TO, "report_to",
+         f"unknown '{cfg.tracking.report_to}'. Valid choices: {', '.join(REPORT_TO)}")
+    need(cfg.tracking.save_steps >= 0, "save_steps", "must be >= 0")
+    need(cfg.method.kl_reference in ("adapter", "copy"), "kl_reference",
+         f"unknown '{cfg.method.kl_reference}'. Valid choices: adapter, copy")
+    need(cfg.data.pd_pairing != "reference" or cfg.data.retain_pairing == "reference", "pd_pairing",
          "'reference' takes the SD example at the retain draw's index: set retain_pairing=reference too")
-    if cfg.prompt_format == "reference":
-        need(bool(cfg.reference_dir), "reference_dir",
+    if cfg.data.prompt_format == "reference":
+        need(bool(cfg.data.reference_dir), "reference_dir",
              "prompt_format=reference reads the reference's prompt tags from a checkout of its repository: "
              "set reference_dir")
         if validate_paths:
             try:  # the model's family is known once it loads (build_dataset): here, the file and this config's key
-                if cfg.model_family in model_config(cfg.reference_dir):
-                    training_tags(cfg.reference_dir, [cfg.model_family])
+                if cfg.model.model_family in model_config(cfg.data.reference_dir):
+                    training_tags(cfg.data.reference_dir, [cfg.model.model_family])
             except CheckoutError as exc:
                 raise ConfigError(f"key 'reference_dir': {exc}") from None
-    need(cfg.save_best_mode in ("min", "max"), "save_best_mode", f"min or max, got {cfg.save_best_mode!r}")
-    need(cfg.final_adapter in ("last", "best"), "final_adapter", f"last or best, got {cfg.final_adapter!r}")
-    need(cfg.final_adapter == "last" or bool(cfg.save_best), "final_adapter",
+    need(cfg.tracking.save_best_mode in ("min", "max"), "save_best_mode", f"min or max, got {cfg.tracking.save_best_mode!r}")
+    need(cfg.tracking.final_adapter in ("last", "best"), "final_adapter", f"last or best, got {cfg.tracking.final_adapter!r}")
+    need(cfg.tracking.final_adapter == "last" or bool(cfg.tracking.save_best), "final_adapter",
          "best needs save_best (the metric that decides which checkpoint is best)")
-    need(not cfg.save_best.startswith("eval/") or cfg.eval_steps > 0, "save_best",
-         f"{cfg.save_best} is logged only with in-training evaluation: set eval_steps")
-    need(cfg.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
-    need(cfg.eval_samples >= 1, "eval_samples", "must be >= 1")
-    need(cfg.eval_asr_tokens >= 0, "eval_asr_tokens", "must be >= 0 (0: no quick ASR)")
-    if validate_paths and cfg.eval_data_path:
-        need(Path(cfg.eval_data_path).is_file(), "eval_data_path", f"file '{cfg.eval_data_path}' not found")
-    need(cfg.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
+    need(not cfg.tracking.save_best.startswith("eval/") or cfg.eval.eval_steps > 0, "save_best",
+         f"{cfg.tracking.save_best} is logged only with in-training evaluation: set eval_steps")
+    need(cfg.eval.eval_steps >= 0, "eval_steps", "must be >= 0 (0: no in-training evaluation)")
+    need(cfg.eval.eval_samples >= 1, "eval_samples", "must be >= 1")
+    need(cfg.eval.eval_asr_tokens >= 0, "eval_asr_tokens", "must be >= 0 (0: no quick ASR)")
+    if validate_paths and cfg.eval.eval_data_path:
+        need(Path(cfg.eval.eval_data_path).is_file(), "eval_data_path", f"file '{cfg.eval.eval_data_path}' not found")
+    need(cfg.model.model_dtype in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"), "model_dtype",
          "choose auto, float32, bfloat16 or float16")
-    for name, value in cfg.method_args.items():
+    for name, value in cfg.method.method_args.items():
         need(name in method.args, f"method_args.{name}",
-             f"'{cfg.forget_loss}' has no argument '{name}'. Its arguments: "
+             f"'{cfg.method.forget_loss}' has no argument '{name}'. Its arguments: "
              f"{', '.join(sorted(method.args)) or 'none'}")
         problem = method.arg_problem(name, value)
         need(problem is None, f"method_args.{name}", problem or "")
     terms = set(method.term_names())
-    for name, weight in cfg.loss_weights.items():
+    for name, weight in cfg.method.loss_weights.items():
         need(name in terms, f"loss_weights.{name}",
-             f"'{cfg.forget_loss}' has no term '{name}'. Its terms: {', '.join(sorted(terms))}")
+             f"'{cfg.method.forget_loss}' has no term '{name}'. Its terms: {', '.join(sorted(terms))}")
         need(isinstance(weight, (int, float)), f"loss_weights.{name}", "must be a number")
     if cfg.LoRA.r == 0:
-        need(cfg.tune_language_model or cfg.tune_mm_projector or cfg.tune_vision_tower, "LoRA.r",
+        need(cfg.model.tune_language_model or cfg.model.tune_mm_projector or cfg.model.tune_vision_tower, "LoRA.r",
              "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "
              "or tune_vision_tower")
     if validate_paths:
@@ -460,9 +549,9 @@ def validate(cfg, validate_paths: bool = True) -> None:
             need(Path(p).is_file(), "data_path", f"file '{p}' not found")
         if "idk" in method.views():
             _default_idk_path(cfg)
-        if cfg.resume_from_checkpoint and cfg.resume_from_checkpoint != "latest":
-            need(Path(cfg.resume_from_checkpoint).is_dir(), "resume_from_checkpoint",
-                 f"folder '{cfg.resume_from_checkpoint}' not found")
+        if cfg.tracking.resume_from_checkpoint and cfg.tracking.resume_from_checkpoint != "latest":
+            need(Path(cfg.tracking.resume_from_checkpoint).is_dir(), "resume_from_checkpoint",
+                 f"folder '{cfg.tracking.resume_from_checkpoint}' not found")
 
 
 def check_model_family(cfg, model_type: str) -> None:
@@ -473,27 +562,27 @@ def check_model_family(cfg, model_type: str) -> None:
     unchanged for every family (forget_lora.yaml, forget_tiny.yaml): it says nothing about the model, so a
     mismatch there is only noted."""
 
-    name = cfg.model_family
+    name = cfg.model.model_family
     if not name or name == model_type or name in family_for(model_type).reference_names:
         return
     hint = f"the family is read from the checkpoint: set model_family={model_type} or leave it empty"
     if any(name in family_for(other).reference_names for other in REGISTRY):
         log.warning("model_family '%s' (the reference's LLaVA-only key) is ignored: model_path '%s' is a '%s' "
-                    "checkpoint (%s)", name, cfg.model_path, model_type, hint)
+                    "checkpoint (%s)", name, cfg.model.model_path, model_type, hint)
         return
-    raise ConfigError(f"key 'model_family': '{name}', but model_path '{cfg.model_path}' is a '{model_type}' "
+    raise ConfigError(f"key 'model_family': '{name}', but model_path '{cfg.model.model_path}' is a '{model_type}' "
                       f"checkpoint ({hint})")
 
 
 def _default_idk_path(cfg) -> None:
     """idk_path, or else the prompt.json next to the (first) data file: the benchmark ships them together."""
-    if Path(cfg.idk_path).is_file():
+    if Path(cfg.data.idk_path).is_file():
         return
     beside = Path(data_paths(cfg)[0]).parent / "prompt.json"
     if not beside.is_file():
-        raise ConfigError(f"key 'idk_path': file '{cfg.idk_path}' not found (nor {beside} beside data_path)")
-    log.warning("idk_path '%s' not found: using %s, beside data_path", cfg.idk_path, beside)
-    cfg.idk_path = str(beside)
+        raise ConfigError(f"key 'idk_path': file '{cfg.data.idk_path}' not found (nor {beside} beside data_path)")
+    log.warning("idk_path '%s' not found: using %s, beside data_path", cfg.data.idk_path, beside)
+    cfg.data.idk_path = str(beside)
 
 
 def _flatten(value, prefix: str = "") -> dict:
@@ -527,9 +616,10 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
 
 
 def identity_config(config: dict) -> dict:
-    """A resolved config (a dict) without the later keys that hold their neutral values, and with the
-    deprecated keys' values where runs named before their move held them (an npo run's method_args.beta
-    as npo_beta): a run's name does not change with where a setting is written."""
+    """A resolved config (a dict, flat or in sections) as the flat dict runs are named by, without the later
+    keys that hold their neutral values, and with the deprecated keys' values where runs named before
+    their move held them (an npo run's method_args.beta as npo_beta): a run's name does not change with
+    where a setting is written."""
     def strip(d: dict, prefix: str) -> dict:
         out = {}
         for k, v in d.items():
@@ -538,7 +628,7 @@ def identity_config(config: dict) -> dict:
                 continue
             out[k] = strip(v, name + ".") if isinstance(v, dict) else v
         return out
-    config = dict(config)
+    config = flat_config(dict(config))  # the flat form runs were named by, whichever form is given
     if "forget_loss" in config:
         base = _base_method(str(config["forget_loss"]))
         args = dict(config.get("method_args") or {})

@@ -154,9 +154,9 @@ class InOrderSampler(Sampler):
 
 def train_sampler(dataset, cfg):
     """The training loop's sampler (an object with set_epoch)."""
-    if cfg.data_order == "sequential":
+    if cfg.data.data_order == "sequential":
         return InOrderSampler(len(dataset))
-    return EpochSampler(len(dataset), cfg.seed)
+    return EpochSampler(len(dataset), cfg.optim.seed)
 
 
 class ViewCollator:

@@ -67,7 +67,7 @@ def sync_engine_config(acc, cfg, model_dtype: torch.dtype) -> None:
         raise RuntimeError(
             f"launched as {world} processes but accelerate set up {acc.num_processes}: every process would train "
             "alone on the whole data set. Use a multi-process accelerate config (config/accelerate/).")
-    gas = cfg.gradient_accumulation_steps
+    gas = cfg.optim.gradient_accumulation_steps
     if acc.gradient_accumulation_steps != gas:
         raise ConfigError(
             f"key 'gradient_accumulation_steps': {gas} in the training config but {acc.gradient_accumulation_steps} "
@@ -79,9 +79,9 @@ def sync_engine_config(acc, cfg, model_dtype: torch.dtype) -> None:
     ds = plugin.deepspeed_config
     wanted = {
         "gradient_accumulation_steps": gas,
-        "gradient_clipping": float(cfg.max_grad_norm),
-        "train_micro_batch_size_per_gpu": cfg.batch_size,
-        "train_batch_size": cfg.batch_size * gas * acc.num_processes,
+        "gradient_clipping": float(cfg.optim.max_grad_norm),
+        "train_micro_batch_size_per_gpu": cfg.optim.batch_size,
+        "train_batch_size": cfg.optim.batch_size * gas * acc.num_processes,
     }
     for key, want in wanted.items():
         have = ds.get(key, "auto")

@@ -82,7 +82,7 @@ class InTrainingEval(TrainHooks):
     def on_start(self, trainer) -> None:
         # Encoded once: the same tokens and images at every evaluation, with the training's encoder
         # (its max_length), so an example is measured as it is trained on.
-        examples = eval_examples(self.source(trainer), self.samples, trainer.cfg.seed)
+        examples = eval_examples(self.source(trainer), self.samples, trainer.cfg.optim.seed)
         encoder = trainer.dataset.encoder
         self.encoded = {view: [encoder.encode(e.image, e.question, e.answer) for e in exs]
                         for view, exs in examples.items() if exs}
@@ -101,7 +101,7 @@ class InTrainingEval(TrainHooks):
     def source(trainer):
         """What the sample is drawn from: the records of eval_data_path, as the training data's items
         (or plain targets for a fine-tune), else the training dataset itself."""
-        path = trainer.cfg.eval_data_path
+        path = trainer.cfg.eval.eval_data_path
         if not path:
             return trainer.dataset
         from types import SimpleNamespace
@@ -132,7 +132,7 @@ class InTrainingEval(TrainHooks):
             try:
                 for view, encoded in self.encoded.items():
                     mine, weights = share(encoded, acc.process_index, acc.num_processes)
-                    nlls = example_nlls(model, mine, trainer.pad_id, trainer.family, trainer.cfg.batch_size,
+                    nlls = example_nlls(model, mine, trainer.pad_id, trainer.family, trainer.cfg.optim.batch_size,
                                         acc.device)
                     w = torch.tensor(weights, device=nlls.device)
                     totals = torch.stack([(nlls * w).sum(), w.sum()]).to(acc.device)
@@ -151,7 +151,7 @@ class InTrainingEval(TrainHooks):
         from safeeraser.infer.engine import Generator, GenRequest, GenSettings
 
         acc = trainer.acc
-        generator = Generator(acc.unwrap_model(trainer.model), trainer.processor, batch_size=trainer.cfg.batch_size)
+        generator = Generator(acc.unwrap_model(trainer.model), trainer.processor, batch_size=trainer.cfg.optim.batch_size)
         settings = GenSettings(max_new_tokens=self.asr_tokens, greedy=True)
         out = {}
         for view, kind, hit, name in (("forget", ASR, UNSAFE, "eval/asr"), ("pd", RR_SD, NOT_NORMAL, "eval/sarr")):
@@ -170,4 +170,5 @@ class InTrainingEval(TrainHooks):
 
 def hooks_for(cfg) -> list:
     """The hooks a training config asks for (eval_steps > 0: the in-training NLL evaluation)."""
-    return [InTrainingEval(cfg.eval_steps, cfg.eval_samples, cfg.eval_asr_tokens)] if cfg.eval_steps > 0 else []
+    e = cfg.eval
+    return [InTrainingEval(e.eval_steps, e.eval_samples, e.eval_asr_tokens)] if e.eval_steps > 0 else []

@@ -40,23 +40,23 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
 
     records = load_records_first(cfg) if records is None else records
     tags = None
-    if cfg.prompt_format == "reference":
-        tags = training_tags(cfg.reference_dir, [cfg.model_family, *family.reference_names])
-    encoder = PromptEncoder(processor, family, max_length=cfg.max_length or None,
-                            end_token=cfg.train_end_token, reference_tags=tags)
-    check = lambda: LengthCheck(max_positions(cfg.model_path), ", ".join(str(p) for p in data_paths(cfg)))  # noqa: E731
+    if cfg.data.prompt_format == "reference":
+        tags = training_tags(cfg.data.reference_dir, [cfg.model.model_family, *family.reference_names])
+    encoder = PromptEncoder(processor, family, max_length=cfg.data.max_length or None,
+                            end_token=cfg.data.train_end_token, reference_tags=tags)
+    check = lambda: LengthCheck(max_positions(cfg.model.model_path), ", ".join(str(p) for p in data_paths(cfg)))  # noqa: E731
     if method.views() == ["target"]:
         return TargetDataset(vanilla_examples(records), encoder, check())
-    refusals = load_refusals(cfg.idk_path) if "idk" in method.views() else []
+    refusals = load_refusals(cfg.data.idk_path) if "idk" in method.views() else []
     items, pool = forget_items(records), all_retain(records)
-    pairing = Pairing(cfg.retain_pairing, cfg.pd_pairing, cfg.text_casing)
+    pairing = Pairing(cfg.data.retain_pairing, cfg.data.pd_pairing, cfg.data.text_casing)
     if pairing.pd == "reference" and "pd" in method.views() and len(pool) > len(items):
         raise DataError(
             f"{', '.join(data_paths(cfg))}: pd_pairing=reference takes the PD example at the retain draw's index, "
             f"but the data has {len(pool)} harmless pairs and only {len(items)} unsafe pairs: the reference's "
             f"data_module.py raises IndexError on about {1 - len(items) / len(pool):.0%} of the items here. "
             "Use pd_pairing=own (each pair's own SD example)")
-    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.seed, pairing, pool, check())
+    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.optim.seed, pairing, pool, check())
 
 
 def max_positions(model_path) -> int | None:
@@ -70,21 +70,21 @@ def max_positions(model_path) -> int | None:
 def warmup_steps(cfg, total_steps: int) -> int:
     """Warm-up steps: rounded up (ours: a run of any length warms up at least one step when the ratio is
     positive) or with Python's round, half to even (the reference's: a 0.06 ratio of 8 steps is none)."""
-    exact = cfg.warmup_ratio * total_steps
-    return round(exact) if cfg.warmup_rounding == "round" else math.ceil(exact)
+    exact = cfg.optim.warmup_ratio * total_steps
+    return round(exact) if cfg.optim.warmup_rounding == "round" else math.ceil(exact)
 
 
 def advance_schedule(scheduler, cfg, num_processes: int) -> None:
     """One optimizer step's advance of the learning-rate schedule: one step, or (lr_schedule_per_process)
     one per process, as accelerate's wrapper of a prepared scheduler advances the reference's."""
-    for _ in range(num_processes if cfg.lr_schedule_per_process else 1):
+    for _ in range(num_processes if cfg.optim.lr_schedule_per_process else 1):
         scheduler.step()
 
 
 def resume_point(cfg, save_dir: Path) -> tuple[Path | None, dict | None]:
     """The checkpoint to resume from and its state, checked against this run's config before any model
     loads: a resumed run must train what the checkpoint's run trained; only its budget may change."""
-    resume = cfg.resume_from_checkpoint
+    resume = cfg.tracking.resume_from_checkpoint
     if not resume:
         return None, None
     ckpt = latest_checkpoint(save_dir) if resume == "latest" else Path(resume)
@@ -137,7 +137,7 @@ def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
             processor.save_pretrained(save_dir)  # a full model folder loads like any hub model
         # What the adapter was made on: loading it onto another base model is then noticed (models/checkpoint.py).
         config = OmegaConf.to_container(cfg, resolve=True)
-        atomic_write_json(save_dir / PROVENANCE_FILE, {"base_model": model_identity(cfg.model_path),
+        atomic_write_json(save_dir / PROVENANCE_FILE, {"base_model": model_identity(cfg.model.model_path),
                                                        "config_sha256": digest(config),
                                                        "environment": environment()})
     acc.wait_for_everyone()
@@ -222,7 +222,7 @@ class TrainHooks:
 class Trainer:
     """One unlearning (or fine-tuning) run: `setup()` loads and prepares everything, `train()` runs the
     optimizer steps, `finish()` saves. `run()` does all three. `load_model(path, dtype)` replaces the
-    loading of cfg.model_path's weights (the bench's randomly initialised 7B model)."""
+    loading of cfg.model.model_path's weights (the bench's randomly initialised 7B model)."""
 
     def __init__(self, cfg, records: list | None = None, hooks=(), load_model=None):
         self.cfg, self.records, self.hooks = cfg, records, list(hooks)
@@ -249,7 +249,7 @@ class Trainer:
 
         # torch is loaded by now: pinned numerics must already be in force (the command set them first),
         # or this run would compute other numbers than its config says
-        pin(self.cfg.numerics)
+        pin(self.cfg.optim.numerics)
         from safeeraser.train.config import check_model_family
         from safeeraser.train.dataset import ViewCollator, train_sampler
         from safeeraser.train.methods import method_of
@@ -259,8 +259,9 @@ class Trainer:
         cfg = self.cfg
         check_tracker(cfg)  # a missing tracker package: one clear error before any model loads
         self.method = method = method_of(cfg)
-        self.save_dir = save_dir = Path(cfg.save_dir)
-        if (save_dir / "run_complete.json").exists() and not cfg.overwrite and not cfg.resume_from_checkpoint:
+        self.save_dir = save_dir = Path(cfg.tracking.save_dir)
+        t = cfg.tracking
+        if (save_dir / "run_complete.json").exists() and not t.overwrite and not t.resume_from_checkpoint:
             raise FileExistsError(f"{save_dir} already holds a finished run; set overwrite=true to replace it")
         try:  # before any model loads: a save_dir that cannot be written would be found after the training
             ensure_writable_dir(save_dir, "key 'save_dir'")
@@ -268,63 +269,63 @@ class Trainer:
             raise ConfigError(str(exc)) from None
         ckpt, resume_state = resume_point(cfg, save_dir)
         records = load_records_first(cfg) if self.records is None else self.records
-        check_model_path(cfg.model_path)
+        check_model_path(cfg.model.model_path)
 
         self.acc = acc = Accelerator(
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            mixed_precision=cfg.mixed_precision or None,
-            log_with=None if cfg.report_to == "none" else cfg.report_to,
+            gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
+            mixed_precision=cfg.optim.mixed_precision or None,
+            log_with=None if cfg.tracking.report_to == "none" else cfg.tracking.report_to,
             project_dir=str(save_dir),
             **accelerator_kwargs(),
         )
-        sync_engine_config(acc, cfg, resolve_dtype(cfg.model_dtype))
-        set_seed(cfg.seed)
-        self.family = family = family_of(cfg.model_path)
+        sync_engine_config(acc, cfg, resolve_dtype(cfg.model.model_dtype))
+        set_seed(cfg.optim.seed)
+        self.family = family = family_of(cfg.model.model_path)
         check_model_family(cfg, family.model_type)
-        self.processor = processor = load_processor(cfg.model_path)
+        self.processor = processor = load_processor(cfg.model.model_path)
         self.pad_id = pad_token_id(processor.tokenizer)
         self.dataset = dataset = build_dataset(cfg, method, processor, family, records)
         loader_fn = self._load_model or load_model
-        model = loader_fn(cfg.model_path, cfg.model_dtype)
+        model = loader_fn(cfg.model.model_path, cfg.model.model_dtype)
         self.ref_model = None
-        if method.reference_views() and (cfg.LoRA.r == 0 or cfg.kl_reference == "copy"):
+        if method.reference_views() and (cfg.LoRA.r == 0 or cfg.method.kl_reference == "copy"):
             # Full fine-tuning has no adapter to switch off: only then is a frozen copy needed (or when asked
             # for, as the reference's way: a second loaded model).
             if acc.state.deepspeed_plugin is not None and acc.state.deepspeed_plugin.zero_stage == 3:
                 raise ConfigError(f"key 'LoRA.r': '{method.name}' needs a frozen reference; with full fine-tuning "
                                   "(LoRA.r=0) that is a second copy of the model, which ZeRO-3 cannot shard: use LoRA")
-            if cfg.kl_reference == "copy":
-                set_seed(cfg.seed)
-                self.ref_model = loader_fn(cfg.model_path, cfg.model_dtype).eval().requires_grad_(False)
+            if cfg.method.kl_reference == "copy":
+                set_seed(cfg.optim.seed)
+                self.ref_model = loader_fn(cfg.model.model_path, cfg.model.model_dtype).eval().requires_grad_(False)
             else:
                 self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         # The adapter's initial weights must depend on the seed alone: under ZeRO-3, transformers builds
         # the model inside deepspeed.zero.Init, which draws random numbers a plain load does not.
-        set_seed(cfg.seed)
+        set_seed(cfg.optim.seed)
         model = prepare_model(model, cfg, family)
         fill_size_autos(acc, model)
-        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
+        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
         self.sampler = train_sampler(dataset, cfg)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                            collate_fn=ViewCollator(self.pad_id, family), num_workers=cfg.workers,
+        loader = DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=self.sampler,
+                            collate_fn=ViewCollator(self.pad_id, family), num_workers=cfg.data.workers,
                             # Its own generator: creating an iterator must not draw from the global RNG that
                             # dropout uses, or a resumed run would drop out different units.
-                            generator=torch.Generator().manual_seed(cfg.seed))
-        note = uneven_batches_note(len(dataset), cfg.batch_size, acc.num_processes)
+                            generator=torch.Generator().manual_seed(cfg.optim.seed))
+        note = uneven_batches_note(len(dataset), cfg.optim.batch_size, acc.num_processes)
         if note and acc.is_main_process:
             log.warning(note)
         self.model, self.optimizer, self.loader = acc.prepare(model, optimizer, loader)
         if self.ref_model is not None:
             self.ref_model.to(acc.device)
 
-        steps_per_epoch = math.ceil(len(self.loader) / cfg.gradient_accumulation_steps)
-        total_steps = cfg.num_epochs * steps_per_epoch
-        if cfg.max_train_steps > 0:
-            total_steps = min(total_steps, cfg.max_train_steps)
+        steps_per_epoch = math.ceil(len(self.loader) / cfg.optim.gradient_accumulation_steps)
+        total_steps = cfg.optim.num_epochs * steps_per_epoch
+        if cfg.optim.max_train_steps > 0:
+            total_steps = min(total_steps, cfg.optim.max_train_steps)
         self.total_steps = total_steps
         # The schedule counts optimizer steps and is stepped by us once per step: the same schedule
         # whatever the number of processes for the same global batch.
-        self.scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer,
+        self.scheduler = get_scheduler(cfg.optim.lr_scheduler_type, optimizer,
                                        num_warmup_steps=warmup_steps(cfg, total_steps),
                                        num_training_steps=total_steps)
 
@@ -355,10 +356,10 @@ class Trainer:
             remove_partial(save_dir)
             save_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(save_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        if cfg.report_to != "none":
+        if cfg.tracking.report_to != "none":
             # wandb writes ./wandb in the working folder unless told: keep its files with the run's
             acc.init_trackers("safeeraser", config=tracker_config(cfg),
-                              init_kwargs={"wandb": {"dir": str(save_dir)}} if cfg.report_to == "wandb" else {})
+                              init_kwargs={"wandb": {"dir": str(save_dir)}} if cfg.tracking.report_to == "wandb" else {})
         return self
 
     def _micro_step(self, views: dict, epoch: int):
@@ -380,7 +381,7 @@ class Trainer:
             grad_norm = None
             if acc.sync_gradients:
                 # An infinite bound measures the norm without changing the gradients (they scale by 1).
-                max_norm = self.cfg.max_grad_norm if self.cfg.max_grad_norm > 0 else math.inf
+                max_norm = self.cfg.optim.max_grad_norm if self.cfg.optim.max_grad_norm > 0 else math.inf
                 grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm)
                 _require_finite_grad_norm(acc, grad_norm, self.global_step + 1, epoch, self.last_ckpt)
             self.optimizer.step()
@@ -398,7 +399,7 @@ class Trainer:
         done = self.global_step >= self.total_steps
         skip_batches = self.skip_batches
         self.model.train()
-        for epoch in range(self.start_epoch, cfg.num_epochs):
+        for epoch in range(self.start_epoch, cfg.optim.num_epochs):
             if done:
                 break
             epoch_loader = loader_for_epoch(acc, self.loader, self.sampler, self.dataset, epoch, skip_batches)
@@ -423,16 +424,16 @@ class Trainer:
                 row.update(self._call("on_step", row))
                 if acc.is_main_process:
                     append_jsonl(self.log_path, [row])
-                if cfg.report_to != "none":
+                if cfg.tracking.report_to != "none":
                     acc.log({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=self.global_step)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
                 bar.update(1)
                 window, window_samples = {}, 0
-                if self._improves(row.get(cfg.save_best)):
-                    self.best = {"key": cfg.save_best, "value": row[cfg.save_best], "step": self.global_step}
+                if self._improves(row.get(cfg.tracking.save_best)):
+                    self.best = {"key": cfg.tracking.save_best, "value": row[cfg.tracking.save_best], "step": self.global_step}
                     _checkpoint(acc, self.model, self.optimizer, self.scheduler, cfg, self.save_dir, self.global_step,
                                 epoch, i + 1, self.last_ckpt, best=self.best, as_best=True)
-                if cfg.save_steps and self.global_step % cfg.save_steps == 0:
+                if cfg.tracking.save_steps and self.global_step % cfg.tracking.save_steps == 0:
                     self.last_ckpt = _checkpoint(acc, self.model, self.optimizer, self.scheduler, cfg, self.save_dir,
                                                  self.global_step, epoch, i + 1, self.last_ckpt, best=self.best)
                 self._call("on_phase", "logging")
@@ -447,29 +448,29 @@ class Trainer:
     def _improves(self, value) -> bool:
         """Whether a logged value of save_best beats the best so far. Logged values are reduced over the
         processes, so every process decides alike."""
-        if not self.cfg.save_best or value is None or not math.isfinite(value):
+        if not self.cfg.tracking.save_best or value is None or not math.isfinite(value):
             return False
         if self.best is None:
             return True
-        return value < self.best["value"] if self.cfg.save_best_mode == "min" else value > self.best["value"]
+        return value < self.best["value"] if self.cfg.tracking.save_best_mode == "min" else value > self.best["value"]
 
     def finish(self) -> Path:
         from safeeraser.train.plots import plot_loss_curves
 
         acc = self.acc
         acc.wait_for_everyone()
-        if self.cfg.final_adapter == "best" and self.best is not None:
+        if self.cfg.tracking.final_adapter == "best" and self.best is not None:
             load_training_state(acc, self.model, self.optimizer, self.save_dir / BEST_DIR)
         require_finite_weights(acc, self.model, f"after step {self.global_step}", self.last_ckpt)
         _save_final(acc, self.model, self.processor, self.cfg, self.save_dir)
         self._call("on_end")
         if acc.is_main_process:
             rows = read_jsonl_tolerant(self.log_path)
-            plot_loss_curves(rows, self.save_dir / "loss_curves.png", title=f"{self.method.name}  lr={self.cfg.lr}")
+            plot_loss_curves(rows, self.save_dir / "loss_curves.png", title=f"{self.method.name}  lr={self.cfg.optim.lr}")
             atomic_write_json(self.save_dir / "run_complete.json",
                               {"global_step": self.global_step, "method": self.method.name, "best": self.best,
-                               "final_adapter": self.cfg.final_adapter if self.best is not None else "last"})
-        if self.cfg.report_to != "none":
+                               "final_adapter": self.cfg.tracking.final_adapter if self.best is not None else "last"})
+        if self.cfg.tracking.report_to != "none":
             acc.end_training()
         return self.save_dir
 
@@ -478,7 +479,7 @@ class Trainer:
 
 
 def run_training(cfg, records: list | None = None, hooks=()) -> Path:
-    """Train as `cfg` says and save to cfg.save_dir. Returns the save folder. `records`: the data files'
+    """Train as `cfg` says and save to cfg.tracking.save_dir. Returns the save folder. `records`: the data files'
     records when the caller has read them already (load_records_first); `hooks`: TrainHooks."""
     from safeeraser.train.in_training_eval import hooks_for
 

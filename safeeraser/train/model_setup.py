@@ -5,7 +5,8 @@ import re
 
 
 def _set_trainable(model, cfg, family) -> None:
-    tune = {"vision": cfg.tune_vision_tower, "projector": cfg.tune_mm_projector, "language": cfg.tune_language_model}
+    m = cfg.model
+    tune = {"vision": m.tune_vision_tower, "projector": m.tune_mm_projector, "language": m.tune_language_model}
     for name, p in model.named_parameters():
         p.requires_grad_(tune[family.part_of(name)])
 
@@ -48,7 +49,7 @@ def check_lora_targets(model, cfg, family) -> None:
 def prepare_model(model, cfg, family):
     """Return the model to train. With LoRA the projector (and vision tower) are full copies in
     `modules_to_save`, so the saved adapter holds everything that changed."""
-    if cfg.gradient_checkpointing:
+    if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.LoRA.r == 0:
@@ -58,7 +59,7 @@ def prepare_model(model, cfg, family):
 
     check_lora_targets(model, cfg, family)
     targets = lora_target_modules(cfg, family)
-    modules_to_save = family.modules_to_save(cfg.tune_vision_tower, cfg.tune_mm_projector)
+    modules_to_save = family.modules_to_save(cfg.model.tune_vision_tower, cfg.model.tune_mm_projector)
     lora = LoraConfig(r=cfg.LoRA.r, lora_alpha=cfg.LoRA.alpha, lora_dropout=cfg.LoRA.dropout,
                       target_modules=targets, modules_to_save=modules_to_save or None, bias="none")
     model = get_peft_model(model, lora)

@@ -190,7 +190,7 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
                  epoch: int = 0):
     """Return (total loss, {term name: detached value}) for one micro-batch of epoch `epoch` (counted
     from 0; terms of another phase than the epoch's are left out, with their views)."""
-    args = method.resolve_args(dict(cfg.get("method_args") or {}))
+    args = method.resolve_args(dict(cfg.method.get("method_args") or {}))
     method = method.in_epoch(epoch, args)
     names = method.views()
     hidden_views = set(method.hidden_views())
@@ -200,7 +200,7 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     # width (the reference's collator pads every view to it), padding treated as its stack treats it.
     where_kl = kl_positions(cfg)
     whole = where_kl == "reference"
-    windowed = cfg.answer_logits_only and where_kl == "answer"
+    windowed = cfg.optim.answer_logits_only and where_kl == "answer"
     if whole:
         if not family.token_positions:
             from safeeraser.train.config import ConfigError
@@ -210,7 +210,7 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
                               "multi-axis positions: use kl_positions=all")
         common = max(views[n]["input_ids"].shape[1] for n in names)
         views = {n: widen(views[n], common, pad_id) for n in names}
-    if cfg.fused_forward and len(names) > 1:
+    if cfg.optim.fused_forward and len(names) > 1:
         fused, slices = fuse(views, names, pad_id, family)
         passes = [(fused, slices)]
     else:

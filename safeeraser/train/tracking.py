@@ -6,6 +6,8 @@ import importlib.util
 
 from omegaconf import OmegaConf
 
+from safeeraser.train.config import flat_config
+
 # report_to -> (modules any one of which lets accelerate's tracker run, what to install)
 TRACKER_PACKAGES = {
     "tensorboard": (("tensorboard", "tensorboardX"), "tensorboard"),
@@ -18,7 +20,7 @@ def check_tracker(cfg) -> None:
     accelerate would only log a warning and then track nothing for the whole run."""
     from safeeraser.train.config import ConfigError
 
-    name = cfg.report_to
+    name = cfg.tracking.report_to
     if name not in TRACKER_PACKAGES:
         return  # "none" (config.py rejects unknown names)
     modules, package = TRACKER_PACKAGES[name]
@@ -45,5 +47,6 @@ def flat(config: dict, prefix: str = "") -> dict:
 
 
 def tracker_config(cfg) -> dict:
-    """The resolved training config, flat, for every tracker."""
-    return flat(OmegaConf.to_container(cfg, resolve=True))
+    """The resolved training config, flat, for every tracker: each key under the name it is written with
+    (lr, not optim.lr), as runs logged before the config had sections."""
+    return flat(flat_config(OmegaConf.to_container(cfg, resolve=True)))

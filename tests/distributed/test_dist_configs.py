@@ -101,12 +101,12 @@ def resolve(config_file: str, monkeypatch, cli=("--mixed_precision", "bf16"), pr
     plugin = DeepSpeedPlugin()
     plugin.set_mixed_precision(env["ACCELERATE_MIXED_PRECISION"])
     cfg = load_config("forget_lora.yaml", list(overrides), validate_paths=False)
-    acc = SimpleNamespace(num_processes=processes, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+    acc = SimpleNamespace(num_processes=processes, gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
                           state=SimpleNamespace(deepspeed_plugin=plugin))
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     distributed.sync_engine_config(acc, cfg, torch.bfloat16)
     distributed.fill_size_autos(acc, SimpleNamespace(config=LlavaConfig()))  # hidden_size only in text_config
-    micro = cfg.batch_size
+    micro = cfg.optim.batch_size
     plugin.deepspeed_config_process(must_match=False, **{  # what accelerate's prepare passes
         "gradient_clipping": 1.0, "zero_optimization.stage3_gather_16bit_weights_on_model_save": False,
         "train_micro_batch_size_per_gpu": micro,

@@ -70,7 +70,7 @@ def test_lora_adapts_the_language_model_only(family_name, family_cfg):
 
     cfg = family_cfg(family_name)
     family = family_for(family_name)
-    model = prepare_model(load_model(cfg.model_path, "float32"), cfg, family)
+    model = prepare_model(load_model(cfg.model.model_path, "float32"), cfg, family)
     lora = [n for n, _ in model.named_parameters() if "lora_" in n]
     assert lora and all(family.part_of(n) == "language" for n in lora)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -85,7 +85,7 @@ def test_full_fine_tuning_follows_the_tune_flags(family_name, family_cfg):
     cfg = family_cfg(family_name, "LoRA.r=0", "tune_vision_tower=false", "tune_mm_projector=true",
                      "tune_language_model=false")
     family = family_for(family_name)
-    model = prepare_model(load_model(cfg.model_path, "float32"), cfg, family)
+    model = prepare_model(load_model(cfg.model.model_path, "float32"), cfg, family)
     parts = {}
     for n, p in model.named_parameters():
         parts.setdefault(family.part_of(n), set()).add(p.requires_grad)
@@ -102,14 +102,14 @@ def test_fused_forward_and_reference_equal_separate_passes(family_name, family_c
 
     cfg = family_cfg(family_name, f"forget_loss={method}")
     family = family_for(family_name)
-    proc = load_processor(cfg.model_path)
+    proc = load_processor(cfg.model.model_path)
     m = parse_method(method)
     ds = UnlearnDataset(forget_items(load_benchmark(mini_dir / "all_train.json")), m.views(),
                         PromptEncoder(proc, family), ["I can't help."], seed=0)
     pad = proc.tokenizer.pad_token_id
     views = ViewCollator(pad, family)([ds[i] for i in range(3)])
     torch.manual_seed(0)
-    model = prepare_model(load_model(cfg.model_path, "float32"), cfg, family)
+    model = prepare_model(load_model(cfg.model.model_path, "float32"), cfg, family)
     with torch.no_grad():  # a non-trivial adapter, so that current and reference differ
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -117,7 +117,7 @@ def test_fused_forward_and_reference_equal_separate_passes(family_name, family_c
     model.eval()
     results = []
     for fused in (True, False):
-        cfg.fused_forward = fused
+        cfg.optim.fused_forward = fused
         with torch.no_grad():
             results.append(compute_loss(model, views, m, cfg, pad, family)[1])
     for name in results[0]:
@@ -140,13 +140,13 @@ def test_gradient_checkpointing_gives_lora_the_same_gradients(family_name, famil
     for checkpointing in (False, True):
         cfg = family_cfg(family_name, "forget_loss=gd", f"gradient_checkpointing={str(checkpointing).lower()}",
                          "tune_mm_projector=false", "LoRA.dropout=0")
-        proc = load_processor(cfg.model_path)
+        proc = load_processor(cfg.model.model_path)
         m = parse_method("gd")
         ds = UnlearnDataset(forget_items(load_benchmark(mini_dir / "all_train.json")), m.views(),
                             PromptEncoder(proc, family), [], seed=0)
         views = ViewCollator(proc.tokenizer.pad_token_id, family)([ds[i] for i in range(2)])
         torch.manual_seed(0)
-        model = prepare_model(load_model(cfg.model_path, "float32"), cfg, family)
+        model = prepare_model(load_model(cfg.model.model_path, "float32"), cfg, family)
         with torch.no_grad():  # B = 0 at init would leave A without gradient
             for n, p in model.named_parameters():
                 if "lora_B" in n:
@@ -222,7 +222,7 @@ def test_unlearning_runs_and_saves_a_strict_adapter(family_name, family_cfg, tmp
                                   f"save_dir={tmp_path / method}"))
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(torch.isfinite(torch.tensor(r["loss/total"])) for r in rows)
-    model = load_adapter(load_model(str(family_cfg(family_name).model_path), "float32"), out)
+    model = load_adapter(load_model(str(family_cfg(family_name).model.model_path), "float32"), out)
     assert any("lora_" in n for n, _ in model.named_parameters())
 
 
@@ -253,7 +253,7 @@ def test_forget_infer_eval_end_to_end(family_name, family_cfg, mini_dir, tmp_pat
     cfg = family_cfg(family_name, "forget_loss=gapd", "max_train_steps=1", f"save_dir={tmp_path / 'gapd'}")
     out = run_training(cfg)
     answers = tmp_path / "answers.json"
-    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", cfg.model_path,
+    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", cfg.model.model_path,
                        "--checkpoint_path", str(out), "--output_file", str(answers),
                        "--max_new_tokens", "6", "--batch_size", "4"]) == 0
     rows = json.loads(answers.read_text())

@@ -126,10 +126,10 @@ def test_the_pipeline_hands_typed_settings_not_strings(tmp_path):
     runner.validate_paths = False
     run = runner.plan_run("ga", seed=7)
     loaded = run.train.load(validate_paths=False, save_dir=str(tmp_path / "out"))
-    assert loaded.data_path == f"{odd}/all_train.json" and loaded.seed == 7 and loaded.forget_loss == "ga"
+    assert loaded.data.data_path == f"{odd}/all_train.json" and loaded.optim.seed == 7 and loaded.method.forget_loss == "ga"
     assert run.train.overrides == ()  # mini.yaml has no forget_overrides: nothing else is parsed
     tune = runner.finetune_request().load(validate_paths=False)
-    assert list(tune.data_path) == [f"{odd}/all_train.json", f"{odd}/all_val.json"]
+    assert list(tune.data.data_path) == [f"{odd}/all_train.json", f"{odd}/all_val.json"]
 
 
 def test_a_config_extends_another_and_states_only_what_it_changes(tmp_path):

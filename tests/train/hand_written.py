@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import torch
 
 from safeeraser.data.encode import IGNORE_INDEX
+from safeeraser.train.config import config_from
 from safeeraser.train.step import ViewOutput
 
 
 def cfg(**kw):
-    base = dict(token_mean="per_example", kl_all_positions=False, kl_positions="answer")
-    return SimpleNamespace(**{**base, **kw})
+    """A training config with the schema's defaults and `kw` (flat keys)."""
+    return config_from(**kw)
 
 
 def view(seed, rows=2, width=7, vocab=11, answer_from=(3, 5)):

@@ -4,14 +4,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from safeeraser.train.config import ConfigError, load_config
+from safeeraser.train.config import FLAT, ConfigError, load_config
 
 
 def test_reference_keys_and_interpolation(mini_dir):
     cfg = load_config("forget_lora.yaml", [f"data_path={mini_dir / 'all_train.json'}",
                                            f"idk_path={mini_dir / 'prompt.json'}", "forget_loss=gdpd", "lr=2e-4"])
-    assert cfg.save_dir == "ckpt_results/llava-7b/gdpd_0.0002_all_train_10"
-    assert cfg.LoRA.r == 32 and cfg.LoRA.alpha == 256 and cfg.gradient_accumulation_steps * cfg.batch_size == 16
+    assert cfg.tracking.save_dir == "ckpt_results/llava-7b/gdpd_0.0002_all_train_10"
+    assert cfg.LoRA.r == 32 and cfg.LoRA.alpha == 256 and cfg.optim.gradient_accumulation_steps * cfg.optim.batch_size == 16
 
 
 @pytest.mark.parametrize("override, message", [
@@ -45,10 +45,10 @@ def test_model_preset_sits_between_the_file_and_the_overrides():
 
     assert {"llava-1.5-7b", "qwen2.5-vl-7b", "gemma-3-4b", "internvl3-8b"} <= set(presets())
     cfg = load_config("forget_lora.yaml", ["preset=qwen2.5-vl-7b"], validate_paths=False)
-    assert cfg.model_path == "Qwen/Qwen2.5-VL-7B-Instruct" and cfg.max_length == 2048  # over the file's llava
-    assert cfg.lr == 1e-4  # what the preset does not set stays the file's
+    assert cfg.model.model_path == "Qwen/Qwen2.5-VL-7B-Instruct" and cfg.data.max_length == 2048  # over the file's llava
+    assert cfg.optim.lr == 1e-4  # what the preset does not set stays the file's
     cfg = load_config("forget_lora.yaml", ["preset=qwen2.5-vl-7b", "max_length=512"], validate_paths=False)
-    assert cfg.max_length == 512  # an explicit override wins
+    assert cfg.data.max_length == 512  # an explicit override wins
     with pytest.raises(ConfigError, match="unknown preset 'nope'. Valid choices: .*gemma-3-4b"):
         load_config("forget_lora.yaml", ["preset=nope"], validate_paths=False)
 
@@ -81,7 +81,7 @@ def _check_reference_keys(cfg, values: dict) -> None:
         if key in ("save_model", "eval_while_train", "eval_only"):
             continue  # no setting here: accepted at the one value a run here has (tested below)
         ours, expected = READ_AS.get(key, (key, value))
-        got = OmegaConf.to_container(cfg[ours]) if key == "LoRA" else cfg[ours]
+        got = OmegaConf.to_container(cfg.LoRA) if key == "LoRA" else cfg[FLAT[ours]][ours]
         if key == "LoRA":
             got = {k: got[k] for k in value}
         assert got == expected, key
@@ -94,7 +94,7 @@ def test_the_references_forget_lora_yaml_loads_key_by_key(tmp_path):
     path.write_text(yaml.safe_dump(REFERENCE_FORGET_LORA))
     _check_reference_keys(load_config(path, validate_paths=False), REFERENCE_FORGET_LORA)
     # its keys on the command line too, and the ones with no setting here refuse any other value
-    assert load_config(path, ["overwrite_dir=true"], validate_paths=False).overwrite is True
+    assert load_config(path, ["overwrite_dir=true"], validate_paths=False).tracking.overwrite is True
     for key, value, says in [("save_model", "false", "the trained adapter is always saved"),
                              ("eval_while_train", "true", "eval_steps"), ("eval_only", "true", "ckpt_infer.py")]:
         with pytest.raises(ConfigError, match=rf"overrides: key '{key}': only .* supported \(.*{says}"):
@@ -107,3 +107,28 @@ def test_a_checkouts_own_forget_lora_yaml_loads_key_by_key():
     values = OmegaConf.to_container(OmegaConf.load(path))  # read as the loader reads YAML (1e-4 a float)
     assert set(values) == set(REFERENCE_FORGET_LORA)
     _check_reference_keys(load_config(path, validate_paths=False), values)
+
+
+def test_keys_are_read_flat_or_in_their_section_and_runs_keep_their_identity():
+    from safeeraser.train.config import SECTIONS, flat_config, identity_config, resume_differences
+
+    flat = load_config("forget_tiny.yaml", ["lr=3e-3", "forget_loss=npo", "seed=5"], validate_paths=False)
+    nested = load_config("forget_tiny.yaml", ["optim.lr=3e-3", "method.forget_loss=npo", "optim.seed=5"],
+                         validate_paths=False)
+    assert OmegaConf.to_container(flat) == OmegaConf.to_container(nested)
+    assert flat.optim.lr == 3e-3 and flat.method.forget_loss == "npo" and flat.optim.seed == 5
+    # interpolations of flat keys follow them into their sections
+    assert flat.tracking.save_dir.endswith("npo_0.003_all_train_4")
+    # every key lives in one section, named as the reference names it
+    names = [k for section in SECTIONS.values() for k in section.__dataclass_fields__]
+    assert len(names) == len(set(names)) and {"lr", "forget_loss", "save_dir", "tune_mm_projector"} <= set(names)
+    # a run saved with the flat config (before the sections) is the same run: same identity, no difference
+    as_saved = flat_config(OmegaConf.to_container(flat, resolve=True))
+    assert "optim" not in as_saved and as_saved["lr"] == 3e-3 and as_saved["LoRA"]["r"] == flat.LoRA.r
+    assert identity_config(as_saved) == identity_config(OmegaConf.to_container(flat, resolve=True))
+    assert resume_differences(as_saved, flat) == []
+    assert resume_differences({**as_saved, "lr": 1e-3}, flat) == ["lr: 0.001 -> 0.003"]
+    with pytest.raises(ConfigError, match="unknown key 'lrr'"):
+        load_config("forget_tiny.yaml", ["optim.lrr=1"], validate_paths=False)
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'. Valid keys: model_family, "):
+        load_config("forget_tiny.yaml", ["learning_rate=1"], validate_paths=False)

@@ -18,11 +18,11 @@ def _identity(*overrides):
 def test_the_old_keys_become_method_arguments(caplog):
     with caplog.at_level(logging.WARNING, logger="safeeraser.train.config"):
         cfg = load_config("forget_lora.yaml", ["forget_loss=npopd", "npo_beta=1.0"], validate_paths=False)
-    assert cfg.method_args == {"beta": 1.0} and cfg.npo_beta is None
+    assert cfg.method.method_args == {"beta": 1.0} and cfg.method.npo_beta is None
     assert "key 'npo_beta' is deprecated: it is method_args.beta of npo" in caplog.text
     cfg = load_config("forget_lora.yaml", ["forget_loss=simnpo", "simnpo_beta=3", "simnpo_gamma=0.5"],
                       validate_paths=False)
-    assert cfg.method_args == {"beta": 3, "gamma": 0.5}
+    assert cfg.method.method_args == {"beta": 3, "gamma": 0.5}
     with pytest.raises(ConfigError, match="key 'npo_beta': 1.0, but method_args.beta is 2.0"):
         load_config("forget_lora.yaml", ["forget_loss=npo", "npo_beta=1.0", "method_args.beta=2.0"],
                     validate_paths=False)

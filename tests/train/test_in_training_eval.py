@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from safeeraser.train.config import config_from
+
 STEPS = 3
 
 
@@ -58,7 +60,7 @@ def test_eval_equals_mean_nll_on_the_same_examples(evaluated):
 
     trainer = evaluated.trainer
     model = trainer.acc.unwrap_model(trainer.model)
-    examples = eval_examples(trainer.dataset, 3, trainer.cfg.seed)
+    examples = eval_examples(trainer.dataset, 3, trainer.cfg.optim.seed)
     assert {v: len(e) for v, e in examples.items()} == {"forget": 3, "retain": 3, "pd": 3}
     for view, exs in examples.items():
         assert evaluated.last[f"eval/{view}_nll"] == pytest.approx(mean_nll(model, trainer.processor, exs), rel=1e-6)
@@ -84,7 +86,7 @@ def test_quick_asr_equals_the_engine_and_keyword_judge_on_the_final_model(evalua
 
     trainer = evaluated.trainer
     assert {"eval/asr", "eval/sarr"} <= set(evaluated.rows[1]) and "eval/asr" not in evaluated.rows[0]
-    examples = eval_examples(trainer.dataset, 3, trainer.cfg.seed)
+    examples = eval_examples(trainer.dataset, 3, trainer.cfg.optim.seed)
     model = trainer.acc.unwrap_model(trainer.model)
     model.eval()
     try:
@@ -107,7 +109,7 @@ def test_quick_asr_is_refused_under_zero3():
 
     hook = InTrainingEval(1, 2, asr_tokens=4)
     hook.source = lambda trainer: NS(items=[])  # no examples needed to reach the check
-    trainer = NS(cfg=NS(seed=0), dataset=NS(encoder=None, items=[]),
+    trainer = NS(cfg=config_from(seed=0), dataset=NS(encoder=None, items=[]),
                  acc=NS(state=NS(deepspeed_plugin=NS(zero_stage=3))))
     with pytest.raises(ConfigError, match="eval_asr_tokens"):
         hook.on_start(trainer)
@@ -235,7 +237,7 @@ def test_the_sample_is_held_out_when_eval_data_path_is_set(mini_dir):
     val = mini_dir / "all_val.json"
     train_questions = {p["question"] for r in load_benchmark(mini_dir / "all_train.json") for p in r.unsafe_pairs}
     val_questions = {p["question"] for r in load_benchmark(val) for p in r.unsafe_pairs}
-    trainer = SimpleNamespace(cfg=SimpleNamespace(eval_data_path=str(val)), dataset=SimpleNamespace(items=[]))
+    trainer = SimpleNamespace(cfg=config_from(eval_data_path=str(val)), dataset=SimpleNamespace(items=[]))
     sample = eval_examples(InTrainingEval.source(trainer), 4, 0)
     assert len(sample["forget"]) == 4 and {e.question for e in sample["forget"]} <= val_questions - train_questions
     assert len(sample["pd"]) == 4 and sample["retain"]

@@ -41,7 +41,7 @@ def test_every_method_trains_and_saves_a_loadable_adapter(forget_cfg, name):
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(torch.isfinite(torch.tensor(r["loss/total"])) for r in rows)
-    model = PeftModel.from_pretrained(load_model(str(cfg.model_path), "float32"), str(out))
+    model = PeftModel.from_pretrained(load_model(str(cfg.model.model_path), "float32"), str(out))
     lora = [n for n, _ in model.named_parameters() if "lora_" in n]
     assert lora and all("language_model" in n for n in lora)  # never the CLIP tower
     assert (out / "config.yaml").read_text().count(f"forget_loss: {name}") == 1

@@ -13,7 +13,7 @@ from safeeraser.data.encode import IGNORE_INDEX, PromptEncoder
 from safeeraser.data.records import load_benchmark
 from safeeraser.data.views import Example, all_retain, forget_items
 from safeeraser.reference.checkout import TrainingTags
-from safeeraser.train.config import ConfigError
+from safeeraser.train.config import ConfigError, config_from
 from safeeraser.train.dataset import InOrderSampler, Pairing, UnlearnDataset, train_sampler
 from safeeraser.train.loop import warmup_steps
 from safeeraser.train.methods import method_of
@@ -53,10 +53,10 @@ def test_reference_kl_is_kl_div_batchmean_over_every_position():
 
 
 def test_po_pooling_makes_one_term_of_refusal_and_retain():
-    cfg = SimpleNamespace(forget_loss="idkpd", po_pooling="pooled", loss_weights={})
+    cfg = config_from(forget_loss="idkpd", po_pooling="pooled", loss_weights={})
     terms = [(t.name, t.view, t.kind, t.weight, t.pair) for t in method_of(cfg).terms]
     assert terms == [("idk_retain", "idk", "pooled_nll", 1.0, "retain"), ("pd", "pd", "nll", 1.0, None)]
-    cfg.forget_loss = "gdpd"  # nothing to pool
+    cfg.method.forget_loss = "gdpd"  # nothing to pool
     assert [t.name for t in method_of(cfg).terms] == ["forget", "retain", "pd"]
 
 
@@ -64,8 +64,8 @@ def test_po_pooling_makes_one_term_of_refusal_and_retain():
                                                          (0.1, 25, 3, 2), (0.06, 160, 10, 10)])
 def test_warmup_rounding(ratio, steps, ceil, rounded):
     # Python's round is half to even: 0.06 * 75 = 4.5 -> 4, 0.1 * 25 = 2.5 -> 2
-    assert warmup_steps(SimpleNamespace(warmup_ratio=ratio, warmup_rounding="ceil"), steps) == ceil
-    assert warmup_steps(SimpleNamespace(warmup_ratio=ratio, warmup_rounding="round"), steps) == rounded
+    assert warmup_steps(config_from(warmup_ratio=ratio, warmup_rounding="ceil"), steps) == ceil
+    assert warmup_steps(config_from(warmup_ratio=ratio, warmup_rounding="round"), steps) == rounded
 
 
 @pytest.mark.parametrize("per_process, processes", [(False, 2), (True, 1), (True, 2)])
@@ -78,7 +78,7 @@ def test_schedule_advance_per_process(per_process, processes):
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=10)
-    cfg = SimpleNamespace(lr_schedule_per_process=per_process)
+    cfg = config_from(lr_schedule_per_process=per_process)
     rate = processes if per_process else 1
     for update in range(1, 8):
         opt.step()
@@ -141,7 +141,7 @@ def test_capitalize_as_the_reference(mini_dir):
 
 
 def test_sequential_order():
-    sampler = train_sampler(list(range(5)), SimpleNamespace(data_order="sequential", seed=1))
+    sampler = train_sampler(list(range(5)), config_from(data_order="sequential", seed=1))
     assert isinstance(sampler, InOrderSampler)
     sampler.set_epoch(3)
     assert list(sampler) == [0, 1, 2, 3, 4]
@@ -222,10 +222,10 @@ def test_pd_pairing_reference_refuses_data_the_reference_would_crash_on(tmp_path
     case.write(tmp_path)
     monkeypatch.chdir(tmp_path)  # the case's image paths are relative to it, as the reference reads them
     records = load(tmp_path / "dataset" / "uneven.json")
-    cfg = SimpleNamespace(prompt_format="chat_template", max_length=0, train_end_token=True, idk_path="",
-                          retain_pairing="reference", pd_pairing="reference", text_casing="keep", seed=1,
-                          data_path=str(tmp_path / "dataset" / "uneven.json"))
+    cfg = config_from(prompt_format="chat_template", max_length=0, train_end_token=True, idk_path="",
+                      retain_pairing="reference", pd_pairing="reference", text_casing="keep", seed=1,
+                      data_path=str(tmp_path / "dataset" / "uneven.json"))
     with pytest.raises(DataError, match=r"uneven.json: .*8 harmless pairs and only 6 unsafe pairs.*IndexError"):
-        build_dataset(cfg, method_of(SimpleNamespace(forget_loss="gdpd", po_pooling="sum", loss_weights={})),
+        build_dataset(cfg, method_of(config_from(forget_loss="gdpd", po_pooling="sum", loss_weights={})),
                       processor, _family(processor), records)
 

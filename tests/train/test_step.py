@@ -41,7 +41,7 @@ def test_fused_forward_equals_separate_passes(vanilla_dir, mini_dir, forget_cfg,
     views = _batch(proc, mini_dir, method)
     results = []
     for fused in (True, False):
-        cfg.fused_forward = fused
+        cfg.optim.fused_forward = fused
         model = _lora_model(vanilla_dir, cfg)
         loss, parts = compute_loss(model, views, method, cfg, proc.tokenizer.pad_token_id, LLAVA)
         loss.backward()

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import safeeraser.train.loop as loop
-from safeeraser.train.config import ConfigError, load_config
+from safeeraser.train.config import ConfigError, config_from, load_config
 
 COMMON = ("forget_loss=gdpd", "max_train_steps=6", "save_steps=2", "lr=5e-3", "LoRA.dropout=0.1",
           "gradient_accumulation_steps=2")
@@ -304,7 +304,7 @@ def test_read_only_save_dir_fails_before_the_model_loads(forget_cfg, tmp_path, n
 def test_idk_path_defaults_to_prompt_json_beside_data(mini_dir, tmp_path, caplog):
     cfg = load_config("forget_lora.yaml", [f"data_path={mini_dir / 'all_train.json'}", "forget_loss=po",
                                            f"idk_path={tmp_path / 'missing.json'}"])
-    assert cfg.idk_path == str(mini_dir / "prompt.json")
+    assert cfg.data.idk_path == str(mini_dir / "prompt.json")
     assert "beside data_path" in caplog.text
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -327,12 +327,12 @@ def test_model_family_names_accepted(caplog):
     from safeeraser.train.config import check_model_family
 
     for name in ("", "llava", "llava-v1.5-vicuna"):
-        check_model_family(SimpleNamespace(model_family=name, model_path="m"), "llava")
+        check_model_family(config_from(model_family=name, model_path="m"), "llava")
     assert not caplog.records
     with pytest.raises(ConfigError, match="model_family"):
-        check_model_family(SimpleNamespace(model_family="llava_next", model_path="m"), "llava")
+        check_model_family(config_from(model_family="llava_next", model_path="m"), "llava")
     # the reference's boilerplate value, in configs reused for every family: noted, not refused
-    check_model_family(SimpleNamespace(model_family="llava-v1.5-vicuna", model_path="m"), "qwen2_vl")
+    check_model_family(config_from(model_family="llava-v1.5-vicuna", model_path="m"), "qwen2_vl")
     assert "is ignored: model_path 'm' is a 'qwen2_vl' checkpoint" in caplog.text
 
 
@@ -381,10 +381,10 @@ def test_config_name_without_extension(tmp_path, no_training):
     import safeeraser.cli as cli
 
     assert cli.main(["forget", "--config-name", "forget_tiny"]) == 0
-    assert no_training[-1].model_path == "models/tiny-llava-vanilla"
+    assert no_training[-1].model.model_path == "models/tiny-llava-vanilla"
     (tmp_path / "mine.yaml").write_text("lr: 0.123\n")
     assert cli.main(["forget", "--config-path", str(tmp_path), "--config-name", "mine"]) == 0
-    assert no_training[-1].lr == 0.123
+    assert no_training[-1].optim.lr == 0.123
     with pytest.raises(ConfigError, match="config file 'nope' not found"):
         load_config("nope", validate_paths=False)
 

@@ -36,7 +36,7 @@ def parse_method(name: str) -> Method:
 def method_of(cfg, weights: bool = True) -> Method:
     """The method a training config runs: its forget_loss, its PO pooling (po_pooling) and, with
     `weights`, its loss_weights."""
-    method = parse_method(cfg.forget_loss)
-    if cfg.po_pooling == "pooled":
+    method = parse_method(cfg.method.forget_loss)
+    if cfg.method.po_pooling == "pooled":
         method = method.with_pooling()
-    return method.with_weights(dict(cfg.loss_weights)) if weights else method
+    return method.with_weights(dict(cfg.method.loss_weights)) if weights else method

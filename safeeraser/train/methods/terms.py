@@ -37,7 +37,7 @@ def nll(outs, term, cfg, args) -> torch.Tensor:
     """Mean answer-token NLL: of each example, then over the rows (token_mean=per_example), or one mean
     over all the rows' answer tokens (batch: a Hugging Face model's own loss, the reference's)."""
     view = outs[term.view]
-    if cfg.token_mean == "batch":
+    if cfg.method.token_mean == "batch":
         total, count = _token_nll_sum(view)
         return total / count.clamp(min=1)
     return per_example_nll(view.logits, view.labels).mean()
@@ -52,7 +52,7 @@ def pooled_nll(outs, term, cfg, args) -> torch.Tensor:
 
 def kl_positions(cfg) -> str:
     """answer | all | reference (kl_all_positions=true, the older key, is `all`)."""
-    return "all" if cfg.kl_all_positions and cfg.kl_positions == "answer" else cfg.kl_positions
+    return "all" if cfg.method.kl_all_positions and cfg.method.kl_positions == "answer" else cfg.method.kl_positions
 
 
 def kl(outs, term, cfg, args) -> torch.Tensor:
@@ -166,7 +166,7 @@ def rmu_forget(outs, term, cfg, args) -> torch.Tensor:
     pushed towards `steering` times a fixed random unit vector."""
     view = outs[term.view]
     h = view.hidden.float()
-    target = args["steering"] * steering_direction(cfg.seed, h.shape[-1], h.device)
+    target = args["steering"] * steering_direction(cfg.optim.seed, h.shape[-1], h.device)
     return _real_tokens_mean(((h - target) ** 2).mean(-1), rmu_positions(view, args))
 
 
