@@ -19,8 +19,11 @@ REFERENCE = REPO / "results" / "reference"
 
 
 def render(report: dict) -> str:
-    from safeeraser.pipeline.report import agreement_text, markdown_table, pd_table
+    from safeeraser.pipeline.report import agreement_text, attack_summary, markdown_table, pd_table
 
+    if report.get("attacks"):  # a report with attacks: the ASR before and after each, and the sweeps' curves
+        # headings below the README section's own (### The mini under attack)
+        return attack_summary(report["rows"], report["attacks"], report.get("attack_curves") or {}, level=4).strip()
     parts = [markdown_table(report["rows"])]
     if report.get("pd_effects"):
         parts.append("PD's effect (+PD minus base, points; paired bootstrap over images; * = the interval "

@@ -176,20 +176,28 @@ def side_by_side(columns: list[tuple[str, list[dict]]], key: str) -> str:
     return "\n".join(lines)
 
 
-def attack_text(rows: list[dict], attacks: dict, curves: dict) -> str:
-    """Markdown: each rate before and after every attack, each sweep as a curve, then each attack's table
-    and PD's effect under it."""
+def attack_summary(rows: list[dict], attacks: dict, curves: dict, level: int = 2) -> str:
+    """Markdown: each method's Efficacy and Generality ASR before and after every attack, side by side, and
+    each sweep as a curve (ASR against the swept option); headings at `level`."""
     rates = [c for c in RATES if c.key in ("eff_asr", "gen_asr")]
     before = [("no attack", rows)]
-    text = "\n## Before and after the attacks\n"
+    head = "#" * level
+    text = f"\n{head} Before and after the attacks\n"
     for c in rates:
-        text += f"\n{c.label}:\n\n{side_by_side(before + [(label, t['rows']) for label, t in attacks.items()], c.key)}\n"
+        after = [(label, table["rows"]) for label, table in attacks.items()]
+        text += f"\n{c.label}:\n\n{side_by_side(before + after, c.key)}\n"
     for name, curve in curves.items():
         points = [(f"{curve['option']}={value}", attacks[label]["rows"])
                   for value, label in zip(curve["values"], curve["labels"])]
-        text += f"\n## {name}: against {curve['option']}\n"
+        text += f"\n{head} {name}: against {curve['option']}\n"
         for c in rates:
             text += f"\n{c.label}:\n\n{side_by_side(before + points, c.key)}\n"
+    return text
+
+
+def attack_text(rows: list[dict], attacks: dict, curves: dict) -> str:
+    """Markdown: the summary above, then each attack's table and PD's effect under it."""
+    text = attack_summary(rows, attacks, curves)
     for label, table in attacks.items():
         text += f"\n## Under the {label} attack\n\n{markdown_table(table['rows'])}\n"
         if table["pd_effects"]:
