@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import sys
 
+from safeeraser.io import ConfigError
+
 # mode -> the environment it sets
 PINNED = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
@@ -34,8 +36,6 @@ class NumericsError(RuntimeError):
 
 def check_mode(mode: str, where: str = "numerics") -> str:
     if mode not in MODES:
-        from safeeraser.io import ConfigError
-
         raise ConfigError(f"key '{where}': one of {', '.join(MODES)}, got {mode!r}")
     return mode
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from safeeraser.numerics import describe
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 CONFIG_FILES = ("config.json", "adapter_config.json")
@@ -67,8 +69,6 @@ def torch_threads() -> int | None:
 
 
 def environment() -> dict:
-    from safeeraser.numerics import describe
-
     return {"code": code_version(), "packages": package_versions(), "torch_threads": torch_threads(),
             "numerics": describe()}
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from safeeraser.attacks.base import Attack, is_count, is_number
 from safeeraser.io import atomic_write_json, read_json_records
+from safeeraser.models.families import family_of_model
+from safeeraser.progress import progress
 from safeeraser.provenance import digest, weights_identity
 
 
@@ -71,7 +73,6 @@ class Objective:
         import torch
 
         from safeeraser.data.encode import PromptEncoder, pad_token_id
-        from safeeraser.models.families import family_of_model
 
         self.model, self.processor = model, processor
         self.family = family_of_model(model)
@@ -167,7 +168,6 @@ def perturb(settings, records: list[dict], variant: str, opts: dict, out: dict) 
 
     from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
-    from safeeraser.progress import progress
 
     model = load_for_generation(settings.model_path, settings.checkpoint_path, settings.dtype)
     model.eval().requires_grad_(False)  # gradients reach the pixels only

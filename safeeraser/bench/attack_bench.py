@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import time
 
+from safeeraser.attacks.pgd import PGD, Objective, descend, read_pixels
+from safeeraser.bench.assets import load_model
 from safeeraser.data.records import load_benchmark
 
 
 def measure_pgd(assets, images: int, steps: int, seed: int = 0) -> dict:
     import torch
 
-    from safeeraser.attacks.pgd import PGD, Objective, descend, read_pixels
-    from safeeraser.bench.assets import load_model
     from safeeraser.models.loading import load_processor
 
     records = [dict(r.raw, image_path=str(r.image)) for r in load_benchmark(assets.val_file)[:images]]

@@ -21,7 +21,9 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from safeeraser.bench.assets import RANDOM_MODELS
+from safeeraser.bench import grid_cost
+from safeeraser.bench.assets import RANDOM_MODELS, prepare_assets
+from safeeraser.bench.infer_bench import measure_vllm
 from safeeraser.io import atomic_write_json
 
 SCHEMA = "safeeraser-gpu-check/1"
@@ -186,8 +188,6 @@ def format_summary(doc: dict) -> str:
 
 def merge(stages: list[tuple[str, int, float, str]], dry: bool, started: float | None = None) -> dict:
     """The check's JSON from its stages: (name, exit code, seconds, output file)."""
-    from safeeraser.bench import grid_cost
-
     benches, vllm, stage_rows = {}, {}, []
     for name, rc, seconds, path in stages:
         data, p = None, Path(path)
@@ -246,13 +246,9 @@ def merge(stages: list[tuple[str, int, float, str]], dry: bool, started: float |
 
 
 def cmd_vllm(args) -> int:
-    from safeeraser.bench.infer_bench import measure_vllm
-
     if importlib.util.find_spec("vllm") is None:  # before any heavy import: the dry run's common case
         result = {"importable": False, "reason": "vllm is not importable in this environment"}
     else:
-        from safeeraser.bench.assets import prepare_assets
-
         assets = prepare_assets(args.model, args.workdir, args.device, shapes=args.shapes)
         result = measure_vllm(assets, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
                               max_model_len=4096, gpu_memory_utilization=0.85)

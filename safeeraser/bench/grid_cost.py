@@ -155,7 +155,7 @@ def costs_from_json(doc: dict, setting: Setting | None = None, source: str = "me
         dry = " (DRY RUN: tiny shapes on a CPU, a demonstration of the method only)" if doc.get("dry") else ""
         return costs_from_model_entry(entry, judge, setting, f"{source}: gpu_check{dry}")
     if "details" in doc and "meta" in doc:
-        from safeeraser.bench.gpu_check import summarize_bench
+        from safeeraser.bench.gpu_check import summarize_bench  # deferred: bench.gpu_check imports this module
 
         entry = summarize_bench(doc, peak=float("nan"))
         m = doc["meta"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+
+from safeeraser.bench.assets import linear_params, load_model
 from safeeraser.data.records import load_benchmark
 from safeeraser.models.families import family_of_model
 
@@ -84,7 +86,6 @@ def measure_inference(assets, prompts: int, max_new_tokens: int, batch_size: int
     times the reference's way first (rounds alternate it, as the training rounds do)."""
     import torch
 
-    from safeeraser.bench.assets import linear_params, load_model
     from safeeraser.infer.engine import GenSettings, Generator
     from safeeraser.models.loading import load_processor
 

@@ -15,6 +15,8 @@ import sys
 import time
 import urllib.request
 from functools import partial
+
+from safeeraser.bench.judge_server import label_for
 from safeeraser.data.records import load_benchmark
 from safeeraser.eval.judges import ChatSettings, make_judge
 from safeeraser.eval.judges.base import ASR, JudgeItem, OK, RR, RR_SD, SCORE
@@ -107,8 +109,6 @@ def reference_judge(items, url: str, model: str, api_key: str, timeout: float, m
 
 def _expected_value(item):
     """The label the server's rule gives this item, read by the same parser."""
-    from safeeraser.bench.judge_server import label_for
-
     reply = label_for(build_prompt(item))
     return parse_score(reply) if item.kind == SCORE else parse_choice(reply, CHOICES[item.kind])
 

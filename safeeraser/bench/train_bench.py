@@ -18,6 +18,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from safeeraser.bench.assets import Assets, linear_params, load_model
+from safeeraser.bench.memory import PeakMemory
 from safeeraser.train.config import load_config
 
 
@@ -89,9 +92,6 @@ def measure(spec: TrainSpec) -> dict:
 
     if spec.threads > 0:
         torch.set_num_threads(spec.threads)
-    from safeeraser.bench.assets import Assets
-    from safeeraser.bench.memory import PeakMemory
-
     assets = Assets.from_dict(spec.assets)
     _import_libraries()  # before the baseline: library code is not what a configuration costs
     with PeakMemory(assets.device) as mem:
@@ -163,7 +163,6 @@ class StepTimer:
 def _run(spec: TrainSpec, assets) -> dict:
     import torch
 
-    from safeeraser.bench.assets import linear_params, load_model
     from safeeraser.train.loop import Trainer
 
     device = assets.device

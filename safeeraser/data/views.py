@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from safeeraser.data.records import Record
+from safeeraser.data.refusals import DEFAULT_REFUSALS
 from safeeraser.io import DataError
 
 
@@ -76,7 +77,6 @@ def vanilla_examples(records: list[Record]) -> list[Example]:
 
 def load_refusals(path: str | Path | None) -> list[str]:
     """Refusal targets from prompt.json's `idk` list, or the shipped defaults."""
-    from safeeraser.data.refusals import DEFAULT_REFUSALS
     import json
 
     if not path:

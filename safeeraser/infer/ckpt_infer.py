@@ -29,6 +29,7 @@ from safeeraser.infer.settings import FLUSH_SECONDS, InferSettings, add_argument
 from safeeraser.io import DataError, append_jsonl, atomic_write_json, ensure_writable_dir, read_jsonl_tolerant
 from safeeraser.io import read_json_records
 from safeeraser.models.families import UnsupportedFamily
+from safeeraser.numerics import current_mode
 from safeeraser.progress import progress
 from safeeraser.provenance import environment, file_sha256, model_identity, weights_identity
 from safeeraser.reference.checkout import CheckoutError, inference_tags
@@ -309,8 +310,6 @@ def next_chunk_size(records: int, seconds: float, args) -> int:
     last chunk; with pinned numerics, --chunk_records whatever the pace. A chunk's records are batched
     together, and a batch's padding can move the last bits of its answers' scores: a run that must
     compute the same numbers on another machine cannot let the clock choose its batches."""
-    from safeeraser.numerics import current_mode
-
     if current_mode() != "native":
         return args.chunk_records
     return int(FLUSH_SECONDS * records / max(seconds, 1e-6))

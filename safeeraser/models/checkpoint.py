@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from safeeraser.io import DataError
+from safeeraser.models.families import family_of_model
 from safeeraser.models.loading import first_line
 from safeeraser.provenance import model_identity
 
@@ -116,8 +117,6 @@ def _normalise_reference_key(key: str, family) -> str:
 def load_reference_checkpoint(model, path: str | Path, lora_alpha: int = 256):
     """The reference's checkpoint.pt: LoRA A/B matrices and full copies of the tuned modules."""
     from peft import LoraConfig, get_peft_model
-
-    from safeeraser.models.families import family_of_model
 
     family = family_of_model(model)
     path = Path(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from safeeraser.io import DataError
+from safeeraser.models.families import UnsupportedFamily, family_of_path
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def resolve_dtype(name: str | None) -> torch.dtype:
 
 def family_of(model_path: str):
     """The family of model_path, from its config.json alone."""
-    from safeeraser.models.families import UnsupportedFamily, family_of_path
-
     return _from_pretrained("config", family_of_path, model_path, keep=(UnsupportedFamily,))
 
 

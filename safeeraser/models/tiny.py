@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
 from safeeraser.data.mini import corpus
+from safeeraser.models.families import DEFAULT_FAMILY, family_for
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,6 @@ def set_generation_tokens(model, tokenizer, eos_ids: list[int] | None = None) ->
 def make_tiny(out: str | Path, family: str | None = None, size: str = "tiny", seed: int = 0) -> Path:
     """Build the tiny model of `family` (the default family when None) with a tokenizer trained on the
     mini benchmark's language, and save it."""
-    from safeeraser.models.families import DEFAULT_FAMILY, family_for
-
     family = family or DEFAULT_FAMILY
     if size not in SIZES:
         raise ValueError(f"unknown size '{size}'; choose one of {', '.join(SIZES)}")

@@ -18,6 +18,7 @@ from safeeraser.eval.degenerate import degenerate_by_view
 from safeeraser.io import DataError
 from safeeraser.io import read_json_records
 from safeeraser.pipeline.columns import COLUMNS, RATES
+from safeeraser.pipeline.report import write_report
 from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
 from safeeraser.provenance import environment, file_sha256
 from safeeraser.train.config import ConfigError
@@ -256,8 +257,6 @@ def collect(row_specs: list[str], runs: list[str | Path], *, resamples: int = 20
 
 
 def write_collected(result: Collected, out: str | Path, title: str, stem: str = "report") -> list[Path]:
-    from safeeraser.pipeline.report import write_report
-
     judge = {"name": result.judge.get("name"), "prompt_version": result.judge.get("prompt_version")}
     meta = {"judge": judge, "collected_from": result.sources, "notes": result.notes, "provenance": environment()}
     return write_report(result.rows, Path(out), title=title, meta=meta, stem=stem, pd=result.pd_effects)

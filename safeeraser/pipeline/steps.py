@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from safeeraser.pipeline.kinds import RunGraph, Step, kind, kinds
+from safeeraser.pipeline.kinds.prepare import Prepare
 
 __all__ = ["Step", "call", "is_done", "plan_steps", "prepare_step", "run_step"]
 
@@ -39,8 +40,6 @@ def plan_steps(runner) -> list[Step]:
 
 
 def prepare_step() -> Step:
-    from safeeraser.pipeline.kinds.prepare import Prepare
-
     return Prepare.step()
 
 
@@ -88,7 +87,7 @@ def run_step(payload: dict) -> dict:
     raises for the step's own failure: the result says it, and the log holds the traceback."""
     from omegaconf import OmegaConf
 
-    from safeeraser.pipeline.experiment import Runner
+    from safeeraser.pipeline.experiment import Runner  # deferred: pipeline.experiment imports this module
 
     step: Step = payload["step"]
     log = Path(payload["log"])

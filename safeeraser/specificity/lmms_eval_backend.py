@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from safeeraser.io import atomic_write_json
+from safeeraser.specificity.engine_predict import load_model_with_checkpoint
 from safeeraser.specificity.summary import summarize
 
 
@@ -111,8 +112,6 @@ def parse_results(results_file: Path, benchmarks: list[str], tasks: dict[str, Lm
 
 def merge_checkpoint(model_path: str, checkpoint_path: str, out_dir: Path, dtype: str) -> Path:
     """Save the model with the checkpoint merged, as a model folder lmms-eval loads; reused if there."""
-    from safeeraser.specificity.engine_predict import load_model_with_checkpoint
-
     if (out_dir / "config.json").is_file():
         return out_dir
     partial = out_dir.with_name(out_dir.name + ".partial")

@@ -18,7 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 from safeeraser.data.records import load_benchmark
 from safeeraser.io import ConfigError  # noqa: F401 - raised here, and imported from here by many callers
 from safeeraser.models.families import REGISTRY, family_for
+from safeeraser.numerics import MODES
 from safeeraser.reference.checkout import CheckoutError, model_config, training_tags
+from safeeraser.train.methods import METHOD_NAMES, REGISTRY as METHOD_REGISTRY, SUMMARIES, method_of
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +266,6 @@ def config_help() -> str:
     """The keys and their defaults, and the methods, for `forget.py --help`."""
     import textwrap
 
-    from safeeraser.train.methods import SUMMARIES
-
     schema = OmegaConf.to_container(OmegaConf.structured(TrainConfig))
 
     def show(v) -> str:
@@ -378,15 +378,13 @@ def fold_deprecated_keys(cfg) -> None:
     """A deprecated key given (npo_beta=1.0) becomes its method's argument (method_args.beta), with one
     line saying so; checked against the argument's range under the key as written. For another method it
     has no effect, as before."""
-    from safeeraser.train.methods import REGISTRY
-
     base = _base_method(str(cfg.method.forget_loss))
     for key, (method, arg, _) in DEPRECATED_METHOD_KEYS.items():
         value = cfg.method.get(key)
         if value is None:
             continue
         log.warning("key '%s' is deprecated: it is method_args.%s of %s (%s=%s)", key, arg, method, key, value)
-        problem = REGISTRY[method].arg_problem(arg, value)
+        problem = METHOD_REGISTRY[method].arg_problem(arg, value)
         if problem:
             raise ConfigError(f"key '{key}': {problem}")
         if base == method:
@@ -449,8 +447,6 @@ def load_records_first(cfg) -> list:
 
 
 def validate(cfg, validate_paths: bool = True) -> None:
-    from safeeraser.train.methods import METHOD_NAMES, method_of
-
     def need(cond: bool, key: str, msg: str):
         if not cond:
             raise ConfigError(f"key '{key}': {msg}")
@@ -468,8 +464,6 @@ def validate(cfg, validate_paths: bool = True) -> None:
     need(cfg.optim.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
     need(cfg.optim.num_epochs >= 1, "num_epochs", f"must be >= 1, got {cfg.optim.num_epochs}")
     need(cfg.optim.max_train_steps >= 0, "max_train_steps", "must be >= 0")
-    from safeeraser.numerics import MODES
-
     need(cfg.optim.numerics in MODES, "numerics", f"one of {', '.join(MODES)}")
     need(cfg.LoRA.r >= 0, "LoRA.r", "must be >= 0 (0 means full fine-tuning)")
     # LoRA scales its update by alpha / r: alpha 0 trains an adapter that changes nothing

@@ -26,6 +26,7 @@ from safeeraser.data.records import load_benchmark
 from safeeraser.data.views import forget_items, vanilla_examples
 from safeeraser.eval.judges.base import ASR, JudgeItem, NOT_NORMAL, RR_SD, UNSAFE
 from safeeraser.eval.judges.keyword import KeywordJudge
+from safeeraser.train.config import ConfigError
 from safeeraser.train.loop import TrainHooks
 
 EVAL_VIEWS = ("forget", "retain", "pd")
@@ -89,8 +90,6 @@ class InTrainingEval(TrainHooks):
         if self.asr_tokens:
             plugin = trainer.acc.state.deepspeed_plugin
             if plugin is not None and plugin.zero_stage == 3:
-                from safeeraser.train.config import ConfigError
-
                 # each process would decode for as many steps as its own answers need, but ZeRO-3 gathers
                 # every layer's weights from all processes at every step
                 raise ConfigError("key 'eval_asr_tokens': the quick ASR cannot run under DeepSpeed ZeRO-3; "

@@ -14,12 +14,17 @@ from omegaconf import OmegaConf
 
 from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
                            read_jsonl_tolerant)
-from safeeraser.train.config import RESUME_FREE_KEYS, ConfigError, load_records_first, resume_differences
+from safeeraser.train.config import (RESUME_FREE_KEYS, ConfigError, check_model_family, data_paths, load_records_first,
+                                     resume_differences)
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
 from safeeraser.train import step as train_step  # looked up per call: tests replace compute_loss
+from safeeraser.train.methods import method_of
+from safeeraser.train.model_setup import optimizer_groups, prepare_model
+from safeeraser.train.plots import plot_loss_curves
 from safeeraser.train.state import (FORMAT, STATE_FILE, checkpoint_dir, latest_checkpoint, load_training_state,
                                     publish, read_state, remove_partial, save_training_state, temporary_dir)
+from safeeraser.train.tracking import check_tracker, tracker_config
 from safeeraser.data.views import all_retain, forget_items, load_refusals, vanilla_examples
 from safeeraser.progress import progress
 from safeeraser.provenance import digest, environment, model_identity
@@ -35,7 +40,6 @@ class TrainingDiverged(RuntimeError):
 def build_dataset(cfg, method, processor, family, records: list | None = None):
     """The method's training dataset from the data files (or from their already loaded `records`)."""
     from safeeraser.data.encode import PromptEncoder
-    from safeeraser.train.config import data_paths
     from safeeraser.train.dataset import LengthCheck, Pairing, TargetDataset, UnlearnDataset
 
     records = load_records_first(cfg) if records is None else records
@@ -250,11 +254,7 @@ class Trainer:
         # torch is loaded by now: pinned numerics must already be in force (the command set them first),
         # or this run would compute other numbers than its config says
         pin(self.cfg.optim.numerics)
-        from safeeraser.train.config import check_model_family
         from safeeraser.train.dataset import ViewCollator, train_sampler
-        from safeeraser.train.methods import method_of
-        from safeeraser.train.model_setup import optimizer_groups, prepare_model
-        from safeeraser.train.tracking import check_tracker, tracker_config
 
         cfg = self.cfg
         check_tracker(cfg)  # a missing tracker package: one clear error before any model loads
@@ -455,8 +455,6 @@ class Trainer:
         return value < self.best["value"] if self.cfg.tracking.save_best_mode == "min" else value > self.best["value"]
 
     def finish(self) -> Path:
-        from safeeraser.train.plots import plot_loss_curves
-
         acc = self.acc
         acc.wait_for_everyone()
         if self.cfg.tracking.final_adapter == "best" and self.best is not None:

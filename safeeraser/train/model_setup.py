@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from safeeraser.train.config import LORA_LAYERS, ConfigError
+
 
 def _set_trainable(model, cfg, family) -> None:
     m = cfg.model
@@ -22,8 +24,6 @@ def check_lora_targets(model, cfg, family) -> None:
     """Every name in LoRA.target_modules (or the regex) must match a module of the language model:
     a misspelt name would otherwise leave that part untouched, or the adapter empty."""
     import torch
-
-    from safeeraser.train.config import ConfigError
 
     names = [n for n, _ in model.named_modules()]
     targets = cfg.LoRA.target_modules
@@ -78,8 +78,6 @@ def lora_layers(cfg) -> str:
     two) and draws CPU dropout masks sparsely (train/lora_dropout.py: torch's distribution, other random
     numbers, so a CPU run with LoRA.dropout > 0 is not bit-identical to PEFT's); "peft": PEFT's own
     layers, bit for bit."""
-    from safeeraser.train.config import LORA_LAYERS, ConfigError
-
     value = cfg.LoRA.layers
     if value not in LORA_LAYERS:
         raise ConfigError(f"key 'LoRA.layers': '{value}', expected one of {', '.join(LORA_LAYERS)}")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from safeeraser.data.encode import IGNORE_INDEX, model_inputs
 from safeeraser.models.scoring import answer_window
+from safeeraser.train.config import ConfigError
 from safeeraser.train.methods.base import Method
 from safeeraser.train.methods.terms import KINDS, kl_positions
 
@@ -135,8 +136,6 @@ def hidden_layer(model, args: dict, family) -> torch.nn.Module:
     layer = args.get("layer")
     layer = default_hidden_layer(depth) if layer is None else int(layer)
     if not 0 <= layer < depth:
-        from safeeraser.train.config import ConfigError
-
         raise ConfigError(f"key 'method_args.layer': {layer}, but the language model's layers are 0..{depth - 1} "
                           "(counted from 0, as WMDP's layer_id)")
     return layers[layer]
@@ -203,8 +202,6 @@ def compute_loss(model, views: dict[str, dict], method: Method, cfg, pad_id: int
     windowed = cfg.optim.answer_logits_only and where_kl == "answer"
     if whole:
         if not family.token_positions:
-            from safeeraser.train.config import ConfigError
-
             raise ConfigError(f"key 'kl_positions': 'reference' gives padding position id 1, as LLaVA's "
                               f"transformers-4 image merge does; '{family.model_type}' computes its own "
                               "multi-axis positions: use kl_positions=all")

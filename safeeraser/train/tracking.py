@@ -6,7 +6,7 @@ import importlib.util
 
 from omegaconf import OmegaConf
 
-from safeeraser.train.config import flat_config
+from safeeraser.train.config import ConfigError, flat_config
 
 # report_to -> (modules any one of which lets accelerate's tracker run, what to install)
 TRACKER_PACKAGES = {
@@ -18,8 +18,6 @@ TRACKER_PACKAGES = {
 def check_tracker(cfg) -> None:
     """A ConfigError before any model loads when report_to names a tracker whose package is missing:
     accelerate would only log a warning and then track nothing for the whole run."""
-    from safeeraser.train.config import ConfigError
-
     name = cfg.tracking.report_to
     if name not in TRACKER_PACKAGES:
         return  # "none" (config.py rejects unknown names)

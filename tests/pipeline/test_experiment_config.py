@@ -105,7 +105,8 @@ def test_the_launcher_is_not_part_of_the_config_a_report_is_named_by(tmp_path, m
     monkeypatch.setattr("safeeraser.pipeline.launchers.local.LocalLauncher.run", lambda *a: None)
     monkeypatch.setattr(experiment.Runner, "prepare_inputs", lambda self: None)
     monkeypatch.setattr(experiment.Runner, "rows", lambda self: [])
-    monkeypatch.setattr("safeeraser.pipeline.report.write_report", lambda rows, work, meta, **k: seen.append(meta) or [])
+    monkeypatch.setattr(experiment, "write_report", lambda rows, work, meta, **k: seen.append(meta) or [])
+    monkeypatch.setattr(experiment, "write_html", lambda runner, report: report)
     path = tmp_path / "exp.yaml"
     path.write_text(f"workdir: {tmp_path / 'work'}\nmethods: []\njudge: {{name: keyword}}\nspecificity: null\n")
     experiment.run_experiment(path, log=lambda *_: None)

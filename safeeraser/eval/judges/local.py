@@ -166,7 +166,7 @@ class VLLMAsker(CachedAsker):
                 self.usage.requests += 1
                 record(key, output.outputs[0].text)
         if chats:
-            from safeeraser.eval.judges.chat import _openai_messages
+            from safeeraser.eval.judges.chat import _openai_messages  # deferred: openai (eval.judges is light)
 
             conversations = [_openai_messages(todo[k].messages or [{"role": "user", "content": todo[k].prompt}])
                              for k in chats]

@@ -16,6 +16,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+from safeeraser.eval import judged_metrics
 from safeeraser.eval.judges.asker import Ask, CachedAsker, ChatSettings
 from safeeraser.eval.judges.base import (
     ASR,
@@ -33,6 +34,7 @@ from safeeraser.eval.judges.base import (
     Judgment,
     ProgressCallback,
 )
+from safeeraser.eval.judges.local import HFAsker, VLLMAsker
 
 BACKENDS = ("server", "hf", "vllm")
 
@@ -58,8 +60,6 @@ class JudgeOptions:
 
 def rates_of(kinds) -> list[str]:
     """The metrics a judge of these item kinds gives, in the registry's order."""
-    from safeeraser.eval import judged_metrics
-
     return [m.name for m in judged_metrics.metrics() if m.kind is not None and m.kind in kinds]
 
 
@@ -118,17 +118,13 @@ class PresetJudge(Judge):
 def make_backend(options: JudgeOptions, model: str, prompt_version: str, cache_path, *, require_key: bool,
                  max_tokens: int) -> CachedAsker:
     if options.backend == "server":
-        from safeeraser.eval.judges.chat import ChatJudgeCore
+        from safeeraser.eval.judges.chat import ChatJudgeCore  # deferred: openai (eval.judges is light)
 
         settings = replace(options.settings, model=model, max_tokens=options.settings.max_tokens and max_tokens)
         return ChatJudgeCore(settings, prompt_version, cache_path, require_key=require_key)
     if options.backend == "hf":
-        from safeeraser.eval.judges.local import HFAsker
-
         return HFAsker(model, prompt_version, cache_path, batch_size=options.batch_size, max_new_tokens=max_tokens,
                        dtype=options.dtype, device=options.device)
     if options.backend == "vllm":
-        from safeeraser.eval.judges.local import VLLMAsker
-
         return VLLMAsker(model, prompt_version, cache_path, max_new_tokens=max_tokens, dtype=options.dtype)
     raise JudgeConfigError(f"unknown judge backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")

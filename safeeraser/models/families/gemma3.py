@@ -8,6 +8,7 @@ truncated with the ids); an answer ends with `<end_of_turn>`, which is not the t
 from __future__ import annotations
 
 from safeeraser.models.families.base import Family
+from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
 START_TURN, END_TURN = "<start_of_turn>", "<end_of_turn>"
@@ -55,8 +56,6 @@ class Gemma3(Family):
         from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, Gemma3TextConfig,
                                   SiglipVisionConfig)
         from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
-
-        from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
         s = SIZES[size]
         side = s.image_size // PATCH_SIZE

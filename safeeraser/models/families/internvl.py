@@ -4,6 +4,7 @@ and concatenated over the batch; `<IMG_CONTEXT>` becomes `<img>`, image tokens p
 from __future__ import annotations
 
 from safeeraser.models.families.base import Family
+from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
 # The template of the OpenGVLab/InternVL3-*-hf checkpoints (ChatML, no system turn unless given): the
 # image placeholder and a newline come before the text, and every turn ends with "<|im_end|>\n".
@@ -35,8 +36,6 @@ class InternVL(Family):
                                   InternVLVisionConfig, Qwen2Config)
         from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
         from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
-
-        from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
         s = SIZES[size]
         side = s.image_size // PATCH_SIZE

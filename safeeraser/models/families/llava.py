@@ -3,6 +3,8 @@ One (3, H, W) image of a fixed size per prompt; `<image>` expands to one token p
 from __future__ import annotations
 
 from safeeraser.models.families.base import Family
+from safeeraser.models.tiny import (DRY_RUN_IMAGE_SIZE, DRY_RUN_TEXT, PATCH_SIZE, SIZES, set_generation_tokens,
+                                    train_tokenizer)
 
 # The llava-hf LLaVA-1.5 prompt format: "USER: <image>\n{question} ASSISTANT: {answer}</s>".
 CHAT_TEMPLATE = (
@@ -21,16 +23,12 @@ CHAT_TEMPLATE = (
 
 def llama_tokenizer(texts, vocab_size: int, chat_template: str):
     """Llama's token layout: <s> prepended by the tokenizer, </s>, <unk>, and <image> (llava-hf adds <pad>)."""
-    from safeeraser.models.tiny import train_tokenizer
-
     return train_tokenizer(texts, vocab_size, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>",
                            extra={"image_token": "<image>"}, chat_template=chat_template, prepend_bos=True)
 
 
 def clip_vision_config(s, image_size: int | None = None):
     from transformers import CLIPVisionConfig
-
-    from safeeraser.models.tiny import PATCH_SIZE
 
     size = image_size or s.image_size
     return CLIPVisionConfig(hidden_size=s.vision_hidden, intermediate_size=4 * s.vision_hidden,
@@ -62,8 +60,6 @@ class Llava(Family):
     bench_architecture = "LlavaForConditionalGeneration"
 
     def bench_files(self, tiny_processor, dry_run: bool):
-        from safeeraser.models.tiny import DRY_RUN_IMAGE_SIZE, DRY_RUN_TEXT
-
         tok = tiny_processor.tokenizer
         processor = bench_processor(tiny_processor, DRY_RUN_IMAGE_SIZE if dry_run else IMAGE_SIZE_7B)
         if not dry_run:
@@ -76,8 +72,6 @@ class Llava(Family):
         import torch
         from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-        from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens
 
         s = SIZES[size]
         tokenizer = llama_tokenizer(texts, s.vocab_size, CHAT_TEMPLATE)
@@ -101,8 +95,6 @@ def bench_processor(tiny_processor, image_size: int = IMAGE_SIZE_7B):
     LLaVA-1.5)."""
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-    from safeeraser.models.tiny import PATCH_SIZE
 
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from safeeraser.models.families.base import Family
 from safeeraser.models.families.llava import Llava
+from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
 LLAVA_LEGACY_KEYS = Llava.legacy_keys
 
@@ -35,8 +36,6 @@ GRID_PINPOINTS = [[TILE, 2 * TILE], [2 * TILE, TILE], [2 * TILE, 2 * TILE], [3 *
 def mistral_tokenizer(texts, vocab_size: int, chat_template: str):
     """Mistral's token layout: <unk> 0, <s> 1, </s> 2, BOS prepended by the tokenizer. The checkpoints have
     no pad token of their own and pad with <unk>; [INST] and [/INST] are plain text there, not special."""
-    from safeeraser.models.tiny import train_tokenizer
-
     # The template's markers are learned as text, so they are short token runs as in the real vocabulary.
     texts = ["[INST] <image>\n [/INST]", "<<SYS>>\n\n<</SYS>>\n\n", *texts]
     return train_tokenizer(texts, vocab_size, bos="<s>", eos="</s>", pad="<unk>", unk="<unk>",
@@ -67,7 +66,6 @@ class LlavaNext(Family):
         from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
         from safeeraser.models.families.llava import clip_vision_config
-        from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens
 
         s = SIZES[size]
         tokenizer = mistral_tokenizer(texts, s.vocab_size, CHAT_TEMPLATE)

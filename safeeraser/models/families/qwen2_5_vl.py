@@ -4,6 +4,7 @@ blocks. Everything but the configs and classes is Qwen2-VL's."""
 from __future__ import annotations
 
 from safeeraser.models.families.qwen2_vl import Qwen2VL, qwen_special_ids, qwen_text_kwargs
+from safeeraser.models.tiny import DRY_RUN_IMAGE_SIZE, DRY_RUN_TEXT, PATCH_SIZE
 
 
 IMAGE_SIZE_7B = 672  # (672 / 14)^2 = 2304 patches, merged 2x2: 576 language tokens, as many as LLaVA-1.5's
@@ -34,7 +35,6 @@ class Qwen2_5_VL(Qwen2VL):
 
     def bench_files(self, tiny_processor, dry_run: bool):
         from safeeraser.models.families.qwen2_vl import CHAT_TEMPLATE, qwen_image_processors
-        from safeeraser.models.tiny import DRY_RUN_IMAGE_SIZE, DRY_RUN_TEXT
 
         tok = tiny_processor.tokenizer
         image_processor, video_processor = qwen_image_processors(DRY_RUN_IMAGE_SIZE if dry_run else IMAGE_SIZE_7B)
@@ -51,8 +51,6 @@ class Qwen2_5_VL(Qwen2VL):
 
     def _configs(self, s, tokenizer):
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLTextConfig, Qwen2_5_VLVisionConfig
-
-        from safeeraser.models.tiny import PATCH_SIZE
 
         # The checkpoints' window (112px) would hold a whole tiny image; half the tiny image keeps the
         # windowed blocks windowed. The last block attends fully, as every eighth does in the checkpoints.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from safeeraser.models.families.base import Family
+from safeeraser.models.tiny import PATCH_SIZE, SIZES, set_generation_tokens, train_tokenizer
 
 # The Qwen2-VL-Instruct checkpoints' chat template (ChatML) as it renders a user turn with one image then
 # text and an assistant turn: the default system message comes first when the conversation has none.
@@ -37,8 +38,6 @@ VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 
 def qwen_tokenizer(texts, vocab_size: int, chat_template: str = CHAT_TEMPLATE):
     """Qwen2's token layout: no BOS, EOS `<|im_end|>`, pad `<|endoftext|>`, the vision markers."""
-    from safeeraser.models.tiny import train_tokenizer
-
     return train_tokenizer(texts, vocab_size, bos=None, eos=EOS, pad=PAD, unk=None, extra=VISION_TOKENS,
                            chat_template=chat_template, other_tokens=("<|im_start|>", VISION_START, VISION_END))
 
@@ -110,8 +109,6 @@ class Qwen2VL(Family):
     def _configs(self, s, tokenizer):
         from transformers import Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig
 
-        from safeeraser.models.tiny import PATCH_SIZE
-
         vision = Qwen2VLVisionConfig(depth=s.vision_layers, embed_dim=s.vision_hidden, hidden_size=s.text_hidden,
                                      num_heads=s.heads, mlp_ratio=4, patch_size=PATCH_SIZE, spatial_merge_size=2,
                                      temporal_patch_size=2)
@@ -124,8 +121,6 @@ class Qwen2VL(Family):
         return Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     def build_tiny(self, texts, size: str, seed: int):
-        from safeeraser.models.tiny import SIZES, set_generation_tokens
-
         s = SIZES[size]
         model_cls, processor_cls = self._classes()
         tokenizer = qwen_tokenizer(texts, s.vocab_size)

@@ -10,7 +10,7 @@ from safeeraser.attacks.run import run_attack
 from safeeraser.infer.ckpt_infer import format_summary
 from safeeraser.infer.settings import settings_for
 from safeeraser.pipeline.kinds.base import Step, StepKind
-from safeeraser.pipeline.kinds.infer import SPLITS, answers_done, checkpoint
+from safeeraser.pipeline.kinds.infer import SPLITS, answers_done, answers_made, checkpoint
 
 
 class Attack(StepKind):
@@ -29,8 +29,6 @@ class Attack(StepKind):
                                                               graph.model_deps, output=str(out)))
 
     def run(self, runner, step, extra=None):
-        from safeeraser.pipeline.kinds.infer import answers_made
-
         a = step.args
         if answers_made(runner, Path(a["out"]), checkpoint(step)):  # the reuse noted, or stale answers removed
             return

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 from safeeraser.eval import evaluate as judge_answers, make_judge, stats_path_for
+from safeeraser.pipeline.experiment import agreement_blocks
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.pipeline.locks import exclusive
 
 
 def evaluate(runner, tag: str, answers: Path, split: str, block: dict | None = None) -> tuple[dict, Path]:
     """The stats of `answers` judged by the experiment's judge (or `block`), and the judged file."""
-    from safeeraser.pipeline.locks import exclusive
-
     name, kwargs, out = runner.eval_target(answers, block)
     stats = stats_path_for(out)
     if not stats.exists():
@@ -31,8 +31,6 @@ def evaluate(runner, tag: str, answers: Path, split: str, block: dict | None = N
 
 
 def _blocks(runner) -> list:
-    from safeeraser.pipeline.experiment import agreement_blocks
-
     return [None, *agreement_blocks(runner.cfg)]
 
 

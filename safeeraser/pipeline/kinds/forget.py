@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safeeraser.pipeline.gpu_group import TRAIN_CONFIG_FILE, accelerate_command, forget_on_gpus
 from safeeraser.pipeline.kinds.base import Step, StepKind
 from safeeraser.train.config import find_config
 
@@ -32,8 +33,6 @@ class Forget(StepKind):
         cfg = run.train.load(save_dir=str(out), overwrite=True, **resume)
         processes = extra.get("processes", 1)
         if processes > 1:
-            from safeeraser.pipeline.gpu_group import forget_on_gpus
-
             forget_on_gpus(cfg, out, processes, extra.get("accelerate_config"), log=runner.log)
         else:
             from safeeraser.train.loop import run_training
@@ -54,8 +53,6 @@ class Forget(StepKind):
     def plan_lines(self, step, settings, gpus):
         if gpus <= 1:
             return []
-        from safeeraser.pipeline.gpu_group import TRAIN_CONFIG_FILE, accelerate_command
-
         cmd = accelerate_command(find_config(settings.accelerate_config), gpus,
                                  Path(step.args["run"].ckpt) / TRAIN_CONFIG_FILE)
         return ["        $ CUDA_VISIBLE_DEVICES=<its GPUs> " + " ".join(cmd)]

@@ -12,6 +12,7 @@ from safeeraser.io import ConfigError
 from safeeraser.models.families import DEFAULT_FAMILY
 from safeeraser.models.tiny import make_tiny
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check, stale_settings
 
 
 def check_tiny_family(runner) -> None:
@@ -25,8 +26,6 @@ def check_tiny_family(runner) -> None:
 
 def pending(runner) -> list[str]:
     """What prepare would make, found without making it (a tiny model of another family is an error)."""
-    from safeeraser.pipeline.vanilla import CHECK_FILE, stale_settings
-
     d, m = runner.cfg.data, runner.cfg.model
     todo = ["make-mini"] if d.make_mini is not None and not Path(d.val).exists() else []
     if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
@@ -45,11 +44,9 @@ def pending(runner) -> list[str]:
 def prepare(runner) -> None:
     """Make what is missing: the mini benchmark, the tiny base model, the vanilla fine-tune and its check
     (a vanilla model made with other settings is made again)."""
-    from safeeraser.pipeline.vanilla import CHECK_FILE, check_model, finetune, format_check, stale_settings
-
     d, m = runner.cfg.data, runner.cfg.model
     if d.make_mini is not None and not Path(d.val).exists():
-        from safeeraser.pipeline.experiment import MiniData
+        from safeeraser.pipeline.experiment import MiniData  # deferred: pipeline.experiment imports this module
 
         mini = OmegaConf.merge(OmegaConf.structured(MiniData), d.make_mini)
         make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,

@@ -5,7 +5,9 @@ import contextlib
 from pathlib import Path
 
 from safeeraser.infer.settings import InferSettings
+from safeeraser.pipeline.experiment import mmvet_grader
 from safeeraser.pipeline.kinds.base import Step, StepKind
+from safeeraser.pipeline.locks import exclusive
 from safeeraser.specificity import builtin_data_root
 from safeeraser.specificity.engine_predict import load_engine_predict_fn
 from safeeraser.specificity.runner import run_specificity
@@ -30,9 +32,6 @@ class Specificity(StepKind):
         out = runner.spec_path(tag)
         if out is None or self.done(runner, step):
             return
-        from safeeraser.pipeline.experiment import mmvet_grader
-        from safeeraser.pipeline.locks import exclusive
-
         cfg = runner.cfg
         spec = cfg.specificity
         root = builtin_data_root() if spec.data_root == "builtin" else Path(spec.data_root)

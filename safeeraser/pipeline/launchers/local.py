@@ -2,6 +2,8 @@
 one-process pipeline, unchanged)."""
 from __future__ import annotations
 
+from safeeraser.pipeline.steps import call
+
 
 class LocalLauncher:
     name = "local"
@@ -19,8 +21,6 @@ class LocalLauncher:
         runner.prepare_inputs()
 
     def run(self, steps, runner) -> None:
-        from safeeraser.pipeline.steps import call
-
         shards = self.cfg.launcher.infer_shards
         if shards > 1:
             self.log(f"note: launcher.infer_shards={shards} with the local launcher answers the shards one after "

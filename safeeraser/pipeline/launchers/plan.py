@@ -2,15 +2,15 @@
 done already, the accelerate command of a multi-GPU unlearning step), found without running anything and
 without a cluster or a GPU."""
 from __future__ import annotations
+
+from safeeraser.pipeline.experiment import Runner
+from safeeraser.pipeline.kinds import kind
+from safeeraser.pipeline.launchers import launcher_class
+from safeeraser.pipeline.steps import is_done, plan_steps
 from safeeraser.train.config import ConfigError
 
 
 def describe(cfg) -> str:
-    from safeeraser.pipeline.experiment import Runner
-    from safeeraser.pipeline.kinds import kind
-    from safeeraser.pipeline.launchers import launcher_class
-    from safeeraser.pipeline.steps import is_done, plan_steps
-
     runner = Runner(cfg, log=lambda *a: None)
     la = cfg.launcher
     lines = [f"experiment {cfg.name}: launcher {la.name}, workdir {runner.work}"]

@@ -4,6 +4,8 @@ installed and see the experiment's paths at the same place (a shared file system
 write them there."""
 from __future__ import annotations
 
+from safeeraser.numerics import PINNED
+from safeeraser.pipeline.steps import run_step
 from safeeraser.train.config import ConfigError
 
 from .remote import RemoteLauncher
@@ -46,8 +48,6 @@ class RayLauncher(RemoteLauncher):
                                   "this node") from None
         elif self.started:  # a Ray instance on this node, with its CPUs and GPUs
             ray.init(include_dashboard=False)
-        from safeeraser.pipeline.steps import run_step
-
         # A failed step is reported, not retried behind the user's back (a retry would resume it anyway).
         self.task = ray.remote(max_retries=0)(run_step)
 
@@ -55,8 +55,6 @@ class RayLauncher(RemoteLauncher):
         return int(self.ray.cluster_resources().get("GPU", 0))
 
     def submit(self, step, payload, gpus, cpus):
-        from safeeraser.numerics import PINNED
-
         # Pinned numerics: Ray starts the step's worker with them set, before it imports torch.
         env = PINNED.get(self.cfg.get("numerics", "native"))
         extra = {"runtime_env": {"env_vars": dict(env)}} if env else {}

@@ -8,6 +8,9 @@ import os
 import time
 from pathlib import Path
 
+from safeeraser.pipeline.experiment import agreement_blocks, judge_options
+from safeeraser.pipeline.kinds import kind
+from safeeraser.pipeline.steps import call, is_done, prepare_step
 from safeeraser.train.config import ConfigError
 
 from . import StepsFailed
@@ -15,8 +18,6 @@ from . import StepsFailed
 
 def judges_run_models(cfg) -> bool:
     """Whether the judge or an agreement judge runs a model here (hf, vllm backends), not behind a server."""
-    from safeeraser.pipeline.experiment import agreement_blocks, judge_options
-
     blocks = [None, *agreement_blocks(cfg)]
     return any(judge_options(cfg, check_key=False, block=b)[1].get("backend", "server") not in ("server", None) for b in blocks)
 
@@ -53,8 +54,6 @@ class RemoteLauncher:
 
     def resources(self, kind_name: str) -> tuple[int, int]:
         """(GPUs, CPUs) of a step of this kind, from the launcher setting its kind's GPU role names."""
-        from safeeraser.pipeline.kinds import kind
-
         s, role = self.settings, kind(kind_name).gpu_role
         if role == "run":
             gpus = self._auto(s.gpus_per_run)
@@ -77,8 +76,6 @@ class RemoteLauncher:
     def payload(self, step, gpus: int) -> dict:
         from omegaconf import OmegaConf
 
-        from safeeraser.pipeline.kinds import kind
-
         extra = kind(step.kind).launch_extra(step, self.settings, gpus)
         return {"step": step, "config": OmegaConf.to_container(self.cfg), "cwd": os.getcwd(),
                 "log": str(step.log_path(self.work).resolve()), "threads": self.cfg.threads, "extra": extra}
@@ -87,16 +84,12 @@ class RemoteLauncher:
     def prepare(self, runner) -> None:
         """The shared inputs (mini data, tiny model, vanilla fine-tune) as one step, when anything is missing:
         every other step's name depends on them."""
-        from safeeraser.pipeline.steps import prepare_step
-
         pending = runner.pending_inputs()
         if pending:
             self.log(f"[{self.name}] inputs to make first: {', '.join(pending)}")
             self.run([prepare_step()], runner)
 
     def run(self, steps, runner) -> None:
-        from safeeraser.pipeline.steps import call, is_done
-
         state: dict[str, str] = {}  # step id -> done | failed | skipped
         failed, skipped = [], []
         waiting = list(steps)  # dependencies first

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 
+from safeeraser.pipeline.steps import run_step
 from safeeraser.train.config import ConfigError
 
 from .remote import RemoteLauncher
@@ -73,8 +74,6 @@ class SlurmLauncher(RemoteLauncher):
         return max(1, (os.cpu_count() or 1) // cpus) if self.local else None
 
     def submit(self, step, payload, gpus, cpus):
-        from safeeraser.pipeline.steps import run_step
-
         ex = self.executor(gpus, cpus)
         ex.update_parameters(name=step.id.replace(":", "_"))
         return ex.submit(run_step, payload)
