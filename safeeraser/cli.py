@@ -242,6 +242,12 @@ def _agreement_main(argv):
     return agreement_main(argv)
 
 
+def _report_main(argv):
+    from safeeraser.pipeline.html_report import main as report_main
+
+    return report_main(argv)
+
+
 def _bench_main(argv):
     from safeeraser.bench.command import main as bench_main
 
@@ -255,6 +261,7 @@ PASSTHROUGH = {
     "eval": (_eval_main, "judge answers: Efficacy/Generality ASR and RR, SARR, ROUGE-L, GPT-Eval (eval_all.py)"),
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
     "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),
+    "report": (_report_main, "an experiment's report as one HTML page, with a browser of every run's answers"),
 }
 
 

@@ -22,3 +22,10 @@ if [ "${#constraint[@]}" -gt 0 ] && [ "${constraint[1]}" = requirements.lock ]; 
 else
     rm -f .venv/installed-from-lock
 fi
+# Debian's Chromium, for the HTML report's browser test (tests/pipeline/browser.py), where it can be had:
+# as root on a Debian-based machine. Elsewhere that test is skipped (CI requires it: .ci/run).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium (the HTML report's browser test)"
+    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+        apt-get install -y -q chromium >/dev/null 2>&1; }) || echo "chromium could not be installed: its test will skip"
+fi

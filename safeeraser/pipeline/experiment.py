@@ -28,7 +28,13 @@ from safeeraser.infer.settings import SettingError, check_block
 from safeeraser.io import read_json_records
 from safeeraser.models.families import REGISTRY
 from safeeraser.models.tiny import SIZES
+from safeeraser.numerics import MODES
+from safeeraser.pipeline.html_report import write_html
+from safeeraser.pipeline.kinds.prepare import pending, prepare
+from safeeraser.pipeline.launchers import LAUNCHERS, make_launcher
+from safeeraser.pipeline.report import write_report
 from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
+from safeeraser.pipeline.steps import call, plan_steps
 from safeeraser.provenance import digest, environment, environment as current, file_sha256, weights_identity
 from safeeraser.specificity.chat_grader import ChatGrader
 from safeeraser.train.config import CONFIG_DIR, TrainRequest, identity_config
@@ -168,8 +174,6 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if cfg.threads is not None and (not isinstance(cfg.threads, int) or isinstance(cfg.threads, bool)
                                     or cfg.threads < 1):
         raise ConfigError(f"{p}: key 'threads': a positive integer or null, got {cfg.threads!r}")
-    from safeeraser.numerics import MODES
-
     if cfg.numerics not in MODES:
         raise ConfigError(f"{p}: key 'numerics': one of {', '.join(MODES)}, got {cfg.numerics!r}")
     if not isinstance(cfg.bootstrap.get("resamples"), int) or cfg.bootstrap.resamples < 100:
@@ -187,8 +191,6 @@ def infer_block(cfg, where: str | Path = "experiment") -> dict:
 
 
 def check_launcher(cfg, where: str | Path = "experiment") -> None:
-    from safeeraser.pipeline.launchers import LAUNCHERS
-
     la = cfg.launcher
     if la.name not in LAUNCHERS:
         raise ConfigError(f"{where}: key 'launcher.name': unknown launcher '{la.name}'. "
@@ -383,14 +385,10 @@ class Runner:
 
     def pending_inputs(self) -> list[str]:
         """What the prepare step would make (kinds/prepare.py), found without making it."""
-        from safeeraser.pipeline.kinds.prepare import pending
-
         return pending(self)
 
     def prepare_inputs(self) -> None:
         """The shared inputs made (the prepare step's body, in this process)."""
-        from safeeraser.pipeline.kinds.prepare import prepare
-
         prepare(self)
 
     def vanilla_identity(self) -> dict | str:
@@ -535,8 +533,6 @@ class Runner:
 
     def run(self) -> list[dict]:
         """Every step in this process, one after another, then the rows."""
-        from safeeraser.pipeline.steps import call, plan_steps
-
         self.prepare_inputs()
         for step in plan_steps(self):
             call(step, self)
@@ -556,10 +552,6 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     """Run the grid's steps with the experiment's launcher (`launcher` overrides its `launcher.name`), then
     assemble the report from their outputs. A step that fails under a remote launcher does not stop the
     others: StepsFailed names it (and its log) once every other step has run, and no report is written."""
-    from safeeraser.pipeline.launchers import make_launcher
-    from safeeraser.pipeline.report import write_report
-    from safeeraser.pipeline.steps import plan_steps
-
     cfg = load_experiment(path, [*overrides, *([f"launcher.name={launcher}"] if launcher else [])])
     judge_options(cfg, path)  # a judge that cannot run (no API key) must fail now, not after hours of training
     for i, block in enumerate(agreement_blocks(cfg)):
@@ -594,6 +586,7 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
                                "provenance": environment(), "launcher": where["name"],
                                "seconds": time.perf_counter() - t0, "executed": runner.executed,
                                "reused_from_other_code": runner.reused_notes})
+    files.append(write_html(runner, runner.work / f"{stem}.json"))  # the tables and every answer, one page
     log(f"report: {', '.join(str(f) for f in files)}")
     runner.report_path = runner.work / f"{stem}.json"  # what `run --compare` reads
     return rows, runner
