@@ -28,7 +28,7 @@ from safeeraser.infer.settings import SettingError, check_block
 from safeeraser.io import read_json_records
 from safeeraser.models.families import REGISTRY
 from safeeraser.models.tiny import SIZES
-from safeeraser.numerics import MODES
+from safeeraser.numerics import MODES, pin
 from safeeraser.pipeline.html_report import write_html
 from safeeraser.pipeline.kinds.prepare import pending, prepare
 from safeeraser.pipeline.launchers import LAUNCHERS, make_launcher
@@ -557,8 +557,6 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     for i, block in enumerate(agreement_blocks(cfg)):
         judge_options(cfg, path, block=block, key=f"agreement[{i}]")
     check_judged_data(cfg, path)
-    from safeeraser.numerics import pin
-
     pin(cfg.numerics)  # before torch loads, here and in every process the steps start (they inherit it)
     if cfg.threads is not None:
         import torch

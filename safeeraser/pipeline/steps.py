@@ -18,6 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from safeeraser.numerics import pin
 from safeeraser.pipeline.kinds import RunGraph, Step, kind, kinds
 from safeeraser.pipeline.kinds.prepare import Prepare
 
@@ -99,8 +100,6 @@ def run_step(payload: dict) -> dict:
                   f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
             try:
                 cfg = OmegaConf.create(payload["config"])
-                from safeeraser.numerics import pin
-
                 pin(cfg.get("numerics", "native"))  # before the step loads torch (a reused worker may have)
                 if payload.get("threads"):
                     use_threads(payload["threads"])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from safeeraser.data.records import load_benchmark
 from safeeraser.io import atomic_write_json
+from safeeraser.numerics import pin
 from safeeraser.reference.checkout import inference_tags
 from safeeraser.train.config import config_differences, data_paths, flat_config
 
@@ -64,8 +65,6 @@ def stale_settings(request, model_dir: str | Path) -> list[str]:
 
 def finetune(request) -> tuple[Path, dict]:
     """Fine-tune the vanilla model the TrainRequest `request` describes, then check what it answers."""
-    from safeeraser.numerics import pin
-
     cfg = request.load()
     pin(cfg.optim.numerics)  # before torch loads (the training loop imports it)
     from safeeraser.train.loop import run_training

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
                            read_jsonl_tolerant)
+from safeeraser.numerics import pin
 from safeeraser.train.config import (RESUME_FREE_KEYS, ConfigError, check_model_family, data_paths, load_records_first,
                                      resume_differences)
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
@@ -249,8 +250,6 @@ class Trainer:
 
         from safeeraser.data.encode import pad_token_id
         from safeeraser.models.loading import check_model_path, family_of, load_model, load_processor, resolve_dtype
-        from safeeraser.numerics import pin
-
         # torch is loaded by now: pinned numerics must already be in force (the command set them first),
         # or this run would compute other numbers than its config says
         pin(self.cfg.optim.numerics)
