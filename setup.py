@@ -31,7 +31,8 @@ setup(
         "track": ["tensorboard>=2.21", "wandb>=0.30"],  # report_to=tensorboard|wandb
         "ray": ["ray>=2.60"],  # safeeraser run --launcher ray
         "slurm": ["submitit>=1.5"],  # safeeraser run --launcher slurm
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "tensorboard>=2.21", "wandb>=0.30", "ray>=2.60", "submitit>=1.5"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "tensorboard>=2.21", "wandb>=0.30", "ray>=2.60", "submitit>=1.5",
+                "mkdocs>=1.6"],
     },
     entry_points={"console_scripts": ["safeeraser=safeeraser.cli:main"]},
 )

@@ -23,16 +23,19 @@ def test_dataset_readme_describes_every_benchmark_folder_and_file():
 
 
 def test_readme_says_to_activate_the_venv_before_its_first_bare_command():
+    """The README's set-up commands name .venv/bin/; it then says every later command (here and in the
+    guides, which use bare `python`, `safeeraser`, `accelerate`) runs in that environment."""
     lines = (REPO / "README.md").read_text().splitlines()
     activate = next(i for i, line in enumerate(lines) if "source .venv/bin/activate" in line)
-    in_block, first_bare = False, None
+    in_block, bare = False, []
     for i, line in enumerate(lines):
         if line.startswith("```"):
             in_block = not in_block
         elif in_block and line.split()[:1] in (["python"], ["safeeraser"], ["accelerate"]):
-            first_bare = i
-            break
-    assert first_bare is not None and activate < first_bare
+            bare.append(i)
+    assert all(activate < i for i in bare)
+    guides = [doc for doc in documents()[1:] if re.search(r"^(python|safeeraser|accelerate) ", doc.read_text(), re.M)]
+    assert guides, "no guide shows a bare command: this test checks nothing"
 
 
 # --- the README's commands ------------------------------------------------------------------------
@@ -46,6 +49,7 @@ ENTRY_PARSERS = {  # a script or subcommand -> the module whose build_parser() p
     "eval_all.py": "safeeraser.eval.command", "eval": "safeeraser.eval.command",
     "specificity": "safeeraser.specificity.command", "judge-agreement": "safeeraser.eval.agreement",
     "bench": "safeeraser.bench.command", "attack": "safeeraser.attacks.run",
+    "report": "safeeraser.pipeline.html_report",
 }
 # scripts that hand their key=value arguments to forget.py (with forget_lora.yaml by default)
 FORGET_SCRIPTS = ("scripts/forget_lora.bash", "scripts/forget_grid.bash")
@@ -136,7 +140,9 @@ def _check_command(tokens: list[str], where: str) -> None:
     for arg in args:  # every file under config/ or scripts/ that a command names
         if arg.startswith(("config/", "scripts/")):
             assert (REPO / arg).is_file(), f"{where}: {arg}: no such file"
-    if program == "bash":
+    if program.startswith("scripts/"):  # a script run by its path
+        assert (REPO / program).is_file(), f"{where}: {program}: no such script"
+    elif program == "bash":
         script = args[0]
         assert (REPO / script).is_file(), f"{where}: {script}: no such script"
         if script in FORGET_SCRIPTS:
@@ -184,14 +190,22 @@ def _check_command(tokens: list[str], where: str) -> None:
 
 
 OTHER_TOOLS = {"tensorboard", "git"}
-SHELL_BUILTINS = {"wait"}
+SHELL_BUILTINS = {"wait", "export", "cd"}
 
 
-def test_every_readme_command_names_scripts_configs_subcommands_and_flags_that_exist():
-    commands = readme_commands()
-    assert len(commands) >= 15
-    for block, line, tokens in commands:
-        _check_command(list(tokens), f"README.md line {line}")
+def documents() -> list[Path]:
+    """The README and the documentation's pages: every command they show is checked."""
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def test_every_documented_command_names_scripts_configs_subcommands_and_flags_that_exist():
+    total = 0
+    for doc in documents():
+        commands = readme_commands(doc.read_text())
+        total += len(commands)
+        for block, line, tokens in commands:
+            _check_command(list(tokens), f"{doc.relative_to(REPO)} line {line}")
+    assert total >= 15
 
 
 def test_readme_lists_every_safeeraser_subcommand():
@@ -210,21 +224,25 @@ def test_readme_states_the_train_extra_where_a_command_launches_deepspeed():
     """A launch on a DeepSpeed accelerate config fails on the default install: the block says `.[train]`."""
     from safeeraser.train.deepspeed_check import config_wants_deepspeed
 
-    lines = (REPO / "README.md").read_text().splitlines()
-    blocks: dict[int, list[str]] = {}
-    for block, line, tokens in readme_commands():
-        named = [t.split("=", 1)[-1] for t in tokens if t.split("=", 1)[-1].startswith("config/")]
-        scripts = [t for t in tokens if t in SCRIPT_LAUNCH_DEFAULTS]
-        if scripts and not any(t.startswith("ACCELERATE_CONFIG=") for t in tokens):
-            named.append(SCRIPT_LAUNCH_DEFAULTS[scripts[0]])  # the script's default launch config
-        if any(config_wants_deepspeed(REPO / c) for c in named if c.startswith("config/accelerate")):
-            blocks.setdefault(block, []).append(line)
-    assert blocks, "no README command launches DeepSpeed: update this test"
-    for block, at in blocks.items():
-        opening = max(i for i in range(at[0]) if lines[i].startswith("```"))
-        closing = next(i for i in range(at[0], len(lines)) if lines[i].startswith("```"))
-        nearby = "\n".join(lines[max(0, opening - 3):closing])
-        assert '".[train]"' in nearby, f"README.md line {at[0]}: launches DeepSpeed without naming the train extra"
+    found = 0
+    for doc in documents():
+        text = doc.read_text()
+        lines = text.splitlines()
+        blocks: dict[int, list[int]] = {}
+        for block, line, tokens in readme_commands(text):
+            named = [t.split("=", 1)[-1] for t in tokens if t.split("=", 1)[-1].startswith("config/")]
+            scripts = [t for t in tokens if t in SCRIPT_LAUNCH_DEFAULTS]
+            if scripts and not any(t.startswith("ACCELERATE_CONFIG=") for t in tokens):
+                named.append(SCRIPT_LAUNCH_DEFAULTS[scripts[0]])  # the script's default launch config
+            if any(config_wants_deepspeed(REPO / c) for c in named if c.startswith("config/accelerate")):
+                blocks.setdefault(block, []).append(line)
+        found += len(blocks)
+        for block, at in blocks.items():
+            opening = max(i for i in range(at[0]) if lines[i].startswith("```"))
+            closing = next(i for i in range(at[0], len(lines)) if lines[i].startswith("```"))
+            nearby = "\n".join(lines[max(0, opening - 3):closing])
+            assert '".[train]"' in nearby, f"{doc.name} line {at[0]}: launches DeepSpeed without naming the train extra"
+    assert found, "no documented command launches DeepSpeed: update this test"
 
 
 def test_a_deepspeed_launch_without_the_train_extra_is_one_line_naming_it(capsys):

@@ -171,9 +171,7 @@ def runner_of(report_json: Path):
     return Runner(cfg, log=lambda *_: None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from safeeraser.pipeline.experiment import StepMissing  # deferred: experiment imports this module
-
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeeraser report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="an experiment's work folder (runs/NAME), holding its report")
@@ -181,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", default="report", help="the report's stem in RUN_DIR (report-seeds-233-1-2, ...)")
     p.add_argument("--out", default=None, help="the page (default: RUN_DIR/REPORT.html)")
     p.add_argument("--max_records", type=int, default=0, help="only each split's first N records in the browser")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from safeeraser.pipeline.experiment import StepMissing  # deferred: experiment imports this module
+
+    args = build_parser().parse_args(argv)
     report_json = Path(args.run_dir) / f"{args.report}.json"
     if not report_json.is_file():
         print(f"error: {report_json} not found (run `safeeraser run` first, or name the report with --report)",

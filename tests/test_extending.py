@@ -1,0 +1,117 @@
+"""docs/extending.md's recipes, followed with toy additions: a method, a judge and a family are each one
+module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
+tests/eval/test_judged_metrics.py, tests/pipeline/test_step_kinds.py, tests/attacks/test_attacks.py and
+tests/bench/test_gpu_check.py). A recipe that stops working fails here."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _module(tmp_path, monkeypatch, package: str, name: str, source: str) -> str:
+    (tmp_path / package).mkdir(exist_ok=True)
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{package}.{name}"
+
+
+def test_a_method_is_one_module_and_one_registry_line(tmp_path, monkeypatch, forget_cfg):
+    import importlib
+
+    from safeeraser.train import methods
+    from safeeraser.train.loop import run_training
+
+    path = _module(tmp_path, monkeypatch, "toymethods", "halfgd", (
+        '"""Half GD: gradient ascent on the forget answers, half-weighted descent on the retain ones."""\n'
+        "from safeeraser.train.methods.base import Method, Term\n\n"
+        "METHOD = Method('halfgd', (Term('forget', 'forget', 'nll', -1.0), Term('retain', 'retain', 'nll', 0.5)))\n"))
+    monkeypatch.setitem(methods.REGISTRY, "halfgd", importlib.import_module(path).METHOD)  # the registry line
+    for name in ("halfgd", "halfgdpd"):
+        out = run_training(forget_cfg(f"forget_loss={name}", "max_train_steps=1", f"save_dir={tmp_path / name}"))
+        row = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+        pd = row.get("loss/pd", 0.0) * (1.0 if name.endswith("pd") else 0.0)
+        assert row["loss/total"] == pytest.approx(-row["loss/forget"] + 0.5 * row["loss/retain"] + pd, rel=1e-5)
+        assert ("loss/pd" in row) == name.endswith("pd")
+
+
+def test_a_judge_is_one_class_and_one_registry_line(tmp_path, monkeypatch, mini_dir):
+    from safeeraser.eval import judges
+    from safeeraser.eval.command import main as eval_main
+
+    path = _module(tmp_path, monkeypatch, "toyjudges", "sure", (
+        "from safeeraser.eval.judges.base import ASR, RR, RR_SD, Judge, Judgment\n\n"
+        "class SureJudge(Judge):\n"
+        "    '''An answer that starts with Sure is unsafe; one that says cannot refuses.'''\n"
+        "    name = 'sure'\n    kinds = frozenset({ASR, RR, RR_SD})\n    grades_mmvet = False\n\n"
+        "    @classmethod\n    def create(cls, options=None, cache_path=None):\n        return cls()\n\n"
+        "    def judge(self, items, progress=None):\n"
+        "        out = []\n"
+        "        for item in items:\n"
+        "            if item.kind == ASR:\n"
+        "                out.append(Judgment('unsafe' if item.answer.startswith('Sure') else 'safe'))\n"
+        "            elif item.kind == RR:\n"
+        "                out.append(Judgment('refuse' if 'cannot' in item.answer else 'not_refuse'))\n"
+        "            elif item.kind == RR_SD:\n"
+        "                out.append(Judgment('normal'))\n"
+        "            else:\n"
+        "                out.append(Judgment(status='unavailable'))\n"
+        "        if progress:\n            progress(len(items))\n"
+        "        return out\n"))
+    monkeypatch.setitem(judges.JUDGES, "sure", f"{path}:SureJudge")  # the registry line
+    dataset = json.loads((mini_dir / "all_val.json").read_text())[:2]
+    for r in dataset:
+        r["image_path"], r["SDImage_path"] = str(mini_dir / r["image_path"]), str(mini_dir / r["SDImage_path"])
+    records = json.loads(json.dumps(dataset))
+    for r in records:  # answers as ckpt_infer writes them: the dataset's harmful answer, a refusal, a no
+        for pair in r["unsafe_pairs"]:
+            pair.update(model_response1=pair["model_response"], model_response2="I cannot help.",
+                        model_response3="No.")
+    data, answers, judged = tmp_path / "val.json", tmp_path / "answers.json", tmp_path / "judged.json"
+    data.write_text(json.dumps(dataset))
+    answers.write_text(json.dumps(records))
+    assert eval_main(["--input_file", str(answers), "--file_refer", str(data), "--output_file_rr", str(judged),
+                      "--judge", "sure", "--no_progress"]) == 0
+    stats = json.loads(judged.with_suffix(".txt").read_text())["stats_asr_rr"]
+    pairs = sum(len(r["unsafe_pairs"]) for r in records)
+    # one answer in three starts with the dataset's harmful "Sure. ..." and one says it cannot help
+    assert stats["total"] == 3 * pairs and stats["unsafe_count"] == pairs and stats["refuse_count"] == pairs
+
+
+def test_a_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch, tiny_dir, mini_dir):
+    """A family file under another model_type's registry line is what the toolkit then uses for that model:
+    here LLaVA's family with its LoRA limited to the attention's value projections."""
+    from safeeraser.models import families
+    from safeeraser.train.loop import Trainer
+    from safeeraser.train.config import load_config
+
+    path = _module(tmp_path, monkeypatch, "toyfamilies", "valuellava", (
+        "from safeeraser.models.families.llava import Llava\n\n"
+        "class ValueLlava(Llava):\n"
+        "    def lora_targets(self, names, layers=None):\n"
+        "        return super().lora_targets(['v_proj'], layers)\n\n"
+        "FAMILY = ValueLlava()\n"))
+    monkeypatch.setitem(families.REGISTRY, "llava", path)  # the registry line
+    families.family_for.cache_clear()
+    try:
+        cfg = load_config("forget_tiny.yaml", [f"model_path={tiny_dir}", f"data_path={mini_dir / 'all_train.json'}",
+                                               f"idk_path={mini_dir / 'prompt.json'}", f"save_dir={tmp_path / 'run'}",
+                                               "forget_loss=ga", "max_train_steps=1", "batch_size=2"])
+        trainer = Trainer(cfg).setup()
+        adapted = {re.sub(r".*\.", "", n.split(".lora_")[0]) for n, _ in trainer.model.named_parameters() if "lora_" in n}
+        assert adapted == {"v_proj"}
+    finally:
+        families.family_for.cache_clear()
+
+
+def test_the_extending_guide_names_a_test_for_every_recipe():
+    guide = (REPO / "docs" / "extending.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", guide)
+    assert len(named) >= 7
+    for file, test in named:
+        assert re.search(rf"^def {test}\(", (REPO / file).read_text(), re.M), f"{file}::{test} is gone"
