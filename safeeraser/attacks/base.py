@@ -5,6 +5,7 @@ the attacked records with ckpt_infer and writes the answers back under the origi
 eval_all scores them against the dataset unchanged."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from safeeraser.data.records import load_benchmark, resolve_image
@@ -66,8 +67,10 @@ class Attack:
 
     def apply(self, record: dict, variant: str, index: int, images: Path) -> dict:
         """The attacked copy of `record` (its image paths absolute); `images` is a folder for the images the
-        attack writes. Only the question texts and the image paths may change: the rest is the record's."""
-        raise NotImplementedError
+        attack writes. Only the question texts and the image paths may change: the rest is the record's.
+        By default the record unchanged: an attack on the model (prepare, model_transform)."""
+        self.check_variant(variant)
+        return copy.deepcopy(record)
 
     def apply_pairs(self, record: dict, variant: str, index: int, images: Path) -> list[dict]:
         """The attacked records that stand for `record`: one (apply's) unless the attack asks each harmful

@@ -17,7 +17,6 @@ pixel grid without leaving the eps ball. Options (--option KEY=VALUE): eps (8/25
 bench states it for a 7B model)."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -42,10 +41,6 @@ class PGD(Attack):
         if key == "alpha":
             return None if is_number(value) and 0 < value <= 1 else "a number in (0, 1]"
         return None if is_count(value) else "an integer >= 1"
-
-    def apply(self, record, variant, index, images):
-        self.check_variant(variant)
-        return copy.deepcopy(record)
 
     def prepare(self, variant, settings, work: Path, options: dict, forget_file: Path | None = None):
         self.check_variant(variant)

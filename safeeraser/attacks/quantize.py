@@ -11,7 +11,6 @@ on a CPU as the formats give on a GPU):
 The records are not changed."""
 from __future__ import annotations
 
-import copy
 from statistics import NormalDist
 
 from safeeraser.attacks.base import Attack
@@ -63,10 +62,6 @@ class Quantize(Attack):
     name = "quantize"
     variants = ("int8", "nf4", "int4")
     paper = "Zhang et al. 2024, Catastrophic Failure of LLM Unlearning via Quantization (arXiv 2410.16454)"
-
-    def apply(self, record, variant, index, images):
-        self.check_variant(variant)
-        return copy.deepcopy(record)
 
     def model_transform(self, variant: str):
         self.check_variant(variant)

@@ -13,7 +13,6 @@ answers the whole file. Options (--option KEY=VALUE): steps (10), every (10), lr
 An ASR-against-steps curve is one run per `steps`."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import shutil
 from pathlib import Path
@@ -56,10 +55,6 @@ class Relearn(Attack):
         if key == "lr":
             return None if is_number(value) and value > 0 else "a number > 0"
         return None if is_count(value) else "an integer >= 1"
-
-    def apply(self, record, variant, index, images):
-        self.check_variant(variant)
-        return copy.deepcopy(record)
 
     def prepare(self, variant, settings, work: Path, options: dict, forget_file: Path | None = None):
         from safeeraser.train.loop import run_training

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from safeeraser.pipeline.experiment import run_experiment
 from safeeraser.pipeline.html_report import md_table_html
 
 from tests.pipeline import browser
+from tests.pipeline.test_attack_steps import _config as grid_config
 
 
 def test_a_markdown_table_becomes_an_html_table_with_its_cells_escaped():
@@ -25,15 +25,7 @@ def test_a_markdown_table_becomes_an_html_table_with_its_cells_escaped():
 def grid(tmp_path_factory, vanilla_dir, mini_dir):
     """A small grid (vanilla, ga, gapd) run once: its work folder."""
     tmp = tmp_path_factory.mktemp("html")
-    cfg = {"name": "html", "workdir": str(tmp / "work"), "methods": ["ga", "gapd"],
-           "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
-                    "prompt": str(mini_dir / "prompt.json")},
-           "model": {"vanilla": str(vanilla_dir)},
-           "forget_overrides": ["max_train_steps=1", "batch_size=4", "gradient_accumulation_steps=1"],
-           "infer": {"batch_size": 16, "max_new_tokens": 4, "seed": 0, "greedy": True},
-           "judge": {"name": "keyword"}, "specificity": None}
-    (tmp / "exp.yaml").write_text(yaml.safe_dump(cfg))
-    run_experiment(tmp / "exp.yaml", log=lambda *_: None)
+    run_experiment(grid_config(tmp, vanilla_dir, mini_dir, attacks=[]), log=lambda *_: None)
     return tmp / "work", mini_dir
 
 
