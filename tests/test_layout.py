@@ -190,7 +190,7 @@ def _check_command(tokens: list[str], where: str) -> None:
 
 
 OTHER_TOOLS = {"tensorboard", "git"}
-SHELL_BUILTINS = {"wait", "export", "cd"}
+SHELL_BUILTINS = {"wait", "export", "cd", "source"}
 
 
 def documents() -> list[Path]:
