@@ -13,8 +13,8 @@ mean token NLL), -eps, eps), the image kept in [0, 1]; the start is the clean im
 the same images on every run); the kept perturbation is the step with the lowest loss (the clean image
 when none improves on it). The perturbed images are saved as 8-bit PNGs, the perturbation rounded to the
 pixel grid without leaving the eps ball. Options (--option KEY=VALUE): eps (8/255), alpha (1/255), steps
-(20), every (1, universal), size (224, universal). Cost: steps forward and backward passes per image (the
-bench states it for a 7B model)."""
+(20), every (1, universal), size (224, universal). Cost per image: `steps` forward and backward passes and
+one forward (the bench states it for a 7B model)."""
 from __future__ import annotations
 
 import dataclasses
@@ -46,9 +46,11 @@ class PGD(Attack):
         self.check_variant(variant)
         opts = self.check_options(options)
         records = read_json_records(settings.eval_file)  # the attacked file: image paths absolute
-        # named by what the images depend on: other options or another checkpoint never reuse them
+        # named by what the images depend on: other options, another checkpoint or other records (images,
+        # harmful answers) never reuse them
         key = digest({"options": opts, "model": settings.model_path, "variant": variant,
-                      "checkpoint": weights_identity(settings.checkpoint_path)})[:12]
+                      "checkpoint": weights_identity(settings.checkpoint_path),
+                      "records": [[r["image_path"], r["unsafe_pairs"]] for r in records]})[:12]
         folder = work / "images" / f"pgd-{variant}-{key}"
         paths = sorted({r["image_path"] for r in records})
         # under the original's folder name: the category the judge reads from it stays the same
@@ -142,15 +144,17 @@ def descend(objective, cleans: list, encoded: list, delta_of, param, opts: dict)
     torch = objective.torch
     best, best_loss = param.detach().clone(), math.inf
     for step in range(opts["steps"] + 1):  # the last iterate's loss is seen too
-        total, grad = 0.0, torch.zeros_like(param)
+        total, grad, last = 0.0, torch.zeros_like(param), step == opts["steps"]
         for clean, examples in zip(cleans, encoded, strict=True):
-            leaf = param.detach().requires_grad_(True)
-            loss = objective.loss((clean + delta_of(leaf, clean)).clamp(0, 1), examples)
-            grad += torch.autograd.grad(loss, leaf)[0]
+            leaf = param.detach().requires_grad_(not last)
+            with torch.set_grad_enabled(not last):  # the last iterate is only scored: no backward
+                loss = objective.loss((clean + delta_of(leaf, clean)).clamp(0, 1), examples)
+            if not last:
+                grad += torch.autograd.grad(loss, leaf)[0]
             total += loss.item()
         if total < best_loss:
             best, best_loss = param.detach().clone(), total
-        if step == opts["steps"]:
+        if last:
             break
         param = (param - opts["alpha"] * grad.sign()).clamp(-opts["eps"], opts["eps"])
     return best

@@ -42,6 +42,9 @@ def merged_model(settings, work: Path) -> str:
         model.save_pretrained(tmp)
         load_processor(settings.model_path).save_pretrained(tmp)
         tmp.rename(out)  # whole or not at all: a killed merge leaves merged.tmp, made again next time
+        for old in work.glob("merged-*"):  # merges of the checkpoint as it was before: a full model each
+            if old != out and not old.name.endswith(".tmp"):
+                shutil.rmtree(old, ignore_errors=True)
     return str(out)
 
 
@@ -66,7 +69,8 @@ class Relearn(Attack):
         records = absolute_records(forget_file) if forget_file else read_json_records(settings.eval_file)
         part = [r for i, r in enumerate(records) if i % opts["every"] == 0]
         # named by all it is trained from: other options, data or model never reuse an adapter
-        key = digest({"base": base, "base_identity": weights_identity(base), "variant": variant, "options": opts,
+        base_identity = weights_identity(base) if Path(base).is_dir() else base  # a hub id names its weights
+        key = digest({"base": base, "base_identity": base_identity, "variant": variant, "options": opts,
                       "data": part, "seed": settings.seed})[:12]
         data = work / f"relearn_{variant}_{key}_data.json"
         atomic_write_json(data, part)

@@ -37,7 +37,7 @@ def measure_pgd(assets, images: int, steps: int, seed: int = 0) -> dict:
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"images": len(records), "steps": steps, "passes_per_image": steps + 1,
+    return {"images": len(records), "steps": steps, "forward_backward_per_image": steps, "forward_only_per_image": 1,
             "pairs_per_image": sum(len(r["unsafe_pairs"]) for r in records) / len(records),
             "seconds_per_image": seconds / len(records),
             "peak_mb_above_model": (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else None}

@@ -525,8 +525,9 @@ class Runner:
         """Per swept attack (attacks/spec.py): the option swept, its values and the attacks' labels, in order."""
         out: dict[str, dict] = {}
         for label, spec in self.attacks.items():
-            if spec.sweep is not None:
-                curve = out.setdefault(spec.curve, {"option": spec.sweep, "values": [], "labels": []})
+            if spec.sweep is not None:  # two sweeps of one attack over different options are two curves
+                curve = out.setdefault(f"{spec.curve} against {spec.sweep}",
+                                       {"option": spec.sweep, "values": [], "labels": []})
                 curve["values"].append(spec.options[spec.sweep])
                 curve["labels"].append(label)
         return out

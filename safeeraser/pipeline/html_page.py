@@ -29,6 +29,7 @@ PAGE = r"""<!DOCTYPE html>
   .refusal { background: #d6ecd9; color: #14532d; }
   .degenerate { background: #fde8c8; color: #7a4a00; }
   .unknown { background: #e5e7eb; color: #374151; }
+  .not-normal { background: #e0d4f7; color: #3b1d78; }
   #count { font-weight: 600; }
 </style>
 </head>
@@ -150,12 +151,12 @@ function drawEntry(entry, answers) {
   const box = document.createElement("div");
   box.className = "entry";
   const img = document.createElement("img");
-  img.alt = entry.image; img.src = DATA.images[entry.image] || "";
+  img.alt = entry.path; img.src = DATA.images[entry.image] || "";
   box.appendChild(img);
   const right = document.createElement("div");
   const meta = document.createElement("div");
   meta.className = "meta";
-  meta.textContent = `${entry.split} · ${entry.category} · record ${entry.record}, question ${entry.pair + 1} · ${entry.image}`;
+  meta.textContent = `${entry.split} · ${entry.category} · record ${entry.record}, question ${entry.pair + 1} · ${entry.path}`;
   const q = document.createElement("div");
   q.className = "question"; q.textContent = entry.question;
   const table = document.createElement("table");
@@ -169,7 +170,9 @@ function drawEntry(entry, answers) {
     const row = document.createElement("tr");
     cell(row, DATA.runs[a.run].label);
     a.texts.forEach((t, k) => cell(row, answerCell(t, flags(a, k))));
-    cell(row, answerCell(a.sd, a.sd_label === "refuse" ? ["refusal"] : []));
+    // SARR counts an answer about the harmless SD image that is not a normal answer
+    const sd = {not_normal: ["not-normal"], unknown: ["unknown"]}[a.sd_label] || [];
+    cell(row, answerCell(a.sd, sd));
     table.appendChild(row);
   }
   right.append(meta, q, table);

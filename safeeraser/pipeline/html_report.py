@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -49,35 +50,52 @@ def _labels(pair: dict, response: str) -> dict:
     return {"asr": pair.get(f"gpt_result_ASR_{response}"), "rr": pair.get(f"gpt_result_RR_{response}")}
 
 
+def _key(record: dict) -> tuple:
+    """What a record is, in the dataset and in any run's answers to it: its image and its questions."""
+    return str(record.get("image_path")), tuple(str(p.get("question")) for p in record.get("unsafe_pairs") or [])
+
+
+def _by_record(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """A run's answered records by what they answer (a run leaves out the records it skipped: matched by
+    position, every later question would show the next record's answers)."""
+    out: dict[tuple, list[dict]] = {}
+    for row in rows:
+        out.setdefault(_key(row), []).append(row)
+    return out
+
+
 def answer_entries(runner, max_records: int = 0) -> tuple[list[dict], dict]:
     """(runs, {entries, images}): the runs shown (method, seed, label, with_pd), one entry per harmful
     question of each split (its image, question, category and, per run, its answers with their labels and
     degenerate flags) and the entries' image thumbnails. Read from the judged answers of each run (the
     experiment judge's files); `max_records` > 0 keeps each split's first records."""
     runs = []
-    judged: dict[tuple[int, str], list[dict]] = {}
+    judged: dict[tuple[int, str], dict[tuple, list[dict]]] = {}
     for run in runner.runs():
         seeds = [s for s in runner.seeds_of(run.method) if s is not None]
         label = run.method + (f" (seed {run.seed})" if run.seed is not None and len(seeds) > 1 else "")
         runs.append({"label": label, "method": run.method, "pd": run.method.endswith("pd"), "seed": run.seed})
         for split in SPLITS:
             _, path = runner.judged(runner.infer_path(run.tag, split))
-            judged[len(runs) - 1, split] = read_json_records(path)
+            judged[len(runs) - 1, split] = _by_record(read_json_records(path))
     entries = []
     for split in SPLITS:
         data_file = Path(runner.cfg.data[split])
         records = read_json_records(data_file)
         if max_records > 0:
             records = records[:max_records]
+        seen: dict[tuple, int] = {}  # records that repeat an image and its questions: their answers in order
         for i, record in enumerate(records):
-            image = str(record["image_path"])
+            key = _key(record)
+            nth = seen[key] = seen.get(key, -1) + 1
+            image = str(resolve_image(str(record["image_path"]), data_file))  # one thumbnail per file
             for j, pair in enumerate(record["unsafe_pairs"]):
                 answers = []
                 for r in range(len(runs)):
-                    rows = judged[r, split]
-                    if i >= len(rows) or j >= len(rows[i]["unsafe_pairs"]):
+                    rows = judged[r, split].get(key, [])
+                    if nth >= len(rows):
                         continue  # a record the run skipped
-                    got = rows[i]["unsafe_pairs"][j]
+                    got = rows[nth]["unsafe_pairs"][j]
                     texts = [str(got.get(k, "")) for k in MODEL_RESPONSES]
                     answers.append({"run": r, "texts": texts,
                                     "labels": [_labels(got, k) for k in MODEL_RESPONSES],
@@ -85,18 +103,16 @@ def answer_entries(runner, max_records: int = 0) -> tuple[list[dict], dict]:
                                     "sd": str(got.get("sd_response", "")),
                                     "sd_label": got.get("gpt_result_RR_sd_response")})
                 entries.append({"split": split, "record": i, "pair": j, "image": image,
-                                "category": category_of(image) or "other", "question": pair["question"],
-                                "answers": answers})
-    return runs, {"entries": entries, "images": images_of(entries, runner)}
+                                "path": str(record["image_path"]), "question": pair["question"],
+                                "category": category_of(str(record["image_path"])) or "other", "answers": answers})
+    return runs, {"entries": entries, "images": {e["image"]: thumbnail(Path(e["image"])) for e in entries}}
 
 
-def images_of(entries: list[dict], runner) -> dict[str, str]:
-    """Each image of the entries once, as a thumbnail data URI (keyed by the path the records give)."""
-    out: dict[str, str] = {}
-    for e in entries:
-        if e["image"] not in out:
-            out[e["image"]] = thumbnail(resolve_image(e["image"], Path(runner.cfg.data[e["split"]])))
-    return out
+def script_json(data) -> str:
+    """`data` as JSON that is safe inside a <script> element whatever the answers hold: no <, > or & left
+    (`<!--<script>` in a model's answer would otherwise swallow the page's own script)."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def md_table_html(text: str) -> str:
@@ -149,13 +165,13 @@ def write_html(runner, report_json: Path, out: Path | None = None, max_records: 
     chart = ("data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()) if png.exists() else ""
     runs, browser = answer_entries(runner, max_records)
     data = {"runs": runs, "splits": SPLITS, **browser}
-    title = f"SafeEraser: {runner.cfg.name}"
-    page = (PAGE.replace("{{title}}", html.escape(title))
-            .replace("{{judge}}", html.escape(str(report.get("judge", {}).get("name", "?"))))
-            .replace("{{tables}}", tables_html(report))
-            .replace("{{chart}}", f'<img class="chart" alt="the report\'s chart" src="{chart}">' if chart else "")
-            # a JSON string inside <script> must not close the element
-            .replace("{{data}}", json.dumps(data, ensure_ascii=False).replace("</", "<\\/")))
+    slots = {"title": html.escape(f"SafeEraser: {runner.cfg.name}"),
+             "judge": html.escape(str(report.get("judge", {}).get("name", "?"))),
+             "tables": tables_html(report),
+             "chart": f'<img class="chart" alt="the report\'s chart" src="{chart}">' if chart else "",
+             "data": script_json(data)}
+    # one pass: a slot's text (a model's answer, a config's name) is never read as another slot
+    page = re.sub(r"\{\{(\w+)\}\}", lambda m: slots[m.group(1)], PAGE)
     atomic_write_text(out, page)
     return out
 

@@ -189,7 +189,9 @@ def attack_summary(rows: list[dict], attacks: dict, curves: dict, level: int = 2
     for name, curve in curves.items():
         points = [(f"{curve['option']}={value}", attacks[label]["rows"])
                   for value, label in zip(curve["values"], curve["labels"])]
-        text += f"\n{head} {name}: against {curve['option']}\n"
+        # reports made before curves were named with their option: "NAME: against OPTION"
+        title = name if name.endswith(f" against {curve['option']}") else f"{name}: against {curve['option']}"
+        text += f"\n{head} {title}\n"
         for c in rates:
             text += f"\n{c.label}:\n\n{side_by_side(before + points, c.key)}\n"
     return text

@@ -218,7 +218,14 @@ def nest(layer, where: str = ""):
     for key, value in raw.items():
         if key in FLAT:
             out.setdefault(FLAT[key], {})[key] = _point(value)
-        elif (key in SECTIONS or key == "LoRA") and isinstance(value, dict):
+        elif key in SECTIONS and isinstance(value, dict):
+            for sub, v in value.items():
+                if sub not in SECTIONS[key].__dataclass_fields__:
+                    home = f" ({sub} is a key of '{FLAT[sub]}')" if sub in FLAT else ""
+                    raise ConfigError(f"{where + ': ' if where else ''}unknown key '{key}.{sub}'{home}. "
+                                      f"Valid keys: {valid_keys()}")
+                out.setdefault(key, {})[sub] = _point(v)
+        elif key == "LoRA" and isinstance(value, dict):
             out.setdefault(key, {}).update({sub: _point(v) for sub, v in value.items()})
         else:
             raise ConfigError(f"{where + ': ' if where else ''}unknown key '{key}'. Valid keys: {valid_keys()}")

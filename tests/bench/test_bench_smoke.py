@@ -146,6 +146,6 @@ def test_the_attack_section_times_pgd_per_image(tmp_path, capsys):
     (row,) = data["rows"]
     assert row["key"] == "attack_pgd_seconds_per_image" and row["ours"] > 0 and math.isnan(row["reference"])
     attack = data["details"]["attack"]
-    assert attack["images"] == 1 and attack["steps"] == 2 and attack["passes_per_image"] == 3
+    assert attack["images"] == 1 and attack["steps"] == 2 and attack["forward_backward_per_image"] == 2
     assert "pgd attack seconds per image (2 steps) [s/image]" in capsys.readouterr().out
     assert main(["--sections", "attack,pgd", "--out", str(out)]) == 2

@@ -88,8 +88,8 @@ def test_a_sweep_is_one_attack_per_value_and_one_curve(tmp_path, vanilla_dir, mi
     runner = Runner(load_experiment(path), log=lambda *_: None)
     labels = ["jailbreak:role_play", "relearn:forget lr=0.001 steps=2", "relearn:forget lr=0.001 steps=8"]
     assert list(runner.attacks) == labels
-    assert runner.attack_curves() == {"relearn:forget lr=0.001": {"option": "steps", "values": [2, 8],
-                                                                  "labels": labels[1:]}}
+    assert runner.attack_curves() == {"relearn:forget lr=0.001 against steps": {
+        "option": "steps", "values": [2, 8], "labels": labels[1:]}}
     steps = [s for s in plan_steps(runner) if s.kind == "attack"]
     assert len(steps) == 3 * 3 * 2  # three runs (vanilla, ga, gapd), three attacks, two splits
     relearn = [s.args for s in steps if s.args["kind"] == "relearn" and s.args["split"] == "val"]
@@ -118,3 +118,17 @@ def test_the_report_puts_every_attack_beside_the_unattacked_rows(tmp_path):
     both = text.split("## Before and after the attacks")[1].split("Gen. ASR")[0]
     assert "| method | no attack | relearn:forget steps=2 | relearn:forget steps=8 |" in both
     assert json.loads((tmp_path / "report.json").read_text())["attack_curves"] == curves
+
+
+def test_two_sweeps_of_one_attack_are_two_curves(tmp_path, vanilla_dir, mini_dir):
+    from safeeraser.pipeline.experiment import Runner
+
+    path = _config(tmp_path, vanilla_dir, mini_dir, attacks=[
+        {"attack": "relearn:forget", "options": {"steps": [2, 8]}},
+        {"attack": "relearn:forget", "options": {"lr": [0.001, 0.0001]}}])
+    curves = Runner(load_experiment(path), log=lambda *_: None).attack_curves()
+    assert curves == {
+        "relearn:forget against steps": {"option": "steps", "values": [2, 8],
+                                         "labels": ["relearn:forget steps=2", "relearn:forget steps=8"]},
+        "relearn:forget against lr": {"option": "lr", "values": [0.001, 0.0001],
+                                      "labels": ["relearn:forget lr=0.001", "relearn:forget lr=0.0001"]}}

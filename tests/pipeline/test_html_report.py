@@ -44,7 +44,7 @@ def test_the_run_writes_a_page_holding_every_runs_answers_and_labels(grid):
     records = {split: json.loads((mini_dir / f"all_{split}.json").read_text()) for split in ("train", "val")}
     pairs = sum(len(r["unsafe_pairs"]) for split in records for r in records[split])
     assert len(data["entries"]) == pairs and all(len(e["answers"]) == 3 for e in data["entries"])
-    assert set(data["images"]) == {r["image_path"] for split in records for r in records[split]}
+    assert set(data["images"]) == {str(mini_dir / r["image_path"]) for split in records for r in records[split]}
     assert all(uri.startswith("data:image/jpeg;base64,") for uri in data["images"].values())
     # an entry's answers and labels are the judged file's
     (judged,) = [f for f in (work / "eval").glob("ga-*_val_*_keyword_*_rr.json")]
@@ -86,3 +86,20 @@ def test_the_page_loads_in_chromium_and_its_filters_change_the_rows(grid, tmp_pa
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert (np.abs(pixels[:40].astype(int) - (35, 57, 93)).sum(-1) < 30).mean() > 0.5  # the header bar
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text and tables drawn, not a blank page
+
+
+def test_the_embedded_data_survives_any_answer_text():
+    from safeeraser.pipeline.html_report import script_json
+
+    hostile = {"texts": ["<!--<script>", "</script><script>alert(1)</script>", "a & b > c"]}
+    text = script_json(hostile)
+    assert not set(text) & set("<>&") and json.loads(text) == hostile
+
+
+def test_answers_are_matched_to_their_questions_when_a_run_skipped_a_record():
+    from safeeraser.pipeline.html_report import _by_record, _key
+
+    records = [{"image_path": f"images/Sex/{i}.png", "unsafe_pairs": [{"question": f"q{i}"}]} for i in range(3)]
+    answered = [records[0], records[2]]  # the run skipped record 1
+    rows = _by_record(answered)
+    assert rows.get(_key(records[1])) is None and rows[_key(records[2])] == [records[2]]

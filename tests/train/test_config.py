@@ -128,7 +128,9 @@ def test_keys_are_read_flat_or_in_their_section_and_runs_keep_their_identity():
     assert identity_config(as_saved) == identity_config(OmegaConf.to_container(flat, resolve=True))
     assert resume_differences(as_saved, flat) == []
     assert resume_differences({**as_saved, "lr": 1e-3}, flat) == ["lr: 0.001 -> 0.003"]
-    with pytest.raises(ConfigError, match="unknown key 'lrr'"):
+    with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
         load_config("forget_tiny.yaml", ["optim.lrr=1"], validate_paths=False)
+    with pytest.raises(ConfigError, match=r"unknown key 'data.lr' \(lr is a key of 'optim'\)"):
+        load_config("forget_tiny.yaml", ["data.lr=1e-3"], validate_paths=False)
     with pytest.raises(ConfigError, match="unknown key 'learning_rate'. Valid keys: model_family, "):
         load_config("forget_tiny.yaml", ["learning_rate=1"], validate_paths=False)
