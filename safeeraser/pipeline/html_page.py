@@ -11,7 +11,8 @@ PAGE = r"""<!DOCTYPE html>
   header { background: #23395d; color: #fff; padding: 14px 24px; }
   header h1 { margin: 0; font-size: 20px; }
   main { padding: 12px 24px 40px; }
-  section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 16px; margin: 14px 0; }
+  section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 16px; margin: 14px 0;
+            overflow-x: auto; }  /* a wide table (the attacks side by side) scrolls inside its section */
   table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 12px; }
   th, td { border: 1px solid #dde1e7; padding: 3px 7px; text-align: right; white-space: nowrap; }
   th:first-child, td:first-child { text-align: left; }
