@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from safeeraser.data.records import load_benchmark, resolve_image
+from safeeraser.data.records import load_benchmark
 
 
 class AttackError(ValueError):
@@ -78,9 +78,12 @@ class Attack:
         return [self.apply(record, variant, index, images)]
 
 
+def absolute(record) -> dict:
+    """A loaded benchmark Record as read, with the image paths load_benchmark resolved."""
+    return dict(record.raw, image_path=str(record.image), SDImage_path=str(record.sd_image))
+
+
 def absolute_records(path: str | Path) -> list[dict]:
     """A benchmark file's records as read, checked (one clear error for a bad record or a missing image),
     with their images' paths made absolute."""
-    path = Path(path)
-    return [dict(r.raw, image_path=str(resolve_image(r.raw["image_path"], path)),
-                 SDImage_path=str(resolve_image(r.raw["SDImage_path"], path))) for r in load_benchmark(path)]
+    return [absolute(r) for r in load_benchmark(Path(path))]

@@ -43,8 +43,7 @@ class PGD(Attack):
         return None if is_count(value) else "an integer >= 1"
 
     def prepare(self, variant, settings, work: Path, options: dict, forget_file: Path | None = None):
-        self.check_variant(variant)
-        opts = self.check_options(options)
+        opts = options  # checked by run_attack (check_options' output, defaults filled)
         records = read_json_records(settings.eval_file)  # the attacked file: image paths absolute
         # named by what the images depend on: other options, another checkpoint or other records (images,
         # harmful answers) never reuse them
@@ -67,8 +66,6 @@ class Objective:
     """The harmful answers' mean token NLL on an image, as a function of the image's pixels."""
 
     def __init__(self, model, processor):
-        import torch
-
         from safeeraser.data.encode import PromptEncoder, pad_token_id
 
         self.model, self.processor = model, processor
@@ -77,7 +74,6 @@ class Objective:
         self.pad_id = pad_token_id(processor.tokenizer)
         self.device = next(model.parameters()).device
         self.dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
-        self.torch = torch
 
     def examples(self, records: list[dict]):
         """The (image, harmful question, harmful answer) examples of records sharing one image, encoded."""
@@ -141,7 +137,8 @@ def descend(objective, cleans: list, encoded: list, delta_of, param, opts: dict)
     """PGD on `param`, the perturbation's parameters: `delta_of(param, clean)` is one image's perturbation,
     the loss summed over the images (their gradients added one image at a time: one image's graph held at
     once). Returns the parameters with the lowest loss seen."""
-    torch = objective.torch
+    import torch
+
     best, best_loss = param.detach().clone(), math.inf
     for step in range(opts["steps"] + 1):  # the last iterate's loss is seen too
         total, grad, last = 0.0, torch.zeros_like(param), step == opts["steps"]

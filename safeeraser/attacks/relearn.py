@@ -62,8 +62,7 @@ class Relearn(Attack):
     def prepare(self, variant, settings, work: Path, options: dict, forget_file: Path | None = None):
         from safeeraser.train.loop import run_training
 
-        self.check_variant(variant)
-        opts = self.check_options(options)
+        opts = options  # checked by run_attack (check_options' output, defaults filled)
         base = merged_model(settings, work)
         # the forget split (or the attacked file, its image paths absolute already)
         records = absolute_records(forget_file) if forget_file else read_json_records(settings.eval_file)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from safeeraser.attacks import REGISTRY, AttackError, attack_for
-from safeeraser.attacks.base import absolute_records
+from safeeraser.attacks.base import absolute
 from safeeraser.data.records import load_benchmark
 from safeeraser.infer.ckpt_infer import build_parser as infer_parser, format_summary, meta_path, run_inference
 from safeeraser.infer.settings import InferSettings
@@ -37,11 +37,11 @@ def attacked_records(kind: str, variant: str, eval_file: str | Path, work: Path)
     attack.check_variant(variant)
     eval_file = Path(eval_file)
     # one clear error for a bad record or a missing image, before any model loads; the records as read
-    records = [record.raw for record in load_benchmark(eval_file)]
+    loaded = load_benchmark(eval_file)
+    records = [record.raw for record in loaded]
     attacked = []
-    for i, absolute in enumerate(absolute_records(eval_file)):
-        record = records[i]
-        parts = attack.apply_pairs(absolute, variant, i, work / "images" / variant)
+    for i, (record, read) in enumerate(zip(records, loaded)):
+        parts = attack.apply_pairs(absolute(read), variant, i, work / "images" / variant)
         split = len(parts) > 1 or len(parts[0]["unsafe_pairs"]) != len(record["unsafe_pairs"])
         attacked += [{**part, INDEX: i, **({PAIR: j} if split else {})} for j, part in enumerate(parts)]
     return records, attacked

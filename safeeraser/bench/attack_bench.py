@@ -8,6 +8,7 @@ import time
 
 from safeeraser.attacks.pgd import PGD, Objective, descend, read_pixels
 from safeeraser.bench.assets import load_model
+from safeeraser.attacks.base import absolute
 from safeeraser.data.records import load_benchmark
 
 
@@ -16,7 +17,7 @@ def measure_pgd(assets, images: int, steps: int, seed: int = 0) -> dict:
 
     from safeeraser.models.loading import load_processor
 
-    records = [dict(r.raw, image_path=str(r.image)) for r in load_benchmark(assets.val_file)[:images]]
+    records = [absolute(r) for r in load_benchmark(assets.val_file)[:images]]
     model = load_model(assets, seed=seed).eval().requires_grad_(False)
     objective = Objective(model, load_processor(assets.processor_path))
     opts = PGD().check_options({"steps": steps})

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from safeeraser.attacks import AttackError
-from safeeraser.attacks.pgd import ATTACK, Objective, read_pixels
+from safeeraser.attacks.pgd import Objective, read_pixels
 from safeeraser.attacks.run import run_attack
 from safeeraser.infer.settings import InferSettings
 

@@ -2,8 +2,6 @@
 that shares no code with the implementation."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
 
 from safeeraser.data.encode import IGNORE_INDEX

@@ -322,8 +322,6 @@ def test_model_family_must_match_the_checkpoint(forget_cfg, tmp_path, no_model_l
 
 
 def test_model_family_names_accepted(caplog):
-    from types import SimpleNamespace
-
     from safeeraser.train.config import check_model_family
 
     for name in ("", "llava", "llava-v1.5-vicuna"):

@@ -29,10 +29,9 @@ class Attack(StepKind):
                                                               graph.model_deps, output=str(out)))
 
     def run(self, runner, step, extra=None):
-        a = step.args
-        if answers_made(runner, Path(a["out"]), checkpoint(step)):  # the reuse noted, or stale answers removed
+        a, ckpt = step.args, checkpoint(step)
+        if answers_made(runner, Path(a["out"]), ckpt):  # the reuse noted, or stale answers removed
             return
-        ckpt = checkpoint(step)
         settings = settings_for(OmegaConf.to_container(runner.cfg.infer), eval_file=runner.cfg.data[a["split"]],
                                 model_path=runner.cfg.model.vanilla, output_file=a["out"], resume=True,
                                 checkpoint_path=None if ckpt is None else str(ckpt))
