@@ -105,7 +105,8 @@ def answer_entries(runner, max_records: int = 0) -> tuple[list[dict], dict]:
                 entries.append({"split": split, "record": i, "pair": j, "image": image,
                                 "path": str(record["image_path"]), "question": pair["question"],
                                 "category": category_of(str(record["image_path"])) or "other", "answers": answers})
-    return runs, {"entries": entries, "images": {e["image"]: thumbnail(Path(e["image"])) for e in entries}}
+    images = dict.fromkeys(e["image"] for e in entries)  # each image once, however many questions it has
+    return runs, {"entries": entries, "images": {image: thumbnail(Path(image)) for image in images}}
 
 
 def script_json(data) -> str:
