@@ -88,7 +88,14 @@ def methods_page() -> str:
             lines += ["", "Arguments: " + ", ".join(
                 f"`{arg}` = {value!r}" + (f" ({method.arg_bounds[arg]})" if arg in method.arg_bounds else "")
                 for arg, value in method.args.items())]
-        if name != "sft":
+        if method.importance:
+            lines += ["", f"Where it forgets: `{method.importance}` importance over the {', '.join(method.importance_views)} "
+                          f"views, then a {method.restriction} (its summary in the run's `localization.json`)"]
+        if not method.terms:
+            lines += ["", "No loss terms: it takes no optimizer steps."]
+        if method.no_pd:
+            lines += ["", f"No `{name}pd`: {method.no_pd}."]
+        else:
             pd = next(t for t in method.with_pd().terms if t.view == "pd")
             changed = [f"`{t.name}` {t.weight:g}" for t in method.with_pd().terms
                        if t.view != "pd" and t.weight != next(o.weight for o in method.terms if o.name == t.name)]

@@ -20,7 +20,7 @@ from safeeraser.io import ConfigError  # noqa: F401 - raised here, and imported 
 from safeeraser.models.families import REGISTRY, family_for
 from safeeraser.numerics import MODES
 from safeeraser.reference.checkout import CheckoutError, model_config, training_tags
-from safeeraser.train.methods import METHOD_NAMES, REGISTRY as METHOD_REGISTRY, SUMMARIES, method_of
+from safeeraser.train.methods import METHOD_NAMES, REGISTRY as METHOD_REGISTRY, SUMMARIES, NoPDVariant, method_of
 
 log = logging.getLogger(__name__)
 
@@ -453,6 +453,9 @@ def load_records_first(cfg) -> list:
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
+RESTRICTIONS = {"mask": "a mask on their updates", "prune": "zeroed neurons"}  # Method.restriction, in words
+
+
 def validate(cfg, validate_paths: bool = True) -> None:
     def need(cond: bool, key: str, msg: str):
         if not cond:
@@ -463,6 +466,8 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(value in choices, key, f"unknown '{value}'. Valid choices: {', '.join(choices)}")
     try:
         method = method_of(cfg, weights=False)
+    except NoPDVariant as exc:
+        raise ConfigError(f"key 'forget_loss': {exc}") from None
     except KeyError:
         raise ConfigError(f"key 'forget_loss': unknown loss '{cfg.method.forget_loss}'. "
                           f"Valid choices: {', '.join(METHOD_NAMES)}") from None
@@ -541,6 +546,10 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(name in terms, f"loss_weights.{name}",
              f"'{cfg.method.forget_loss}' has no term '{name}'. Its terms: {', '.join(sorted(terms))}")
         need(isinstance(weight, (int, float)), f"loss_weights.{name}", "must be a number")
+    need(not method.restriction or cfg.LoRA.r == 0, "LoRA.r",
+         f"'{cfg.method.forget_loss}' restricts the model's own weights ({RESTRICTIONS.get(method.restriction)}), "
+         "which a LoRA adapter does not hold: set LoRA.r=0 and the parts to tune (tune_language_model, "
+         "tune_vision_tower)")
     if cfg.LoRA.r == 0:
         need(cfg.model.tune_language_model or cfg.model.tune_mm_projector or cfg.model.tune_vision_tower, "LoRA.r",
              "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "

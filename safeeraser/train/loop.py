@@ -20,6 +20,7 @@ from safeeraser.train.config import (RESUME_FREE_KEYS, ConfigError, check_model_
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
 from safeeraser.train import step as train_step  # looked up per call: tests replace compute_loss
+from safeeraser.train.localize import check_localized, localize
 from safeeraser.train.methods import method_of
 from safeeraser.train.model_setup import optimizer_groups, prepare_model
 from safeeraser.train.plots import plot_loss_curves
@@ -50,18 +51,19 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     encoder = PromptEncoder(processor, family, max_length=cfg.data.max_length or None,
                             end_token=cfg.data.train_end_token, reference_tags=tags)
     check = lambda: LengthCheck(max_positions(cfg.model.model_path), ", ".join(str(p) for p in data_paths(cfg)))  # noqa: E731
-    if method.views() == ["target"]:
+    views = method.data_views()
+    if views == ["target"]:
         return TargetDataset(vanilla_examples(records), encoder, check())
-    refusals = load_refusals(cfg.data.idk_path) if "idk" in method.views() else []
+    refusals = load_refusals(cfg.data.idk_path) if "idk" in views else []
     items, pool = forget_items(records), all_retain(records)
     pairing = Pairing(cfg.data.retain_pairing, cfg.data.pd_pairing, cfg.data.text_casing)
-    if pairing.pd == "reference" and "pd" in method.views() and len(pool) > len(items):
+    if pairing.pd == "reference" and "pd" in views and len(pool) > len(items):
         raise DataError(
             f"{', '.join(data_paths(cfg))}: pd_pairing=reference takes the PD example at the retain draw's index, "
             f"but the data has {len(pool)} harmless pairs and only {len(items)} unsafe pairs: the reference's "
             f"data_module.py raises IndexError on about {1 - len(items) / len(pool):.0%} of the items here. "
             "Use pd_pairing=own (each pair's own SD example)")
-    return UnlearnDataset(items, method.views(), encoder, refusals, cfg.optim.seed, pairing, pool, check())
+    return UnlearnDataset(items, views, encoder, refusals, cfg.optim.seed, pairing, pool, check())
 
 
 def max_positions(model_path) -> int | None:
@@ -281,6 +283,8 @@ class Trainer:
         set_seed(cfg.optim.seed)
         self.family = family = family_of(cfg.model.model_path)
         check_model_family(cfg, family.model_type)
+        args = method.resolve_args(dict(cfg.method.method_args or {}))
+        check_localized(method, args, family, cfg.model.model_path, acc.state.deepspeed_plugin is not None)
         self.processor = processor = load_processor(cfg.model.model_path)
         self.pad_id = pad_token_id(processor.tokenizer)
         self.dataset = dataset = build_dataset(cfg, method, processor, family, records)
@@ -303,7 +307,16 @@ class Trainer:
         set_seed(cfg.optim.seed)
         model = prepare_model(model, cfg, family)
         fill_size_autos(acc, model)
-        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+        groups = optimizer_groups(model, cfg.optim.weight_decay)
+        self.mask = None  # the weights a localized method (mmunlearner, manu) must leave as they are
+        if method.importance:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            self.mask = localize(model, method, args, cfg, dataset, ViewCollator(self.pad_id, family), acc, family,
+                                 self.pad_id, save_dir)
+            groups = self.mask.optimizer_groups(groups) if self.mask else groups
+        optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr)
+        if self.mask:
+            self.mask.attach(optimizer)
         self.sampler = train_sampler(dataset, cfg)
         loader = DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=self.sampler,
                             collate_fn=ViewCollator(self.pad_id, family), num_workers=cfg.data.workers,
@@ -318,7 +331,7 @@ class Trainer:
             self.ref_model.to(acc.device)
 
         steps_per_epoch = math.ceil(len(self.loader) / cfg.optim.gradient_accumulation_steps)
-        total_steps = cfg.optim.num_epochs * steps_per_epoch
+        total_steps = cfg.optim.num_epochs * steps_per_epoch if method.trains() else 0
         if cfg.optim.max_train_steps > 0:
             total_steps = min(total_steps, cfg.optim.max_train_steps)
         self.total_steps = total_steps

@@ -66,7 +66,9 @@ def _split_and_whole(setup, vanilla_dir, forget_cfg, name, *overrides, epoch=0):
     return whole, split
 
 
-@pytest.mark.parametrize("name", [n for n in METHOD_NAMES if n != "sft"])
+# the weight-restricting methods (mmunlearner: gd's terms; manu: none) train without LoRA, which this
+# test's perturbed adapter needs
+@pytest.mark.parametrize("name", [n for n in METHOD_NAMES if n != "sft" and not parse_method(n).restriction])
 def test_two_micro_batches_give_the_whole_batchs_gradient(setup, vanilla_dir, forget_cfg, name):
     whole, split = _split_and_whole(setup, vanilla_dir, forget_cfg, name)
     assert whole and whole.keys() == split.keys()

@@ -63,6 +63,21 @@ class Family:
             out.append(self.projector)
         return out
 
+    def mlp_neurons(self, names_and_modules) -> dict[str, str]:
+        """{module name: 'vision' | 'language'} of the MLP linear layers whose output units are the
+        neurons importance methods score (MANU): the nn.Linear modules under an `mlp` module of the vision
+        tower or of the language model (fc1/fc2 of CLIP and SigLIP, gate/up/down projections of the
+        decoders). A family whose MLPs are named otherwise overrides this."""
+        out = {}
+        for name, module in names_and_modules:
+            bare = _WRAPPERS.sub("", name)
+            if not isinstance(module, torch.nn.Linear) or ".mlp." not in f".{bare}":
+                continue
+            part = self.part_of(bare)
+            if part == "vision" or bare.startswith(self.language + "."):
+                out[name] = part
+        return out
+
     # --- batching -------------------------------------------------------------------------------
     def collate_images(self, items: list[dict]) -> dict:
         """The processor's image inputs of several examples as one batch. Processors give either one

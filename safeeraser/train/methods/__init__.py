@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 
-from safeeraser.train.methods import dpo, ga, gd, idkdpo, kl, npo, po, rmu, scrub, sft, simnpo, undial, wga
+from safeeraser.train.methods import (dpo, ga, gd, idkdpo, kl, manu, mmunlearner, npo, po, rmu, scrub, sft, simnpo,
+                                      undial, wga)
 from safeeraser.train.methods.base import Method, Term  # noqa: F401
 
-_MODULES = (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo, undial, wga, scrub)
+_MODULES = (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo, undial, wga, scrub, mmunlearner, manu)
 REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in _MODULES}
 
 
@@ -18,7 +19,14 @@ def _summary(doc: str) -> str:
 
 SUMMARIES = {m.METHOD.name: _summary(m.__doc__) for m in _MODULES}
 ALIASES = {"idk": "po"}  # the reference's code calls PO `idk`
-METHOD_NAMES = sorted(REGISTRY) + [n + "pd" for n in sorted(REGISTRY) if n != "sft"] + ["idk", "idkpd"]
+METHOD_NAMES = sorted(REGISTRY) + [n + "pd" for n in sorted(REGISTRY) if not REGISTRY[n].no_pd] + ["idk", "idkpd"]
+
+
+class NoPDVariant(KeyError):
+    """NAMEpd asked for a method that has no PD variant; the message says why."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def parse_method(name: str) -> Method:
@@ -27,9 +35,11 @@ def parse_method(name: str) -> Method:
     if name not in REGISTRY and ALIASES.get(name) is None and name.endswith("pd"):
         base, pd = name[:-2], True
     base = ALIASES.get(base, base)
-    if base not in REGISTRY or (pd and base == "sft"):
+    if base not in REGISTRY:
         raise KeyError(name)
     method = REGISTRY[base]
+    if pd and method.no_pd:
+        raise NoPDVariant(f"there is no '{name}': {method.no_pd}")
     return method.with_pd() if pd else method
 
 

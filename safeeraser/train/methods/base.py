@@ -34,7 +34,7 @@ class Method:
     pd_weight: float = 1.0
     pd_overrides: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)  # the method's own arguments and their defaults
-    # Each argument's allowed range: "> 0", ">= 0", "int >= 1", "int >= 0" (an index or a count), or a tuple of
+    # Each argument's allowed range: "> 0", ">= 0", "in (0, 1)", "int >= 1", "int >= 0" (an index or a count), or a tuple of
     # the strings it may be; None is always allowed where the default is None.
     arg_bounds: dict = field(default_factory=dict)
     # Two NLL terms that po_pooling=pooled makes one token mean over both views' answer tokens (the
@@ -43,8 +43,22 @@ class Method:
     # The phase of an epoch (counted from 0) given the method's arguments, for methods whose terms have
     # phases; None: every term is active in every epoch
     phase_of_epoch: Callable[[int, dict], str] | None = None
+    # Where the update may go (the multimodal methods, train/localize.py): an importance function of
+    # train/importance, the views its pass reads, and what is done with its scores: "mask" (the weights it
+    # does not select get no update: they stay bit-identical) or "prune" (the neurons it selects are zeroed)
+    importance: str | None = None
+    importance_views: tuple[str, ...] = ()
+    restriction: str | None = None
+    # Why the method has no +PD variant (None: it has one)
+    no_pd: str | None = None
+
+    def trains(self) -> bool:
+        """Whether the method takes optimizer steps (MANU only prunes)."""
+        return bool(self.terms)
 
     def with_pd(self) -> "Method":
+        if self.no_pd:
+            raise ValueError(f"{self.name} has no PD variant: {self.no_pd}")
         terms = tuple(replace(t, weight=self.pd_overrides.get(t.name, t.weight)) for t in self.terms)
         return replace(self, name=self.name + "pd", terms=terms + (Term("pd", "pd", "nll", self.pd_weight),))
 
@@ -93,6 +107,8 @@ class Method:
             if bound == f"int >= {least}":
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
                 return None if ok else f"must be an integer >= {least}, got {value}"
+        if bound == "in (0, 1)" and not 0 < value < 1:
+            return f"must be in (0, 1), got {value}"
         if bound == "> 0" and not value > 0:
             return f"must be > 0, got {value}"
         if bound == ">= 0" and not value >= 0:
@@ -108,6 +124,10 @@ class Method:
     def views(self) -> list[str]:
         """The views the weighted terms read (a 0-weight term's are neither built nor computed)."""
         return list(dict.fromkeys(v for t in self._weighted() for v in t.views()))
+
+    def data_views(self) -> list[str]:
+        """The views the training data holds: the terms' and the importance pass's."""
+        return list(dict.fromkeys(self.views() + list(self.importance_views)))
 
     def reference_views(self) -> list[str]:
         return list(dict.fromkeys(v for t in self._weighted() if t.kind in REFERENCE_KINDS for v in t.views()))

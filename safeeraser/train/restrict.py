@@ -1,0 +1,73 @@
+"""Restrictions on what training may change, applied from importance scores (train/localize.py).
+
+`WeightMask`: elements of trainable weights that must not change. Their gradients are zeroed by a tensor
+hook, which runs before DDP's all-reduce and before clipping (the clipped norm is the norm of the update
+that is applied). AdamW then gives them no update bit for bit (zero moments: 0 / (0 + eps) = 0), but its
+decoupled weight decay would still shrink them: the masked parameters sit in an AdamW group without decay
+and the decay is applied to their unmasked elements by an optimizer pre-step hook, the same product AdamW
+computes (p * (1 - lr * wd)) before its update.
+
+`prune_neurons`: zero the output rows (weight and bias) of chosen neurons."""
+from __future__ import annotations
+
+import torch
+
+
+class WeightMask:
+    def __init__(self, model: torch.nn.Module, keep: dict[str, torch.Tensor]):
+        """`keep`: {parameter name: bool tensor of its shape, True where the weight may change}."""
+        params = dict(model.named_parameters())
+        self.masks = {params[n]: m.to(params[n].device) for n, m in keep.items() if not bool(m.all())}
+        self.handles = [p.register_hook(lambda g, m=m: g * m) for p, m in self.masks.items()]
+        self._decay: list[tuple[torch.nn.Parameter, torch.Tensor, dict]] = []
+
+    def frozen_count(self) -> int:
+        return sum(int((~m).sum()) for m in self.masks.values())
+
+    def optimizer_groups(self, groups: list[dict]) -> list[dict]:
+        """AdamW's groups with the masked parameters moved out of any decaying group into groups of their
+        own without decay; their decay is then `decay_masked`'s."""
+        out = []
+        for g in groups:
+            masked = [p for p in g["params"] if p in self.masks]
+            rest = [p for p in g["params"] if p not in self.masks]
+            if not masked or not g.get("weight_decay"):
+                out.append(g)
+                continue
+            if rest:
+                out.append({**g, "params": rest})
+            own = {**g, "params": masked, "weight_decay": 0.0}
+            out.append(own)
+            self._decay.append((masked, g["weight_decay"], own))
+        return out
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Decay the unmasked elements of the masked parameters before each step of `optimizer` (built
+        from `optimizer_groups`)."""
+        if self._decay:
+            optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.decay_masked())
+
+    @torch.no_grad()
+    def decay_masked(self) -> None:
+        for params, wd, group in self._decay:
+            for p in params:
+                p.mul_(torch.where(self.masks[p], 1 - group["lr"] * wd, 1.0).to(p.dtype))
+
+
+@torch.no_grad()
+def prune_neurons(model: torch.nn.Module, chosen: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Zero the output rows of the `chosen` neurons ({linear module name: indices}); returns the keep
+    masks ({parameter name: bool}) that hold them at zero if the model trains afterwards."""
+    modules = dict(model.named_modules())
+    keep = {}
+    for name, rows in chosen.items():
+        module = modules[name]
+        for pname in ("weight", "bias"):
+            param = getattr(module, pname, None)
+            if param is None:
+                continue
+            param[rows.to(param.device)] = 0
+            mask = torch.ones_like(param, dtype=torch.bool)
+            mask[rows.to(param.device)] = False
+            keep[f"{name}.{pname}"] = mask
+    return keep

@@ -1,0 +1,272 @@
+"""The multimodal methods that decide where to forget (MMUnlearner's Fisher mask, MANU's pruned neurons):
+their importance scores against hand computations, the restriction's guarantees (masked weights
+bit-identical, pruned neurons silent), training, loading through ckpt_infer, and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from safeeraser.data.encode import IGNORE_INDEX, model_inputs, pad_token_id
+from safeeraser.models.loading import family_of, load_model, load_processor
+from safeeraser.train.config import ConfigError, validate
+from safeeraser.train.importance import importance_for
+from safeeraser.train.importance.base import ScoringPass
+from safeeraser.train.importance.activation import top_neurons
+from safeeraser.train.importance.fisher import EPS, selected
+from safeeraser.train.localize import SUMMARY_FILE, check_localized
+from safeeraser.train.loop import Trainer, build_dataset, run_training
+from safeeraser.train.methods import parse_method
+from safeeraser.train.restrict import WeightMask
+
+FULL = ("LoRA.r=0", "tune_language_model=true")
+
+
+def _pass(cfg, model, method, n_batches=2):
+    """A ScoringPass over the first `n_batches` micro-batches of the run's data, one process."""
+    from safeeraser.train.dataset import ViewCollator
+
+    processor, family = load_processor(cfg.model.model_path), family_of(cfg.model.model_path)
+    pad = pad_token_id(processor.tokenizer)
+    dataset = build_dataset(cfg, method, processor, family)
+    dataset.set_epoch(0)
+    collate = ViewCollator(pad, family)
+    size = cfg.optim.batch_size
+    batches = [collate([dataset[i] for i in range(b * size, (b + 1) * size)]) for b in range(n_batches)]
+    args = method.resolve_args(dict(cfg.method.method_args))
+    import contextlib
+
+    return ScoringPass(model, lambda: iter(batches), method, args, cfg, pad, family, total=lambda t: t,
+                       autocast=contextlib.nullcontext), batches
+
+
+def _hand_nll(model, batch) -> torch.Tensor:
+    """Mean over the rows of each row's mean answer-token NLL, from the full logits (log-softmax and a
+    gather, written apart from the training code)."""
+    logits = model(**model_inputs(batch), use_cache=False).logits.float()
+    labels = batch["labels"]
+    rows = []
+    for r in range(labels.shape[0]):
+        pos = [t for t in range(1, labels.shape[1]) if labels[r, t] != IGNORE_INDEX]
+        logp = torch.log_softmax(logits[r], dim=-1)
+        rows.append(-torch.stack([logp[t - 1, labels[r, t]] for t in pos]).mean())
+    return torch.stack(rows).mean()
+
+
+def test_fisher_margin_is_the_hand_computed_one(forget_cfg, vanilla_dir):
+    cfg = forget_cfg("forget_loss=mmunlearner", *FULL, "method_args.threshold=2.0", "batch_size=2")
+    method = parse_method("mmunlearner")
+    model = load_model(str(vanilla_dir), "float32").eval()
+    from safeeraser.train.model_setup import prepare_model
+
+    model = prepare_model(model, cfg, family_of(str(vanilla_dir)))
+    scoring, batches = _pass(cfg, model, method)
+    margin = importance_for("fisher").score(scoring)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    fisher = {v: {n: torch.zeros_like(p) for n, p in params.items()} for v in ("forget", "retain")}
+    for batch in batches:
+        for view in fisher:
+            grads = torch.autograd.grad(_hand_nll(model, batch[view]), list(params.values()), allow_unused=True)
+            for n, g in zip(params, grads):
+                if g is not None:
+                    fisher[view][n] += g ** 2
+    assert margin.keys() == params.keys()
+    checked = 0
+    for n in params:
+        expected = fisher["forget"][n] - 2.0 * fisher["retain"][n]
+        scale = float((fisher["forget"][n] + 2.0 * fisher["retain"][n]).max())  # the difference cancels
+        torch.testing.assert_close(margin[n], expected, rtol=1e-3, atol=1e-4 * scale + 1e-30)
+        ratio = (fisher["forget"][n] + EPS) / (fisher["retain"][n] + EPS)
+        clear = (ratio - 2.0).abs() > 1e-2  # away from the threshold, where float order cannot flip it
+        assert torch.equal(selected(margin[n], 2.0)[clear], (ratio >= 2.0)[clear]), n
+        checked += int(clear.sum())
+    share = sum(int(selected(m, 2.0).sum()) for m in margin.values()) / sum(m.numel() for m in margin.values())
+    assert checked > 0.9 * sum(p.numel() for p in params.values()) and 0 < share < 1
+
+
+def _hand_statistics(acts: np.ndarray, active: float) -> dict:
+    return {"abs": np.abs(acts).mean(0), "freq": (np.abs(acts) > active).mean(0), "var": acts.std(0),
+            "rms": np.sqrt((acts ** 2).mean(0))}
+
+
+def test_neuron_scores_are_the_hand_computed_ones(forget_cfg, vanilla_dir):
+    cfg = forget_cfg("forget_loss=manu", *FULL, "batch_size=2", "method_args.w_freq=1.0")
+    method = parse_method("manu")
+    model = load_model(str(vanilla_dir), "float32").eval()
+    scoring, batches = _pass(cfg, model, method)
+    scores = importance_for("activation").score(scoring)
+    image_id = model.config.image_token_id
+    watched = {"vision": "model.vision_tower.encoder.layers.1.mlp.fc2",
+               "language": "model.language_model.layers.0.mlp.down_proj"}
+    acts = {(v, part): [] for v in ("forget", "retain") for part in watched}
+    modules = dict(model.named_modules())
+    for view in ("forget", "retain"):
+        for batch in batches:
+            seen = {}
+            hooks = [modules[m].register_forward_hook(lambda mod, a, out, part=part: seen.__setitem__(part, out))
+                     for part, m in watched.items()]
+            with torch.no_grad():
+                model(**model_inputs(batch[view]), use_cache=False)
+            for h in hooks:
+                h.remove()
+            ids, real = batch[view]["input_ids"].numpy(), batch[view]["attention_mask"].numpy()
+            acts[view, "vision"].append(seen["vision"].reshape(-1, seen["vision"].shape[-1]).numpy())
+            for r in range(ids.shape[0]):  # the text after the row's last image token
+                last = max(t for t in range(ids.shape[1]) if ids[r, t] == image_id)
+                keep = [t for t in range(last + 1, ids.shape[1]) if real[r, t]]
+                acts[view, "language"].append(seen["language"][r, keep].numpy())
+    w = {"abs": 2.0, "freq": 1.0, "var": 2.0, "rms": 2.0}
+    for part, name in watched.items():
+        f = _hand_statistics(np.concatenate(acts["forget", part]).astype(np.float64), 0.1)
+        r = _hand_statistics(np.concatenate(acts["retain", part]).astype(np.float64), 0.1)
+        expected = sum(w[k] * (f[k] / (r[k] + 1e-5) - 1) for k in w)
+        np.testing.assert_allclose(scores[name].numpy(), expected, rtol=1e-4, atol=1e-6, err_msg=name)
+        assert np.ptp(expected) > 0.1  # neurons differ: the ranking means something
+
+
+def test_the_top_share_is_taken_per_modality():
+    scores = {"v.a": torch.tensor([5.0, 1.0, 0.0, 4.0]), "v.b": torch.tensor([3.0, 2.0]),
+              "l.a": torch.tensor([-1.0, -2.0, 9.0, 0.5, 0.1])}
+    parts = {"v.a": "vision", "v.b": "vision", "l.a": "language"}
+    chosen = top_neurons(scores, parts, 0.4)  # vision: floor(0.4 * 6) = 2 of 6; language: 2 of 5
+    assert {n: r.tolist() for n, r in chosen.items()} == {"v.a": [0, 3], "l.a": [2, 3]}
+    assert {n: r.tolist() for n, r in top_neurons(scores, parts, 0.01).items()} == {"v.a": [0], "l.a": [2]}
+
+
+def test_unmasked_weights_follow_adamw_and_masked_ones_never_move():
+    torch.manual_seed(0)
+    plain, masked = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)
+    masked.load_state_dict(plain.state_dict())
+    start = masked.weight.detach().clone()
+    keep = torch.rand(4, 6) > 0.5
+    mask = WeightMask(masked, {"weight": keep})
+    groups = [{"params": [plain.weight], "weight_decay": 0.1}, {"params": [plain.bias], "weight_decay": 0.0}]
+    opt_plain = torch.optim.AdamW(groups, lr=0.05)
+    opt_masked = torch.optim.AdamW(mask.optimizer_groups(
+        [{"params": [masked.weight], "weight_decay": 0.1}, {"params": [masked.bias], "weight_decay": 0.0}]), lr=0.05)
+    mask.attach(opt_masked)
+    for step in range(4):
+        # a loss whose gradient at each weight depends on that weight alone: the unmasked elements of both
+        # layers then see the same gradients however the masked ones differ
+        c, cb = torch.randn(4, 6), torch.randn(4)
+        for layer, opt in ((plain, opt_plain), (masked, opt_masked)):
+            opt.zero_grad()
+            ((layer.weight * c).sum() + layer.weight.pow(3).sum() + (layer.bias * cb).sum()).backward()
+            opt.step()
+    assert torch.equal(masked.weight[~keep], start[~keep])  # bit for bit, decay included
+    assert torch.equal(masked.weight[keep], plain.weight[keep])  # AdamW's own values, decay included
+    assert torch.equal(masked.bias, plain.bias) and not torch.equal(plain.weight, start)
+    assert mask.frozen_count() == int((~keep).sum())
+
+
+def _nll(model_dir, mini_dir, view):
+    from test_methods import _views
+
+    from safeeraser.train.evaluate import mean_nll
+
+    return mean_nll(load_model(str(model_dir), "float32"), load_processor(str(model_dir)), _views(mini_dir)[view])
+
+
+def test_mmunlearner_moves_only_salient_weights_and_forgets_more_than_it_loses(forget_cfg, vanilla_dir, mini_dir,
+                                                                              tmp_path):
+    from safeeraser.infer.ckpt_infer import main as infer_main
+
+    cfg = forget_cfg("forget_loss=mmunlearnerpd", *FULL, "max_train_steps=8", "lr=1e-3", "weight_decay=0.1",
+                     "lr_scheduler_type=constant", "warmup_ratio=0")
+    trainer = Trainer(cfg).setup()
+    masks = {n: m for n, p in trainer.model.named_parameters() for q, m in trainer.mask.masks.items() if p is q}
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if n in masks}
+    out = trainer.train().finish()
+    after = dict(load_model(str(out), "float32").named_parameters())
+    moved = 0
+    for n, keep in masks.items():
+        assert torch.equal(after[n][~keep], before[n][~keep]), n  # decay 0.1 would move them otherwise
+        moved += int((after[n][keep] != before[n][keep]).sum())
+    frozen = sum(int((~m).sum()) for m in masks.values())
+    assert frozen > 0 and moved > 0
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["importance"] == "fisher" and summary["selected"]["language"]["chosen"] > 0
+    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("forget", "retain")}
+    end = {v: _nll(out, mini_dir, v) for v in ("forget", "retain")}
+    assert end["forget"] - start["forget"] > end["retain"] - start["retain"] + 0.5, (start, end)
+    answers = tmp_path / "answers.json"
+    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
+                       "--checkpoint_path", str(out), "--output_file", str(answers), "--max_new_tokens", "4",
+                       "--batch_size", "8"]) == 0
+    assert json.loads(answers.read_text())
+
+
+def test_manu_prunes_neurons_that_then_output_zero_and_forgets_more_than_it_loses(forget_cfg, vanilla_dir,
+                                                                                  mini_dir, tmp_path):
+    from safeeraser.infer.ckpt_infer import main as infer_main
+
+    out = run_training(forget_cfg("forget_loss=manu", *FULL, "method_args.ratio=0.05"))
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    neurons = summary["neurons"]
+    parts = {"vision" if "vision_tower" in n else "language" for n in neurons}
+    assert parts == {"vision", "language"}
+    assert sum(map(len, neurons.values())) == sum(p["chosen"] for p in summary["selected"].values())
+    base, pruned = load_model(str(vanilla_dir), "float32").eval(), load_model(str(out), "float32").eval()
+    outputs = {}
+    modules = dict(pruned.named_modules())
+    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: outputs.__setitem__(n, o)) for n in neurons]
+    with torch.no_grad():
+        pixel = torch.randn(1, 3, pruned.config.vision_config.image_size, pruned.config.vision_config.image_size)
+        ids = torch.tensor([[pruned.config.image_token_id] * _image_tokens(pruned) + [5, 6, 7]])
+        pruned(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixel, use_cache=False)
+    for h in hooks:
+        h.remove()
+    base_modules = dict(base.named_modules())
+    for n, rows in neurons.items():
+        assert (outputs[n][..., rows] == 0).all(), n
+        assert base_modules[n].weight[rows].abs().sum() > 0  # they were live before
+    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("forget", "retain")}
+    end = {v: _nll(out, mini_dir, v) for v in ("forget", "retain")}
+    assert end["forget"] - start["forget"] > end["retain"] - start["retain"], (start, end)
+    answers = tmp_path / "answers.json"
+    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
+                       "--checkpoint_path", str(out), "--output_file", str(answers), "--max_new_tokens", "4",
+                       "--batch_size", "8"]) == 0
+
+
+def _image_tokens(model) -> int:
+    v = model.config.vision_config
+    return (v.image_size // v.patch_size) ** 2
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (("forget_loss=manu", *FULL, "method_args.ratio=1.0"), "method_args.ratio"),
+    (("forget_loss=manu", *FULL, "method_args.ratio=0"), "method_args.ratio"),
+    (("forget_loss=manu", *FULL, "method_args.importance=saliency"), "method_args.importance"),
+    (("forget_loss=mmunlearner", *FULL, "method_args.importance=activation"), "method_args.importance"),
+    (("forget_loss=mmunlearner",), "LoRA.r"),
+    (("forget_loss=manupd", *FULL), "forget_loss"),
+])
+def test_bad_settings_are_one_config_error(forget_cfg, overrides, key):
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        validate(forget_cfg(*overrides))
+
+
+def test_a_family_without_the_modules_is_refused_before_any_model_loads(forget_cfg, vanilla_dir, monkeypatch):
+    import safeeraser.train.loop as loop
+
+    family = family_of(str(vanilla_dir))
+
+    class NoVisionMlp(type(family)):
+        def mlp_neurons(self, names_and_modules):
+            return {n: p for n, p in super().mlp_neurons(names_and_modules).items() if p != "vision"}
+
+    with pytest.raises(ConfigError, match="no MLP linear layer in its vision part"):
+        check_localized(parse_method("manu"), {}, NoVisionMlp(), str(vanilla_dir), deepspeed=False)
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        check_localized(parse_method("mmunlearner"), {}, family, str(vanilla_dir), deepspeed=True)
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("safeeraser.models.loading.family_of", lambda path: NoVisionMlp())
+    monkeypatch.setattr("safeeraser.models.loading.load_model", no_loading)
+    with pytest.raises(ConfigError, match="vision part"):
+        loop.Trainer(forget_cfg("forget_loss=manu", *FULL)).setup()
