@@ -291,3 +291,25 @@ def test_generic_generate_path_answers_as_the_fast_loop(family_name, tiny_family
         generic = Generator(model, proc, batch_size=4, engine="generate")
         assert generic.use_generate
         assert generic.generate(reqs, settings) == fast, settings
+
+
+def test_localized_methods_run_on_every_family(family_name, family_cfg, tmp_path):
+    """MANU finds MLP neurons of both modalities in every family and silences them; MMUnlearner's Fisher
+    mask leaves part of every family's tuned weights unchanged after its steps."""
+    from safeeraser.train.loop import Trainer, run_training
+
+    manu = run_training(family_cfg(family_name, "forget_loss=manu", "LoRA.r=0", "tune_language_model=true",
+                                   f"save_dir={tmp_path / 'manu'}"))
+    summary = json.loads((manu / "localization.json").read_text())
+    assert set(summary["selected"]) == {"vision", "language"}
+    pruned = dict(load_model(str(manu), "float32").named_modules())
+    for name, rows in summary["neurons"].items():
+        assert (pruned[name].weight[rows] == 0).all(), name
+
+    trainer = Trainer(family_cfg(family_name, "forget_loss=mmunlearner", "LoRA.r=0", "tune_language_model=true",
+                                 "max_train_steps=2", f"save_dir={tmp_path / 'mmu'}")).setup()
+    frozen = {p: (~m, p.detach()[~m].clone()) for p, m in trainer.mask.masks.items()}
+    trainer.train()
+    assert sum(int(m.sum()) for m, _ in frozen.values()) > 0
+    for p, (m, before) in frozen.items():
+        assert torch.equal(p.detach()[m], before)
