@@ -40,7 +40,7 @@ from safeeraser.train.config import OptimSection
 TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
              judge_reference_items=0, judge_delay=0.05, pgd_images=1, pgd_steps=2)
-SECTIONS = ("train", "infer", "judge", "attack")
+SECTIONS = ("train", "infer", "judge", "attack", "localize")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +223,14 @@ def attack_rows(res: dict) -> list:
                 res["seconds_per_image"], float("nan"), better="lower")]
 
 
+def localize_rows(res: dict) -> list:
+    from safeeraser.bench.report import Row
+
+    nan = float("nan")
+    return [Row(f"localize_{m}_share_of_epoch", f"{m}'s importance pass against one unlearning epoch", "epochs",
+                r["share_of_epoch"], nan, better="lower") for m, r in res.items()]
+
+
 def train_rows(results: dict, device: str) -> list:
     from safeeraser.bench.report import Row
 
@@ -399,6 +407,12 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
             _log(f"attack: pgd on {args.pgd_images} image(s), {args.pgd_steps} steps each")
             details["attack"] = measure_pgd(assets, args.pgd_images, args.pgd_steps, seed=args.seed)
             rows += attack_rows(details["attack"])
+        if "localize" in sections:
+            from safeeraser.bench.localize_bench import measure_localization
+
+            _log("localize: the importance passes of mmunlearner and manu against an unlearning epoch")
+            details["localize"] = measure_localization(assets, seed=args.seed)
+            rows += localize_rows(details["localize"])
     except BenchSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

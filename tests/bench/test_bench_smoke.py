@@ -139,12 +139,23 @@ def test_a_failing_configuration_is_one_error_with_its_log(tmp_path):
     assert "no_such_method" in str(err.value).split("failed", 1)[1]  # the child's own message, from its log
 
 
-def test_the_attack_section_times_pgd_per_image(tmp_path, capsys):
+def test_the_attack_and_localize_sections_time_pgd_and_the_importance_passes(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["--quick", "--sections", "attack", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    assert main(["--quick", "--sections", "attack,localize", "--workdir", str(tmp_path / "work"),
+                 "--out", str(out)]) == 0
     data = json.loads(out.read_text())
-    (row,) = data["rows"]
+    row, *localize = data["rows"]
     assert row["key"] == "attack_pgd_seconds_per_image" and row["ours"] > 0 and math.isnan(row["reference"])
+    assert [r["key"] for r in localize] == ["localize_mmunlearner_share_of_epoch", "localize_manu_share_of_epoch"]
+    passes = data["details"]["localize"]
+    mmu, manu = passes["mmunlearner"], passes["manu"]
+    # one epoch: the steps of the training file at the default batch, each as long as the timed ones
+    assert mmu["epoch_seconds"] > mmu["step_seconds"] > 0 and "epoch_seconds" not in manu
+    for r, m in zip(localize, (mmu, manu)):
+        assert r["ours"] == m["share_of_epoch"] == m["pass_seconds"] / mmu["epoch_seconds"] and m["pass_seconds"] > 0
+    # the pass's own state: a float32 accumulator per tuned weight; five float64 sums per neuron
+    assert mmu["state_bytes"] == 4 * sum(p["of"] for p in mmu["selected"].values())
+    assert manu["state_bytes"] == 40 * sum(p["of"] for p in manu["selected"].values())
     attack = data["details"]["attack"]
     assert attack["images"] == 1 and attack["steps"] == 2 and attack["forward_backward_per_image"] == 2
     assert "pgd attack seconds per image (2 steps) [s/image]" in capsys.readouterr().out
