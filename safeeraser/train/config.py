@@ -453,7 +453,8 @@ def load_records_first(cfg) -> list:
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
-RESTRICTIONS = {"mask": "a mask on their updates", "prune": "zeroed neurons"}  # Method.restriction, in words
+RESTRICTIONS = {"mask": "a mask on their updates", "prune": "zeroed neurons",
+                "units": "only chosen MLP units train"}  # Method.restriction, in words
 
 
 def validate(cfg, validate_paths: bool = True) -> None:
@@ -550,6 +551,9 @@ def validate(cfg, validate_paths: bool = True) -> None:
          f"'{cfg.method.forget_loss}' restricts the model's own weights ({RESTRICTIONS.get(method.restriction)}), "
          "which a LoRA adapter does not hold: set LoRA.r=0 and the parts to tune (tune_language_model, "
          "tune_vision_tower)")
+    need(method.restriction != "units" or cfg.model.tune_language_model or cfg.model.tune_vision_tower,
+         "tune_language_model", f"'{cfg.method.forget_loss}' trains the units of the language model's and the "
+         "vision tower's MLPs: set tune_language_model and/or tune_vision_tower")
     if cfg.LoRA.r == 0:
         need(cfg.model.tune_language_model or cfg.model.tune_mm_projector or cfg.model.tune_vision_tower, "LoRA.r",
              "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "

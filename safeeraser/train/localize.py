@@ -16,7 +16,7 @@ from safeeraser.io import atomic_write_json
 from safeeraser.train.config import ConfigError
 from safeeraser.train.importance import importance_for, target_of
 from safeeraser.train.importance.base import ScoringPass
-from safeeraser.train.restrict import WeightMask, prune_neurons
+from safeeraser.train.restrict import WeightMask, prune_neurons, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,14 @@ def _parts(model, family, chosen: dict, target: str) -> dict:
             row[1] += keep.numel()
         return out
     modules = dict(model.named_modules())
-    for n, part in family.mlp_neurons(modules.items()).items():
+    if target == "units":
+        widths = {mlp: (part, modules[o].in_features) for mlp, (part, o, _) in family.mlp_units(modules.items()).items()}
+    else:
+        widths = {n: (part, modules[n].out_features) for n, part in family.mlp_neurons(modules.items()).items()}
+    for n, (part, width) in widths.items():
         row = out.setdefault(part, [0, 0])
         row[0] += int(chosen[n].numel()) if n in chosen else 0
-        row[1] += modules[n].out_features
+        row[1] += width
     return out
 
 
@@ -103,6 +107,8 @@ def localize(model, method, args: dict, cfg, dataset, collate, acc, family, pad_
     if method.restriction == "prune":
         params = dict(model.named_parameters())
         keep = {n: m for n, m in prune_neurons(model, chosen).items() if params[n].requires_grad}
+    elif method.restriction == "units":
+        keep = unit_rows(model, family.mlp_units(model.named_modules()), chosen)
     else:
         keep = chosen
     if acc.is_main_process:
@@ -111,9 +117,9 @@ def localize(model, method, args: dict, cfg, dataset, collate, acc, family, pad_
             "selected": {part: {"chosen": a, "of": b} for part, (a, b) in sorted(parts.items())},
             "seconds": round(seconds, 3), "items": len(dataset),
             # the pruned neurons themselves (a few per layer); a weight mask is as large as the weights
-            "neurons": {n: rows.tolist() for n, rows in chosen.items()} if target == "neurons" else None,
+            "neurons": {n: rows.tolist() for n, rows in chosen.items()} if target in ("neurons", "units") else None,
             "peak_gpu_bytes": torch.cuda.max_memory_allocated(acc.device) if cuda else None})
-    what = "weights may change" if target == "weights" else "neurons pruned"
+    what = {"weights": "weights may change", "neurons": "neurons pruned", "units": "units train"}[target]
     acc.print(f"{importance.name} importance ({seconds:.1f} s): " + ", ".join(
         f"{part} {a}/{b} {what}" for part, (a, b) in sorted(parts.items())))
     return WeightMask(model, keep) if keep else None

@@ -307,13 +307,14 @@ class Trainer:
         set_seed(cfg.optim.seed)
         model = prepare_model(model, cfg, family)
         fill_size_autos(acc, model)
-        groups = optimizer_groups(model, cfg.optim.weight_decay)
-        self.mask = None  # the weights a localized method (mmunlearner, manu) must leave as they are
-        if method.importance:
+        self.mask = None  # the weights a localized method (mmunlearner, manu, mip_editor) must leave as they are
+        if method.importance:  # before the optimizer's groups: the restriction may freeze whole parameters
             save_dir.mkdir(parents=True, exist_ok=True)
             self.mask = localize(model, method, args, cfg, dataset, ViewCollator(self.pad_id, family), acc, family,
                                  self.pad_id, save_dir)
-            groups = self.mask.optimizer_groups(groups) if self.mask else groups
+        groups = optimizer_groups(model, cfg.optim.weight_decay)
+        if self.mask:
+            groups = self.mask.optimizer_groups(groups)
         optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr)
         if self.mask:
             self.mask.attach(optimizer)

@@ -7,7 +7,8 @@ decoupled weight decay would still shrink them: the masked parameters sit in an 
 and the decay is applied to their unmasked elements by an optimizer pre-step hook, the same product AdamW
 computes (p * (1 - lr * wd)) before its update.
 
-`prune_neurons`: zero the output rows (weight and bias) of chosen neurons."""
+`prune_neurons`: zero the output rows (weight and bias) of chosen neurons. `unit_rows`: the keep masks that
+let only chosen MLP units train (their input rows)."""
 from __future__ import annotations
 
 import torch
@@ -17,9 +18,15 @@ class WeightMask:
     def __init__(self, model: torch.nn.Module, keep: dict[str, torch.Tensor]):
         """`keep`: {parameter name: bool tensor of its shape, True where the weight may change}."""
         params = dict(model.named_parameters())
-        self.masks = {params[n]: m.to(params[n].device) for n, m in keep.items() if not bool(m.all())}
+        for n, m in keep.items():
+            if not bool(m.any()):  # nothing of it may change: frozen outright, no hook, no optimizer state
+                params[n].requires_grad_(False)
+        self.masks = {params[n]: m.to(params[n].device) for n, m in keep.items() if m.any() and not m.all()}
         self.handles = [p.register_hook(lambda g, m=m: g * m) for p, m in self.masks.items()]
         self._decay: list[tuple[torch.nn.Parameter, torch.Tensor, dict]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.masks)
 
     def frozen_count(self) -> int:
         return sum(int((~m).sum()) for m in self.masks.values())
@@ -70,4 +77,17 @@ def prune_neurons(model: torch.nn.Module, chosen: dict[str, torch.Tensor]) -> di
             mask = torch.ones_like(param, dtype=torch.bool)
             mask[rows.to(param.device)] = False
             keep[f"{name}.{pname}"] = mask
+    return keep
+
+
+def unit_rows(model: torch.nn.Module, units: dict, chosen: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keep masks ({parameter name: bool}) over every trainable parameter that let only the `chosen` units
+    ({MLP module name: unit indices}) train: their rows in the MLP's input projections (`units`: the
+    family's mlp_units), weight and bias; everything else stays as it is."""
+    keep = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in model.named_parameters() if p.requires_grad}
+    for mlp, rows in chosen.items():
+        for proj in units[mlp][2]:
+            for pname in ("weight", "bias"):
+                if f"{proj}.{pname}" in keep:
+                    keep[f"{proj}.{pname}"][rows] = True
     return keep

@@ -295,7 +295,8 @@ def test_generic_generate_path_answers_as_the_fast_loop(family_name, tiny_family
 
 def test_localized_methods_run_on_every_family(family_name, family_cfg, tmp_path):
     """MANU finds MLP neurons of both modalities in every family and silences them; MMUnlearner's Fisher
-    mask leaves part of every family's tuned weights unchanged after its steps."""
+    mask leaves part of every family's tuned weights unchanged after its steps; MIP-Editor finds units of
+    both modalities to edit."""
     from safeeraser.train.loop import Trainer, run_training
 
     manu = run_training(family_cfg(family_name, "forget_loss=manu", "LoRA.r=0", "tune_language_model=true",
@@ -313,3 +314,10 @@ def test_localized_methods_run_on_every_family(family_name, family_cfg, tmp_path
     assert sum(int(m.sum()) for m, _ in frozen.values()) > 0
     for p, (m, before) in frozen.items():
         assert torch.equal(p.detach()[m], before)
+
+    mip = run_training(family_cfg(family_name, "forget_loss=mip_editor", "LoRA.r=0", "tune_language_model=true",
+                                  "tune_vision_tower=true", "max_train_steps=1", "method_args.ig_steps=1",
+                                  "method_args.per_layer=2", f"save_dir={tmp_path / 'mip'}"))
+    summary = json.loads((mip / "localization.json").read_text())
+    assert set(summary["selected"]) == {"vision", "language"}  # units of both modalities carry the answers
+    assert all(len(rows) == 2 for rows in summary["neurons"].values())

@@ -270,3 +270,83 @@ def test_a_family_without_the_modules_is_refused_before_any_model_loads(forget_c
     monkeypatch.setattr("safeeraser.models.loading.load_model", no_loading)
     with pytest.raises(ConfigError, match="vision part"):
         loop.Trainer(forget_cfg("forget_loss=manu", *FULL)).setup()
+
+
+def test_integrated_gradients_and_vision_zscores_are_the_hand_computed_ones(forget_cfg, vanilla_dir):
+    cfg = forget_cfg("forget_loss=mip_editor", *FULL, "tune_vision_tower=true", "batch_size=2",
+                     "method_args.ig_steps=4")
+    method = parse_method("mip_editor")
+    from safeeraser.train.model_setup import prepare_model
+
+    model = prepare_model(load_model(str(vanilla_dir), "float32").eval(), cfg, family_of(str(vanilla_dir)))
+    scoring, batches = _pass(cfg, model, method)
+    scores = importance_for("integrated_gradients").score(scoring)
+    modules = dict(model.named_modules())
+    image_id = model.config.image_token_id
+
+    # language layer 1: h * mean over alpha = 1/4 .. 4/4 of d(-NLL)/d(alpha h), on the text after the image
+    down = modules["model.language_model.layers.1.mlp.down_proj"]
+    expected = np.zeros(down.in_features)
+    for batch in batches:
+        b = batch["forget"]
+        grads, acts = [], {}
+        for alpha in (0.25, 0.5, 0.75, 1.0):
+            def swap(module, args, alpha=alpha):
+                acts["h"] = args[0].detach()
+                acts["point"] = (args[0].detach() * alpha).requires_grad_(True)
+                return (acts["point"],)
+            handle = down.register_forward_pre_hook(swap)
+            (g,) = torch.autograd.grad(-_hand_nll(model, b), acts["point"])
+            handle.remove()
+            grads.append(g.double().numpy())
+        ig = acts["h"].double().numpy() * np.mean(grads, axis=0)
+        ids, real = b["input_ids"].numpy(), b["attention_mask"].numpy()
+        for r in range(ids.shape[0]):
+            last = max(t for t in range(ids.shape[1]) if ids[r, t] == image_id)
+            expected += ig[r, [t for t in range(last + 1, ids.shape[1]) if real[r, t]]].sum(0)
+    got = scores["model.language_model.layers.1.mlp"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+
+    # vision layer 0: the squared z-score over units of the mean |d(-NLL)/dh| over every patch
+    fc2 = modules["model.vision_tower.encoder.layers.0.mlp.fc2"]
+    total, count = np.zeros(fc2.in_features), 0
+    for batch in batches:
+        held = {}
+        handle = fc2.register_forward_pre_hook(lambda m, a: (a[0].retain_grad(), held.__setitem__("h", a[0]))[0])
+        model.zero_grad()
+        (-_hand_nll(model, batch["forget"])).backward()
+        handle.remove()
+        g = held["h"].grad.reshape(-1, fc2.in_features).double().numpy()
+        total, count = total + np.abs(g).sum(0), count + g.shape[0]
+    mean = total / count
+    np.testing.assert_allclose(scores["model.vision_tower.encoder.layers.0.mlp"].numpy(),
+                               ((mean - mean.mean()) / mean.std()) ** 2, rtol=1e-3, atol=1e-3)
+    # LLaVA reads the tower's second-to-last layer: its last layer carries nothing and is not scored
+    assert "model.vision_tower.encoder.layers.1.mlp" not in scores
+
+
+def test_mip_editor_trains_only_the_chosen_units_rows_and_forgets_more_than_it_loses(forget_cfg, vanilla_dir,
+                                                                                   mini_dir):
+    cfg = forget_cfg("forget_loss=mip_editorpd", *FULL, "tune_vision_tower=true", "method_args.per_layer=50",
+                     "method_args.ig_steps=2", "weight_decay=0.1")
+    out = run_training(cfg)
+    chosen = json.loads((out / SUMMARY_FILE).read_text())["neurons"]
+    assert {"model.language_model.layers.0.mlp", "model.vision_tower.encoder.layers.0.mlp"} <= set(chosen)
+    assert all(len(rows) == 50 for rows in chosen.values())
+    before = dict(load_model(str(vanilla_dir), "float32").named_parameters())
+    after = dict(load_model(str(out), "float32").named_parameters())
+    rows_of = {f"{mlp}.{proj}.{p}": rows for mlp, rows in chosen.items()
+               for proj in ("fc1", "gate_proj", "up_proj") for p in ("weight", "bias")}
+    moved_rows = 0
+    for name, value in after.items():
+        changed = (value != before[name]).reshape(value.shape[0], -1).any(1) if value.ndim else value != before[name]
+        allowed = torch.zeros_like(changed)
+        if name in rows_of:
+            allowed[rows_of[name]] = True
+        assert not (changed & ~allowed).any(), name  # nothing outside the chosen units' input rows moved
+        moved_rows += int(changed.sum())
+    assert moved_rows > 0
+    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("forget", "retain")}
+    end = {v: _nll(out, mini_dir, v) for v in ("forget", "retain")}
+    rise = {v: end[v] - start[v] for v in end}
+    assert rise["forget"] > max(0.1, 2 * rise["retain"]), (start, end)

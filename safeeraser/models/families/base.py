@@ -78,6 +78,28 @@ class Family:
                 out[name] = part
         return out
 
+    # The last linear layer of an MLP, by its name in the MLP module: its inputs are the MLP's units
+    # (the intermediate neurons), whose input rows are those of the MLP's other linear layers
+    mlp_output_names: tuple[str, ...] = ("fc2", "down_proj")
+
+    def mlp_units(self, names_and_modules) -> dict[str, tuple[str, str, list[str]]]:
+        """{MLP module name: (its part, the name of its output projection, the names of its input
+        projections)} for the MLPs of the vision tower and of the language model."""
+        modules = dict(names_and_modules)
+        out = {}
+        for name in modules:
+            bare = _WRAPPERS.sub("", name)
+            if not bare.endswith(".mlp"):
+                continue
+            part = self.part_of(bare)
+            if part != "vision" and not bare.startswith(self.language + "."):
+                continue
+            linears = [c for c, m in modules[name].named_children() if isinstance(m, torch.nn.Linear)]
+            outs = [c for c in linears if c in self.mlp_output_names]
+            if len(outs) == 1 and len(linears) > 1:
+                out[name] = (part, f"{name}.{outs[0]}", [f"{name}.{c}" for c in linears if c != outs[0]])
+        return out
+
     # --- batching -------------------------------------------------------------------------------
     def collate_images(self, items: list[dict]) -> dict:
         """The processor's image inputs of several examples as one batch. Processors give either one

@@ -1,6 +1,7 @@
 """Registry of importance functions: what decides *where* a multimodal method forgets. Adding one: a
 module defining IMPORTANCE (an `Importance`, base.py) and a line here: its name -> (its module, in this
-package or a dotted path; what it scores: "weights" or "neurons"). The registry itself imports nothing
+package or a dotted path; what it scores: "weights", "neurons" (the output units of the MLPs' linear layers) or "units" (the
+MLPs' intermediate units, inputs of their output projections)). The registry itself imports nothing
 heavy: configs are checked against it before torch loads."""
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, tuple[str, str]] = {
     "fisher": ("fisher", "weights"),
     "activation": ("activation", "neurons"),
+    "integrated_gradients": ("integrated_gradients", "units"),
 }
 
 
