@@ -547,7 +547,10 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(name in terms, f"loss_weights.{name}",
              f"'{cfg.method.forget_loss}' has no term '{name}'. Its terms: {', '.join(sorted(terms))}")
         need(isinstance(weight, (int, float)), f"loss_weights.{name}", "must be a number")
-    need(not method.restriction or cfg.LoRA.r == 0, "LoRA.r",
+    need(method.restriction != "anchor_mask" or cfg.LoRA.r > 0, "LoRA.r",
+         f"'{cfg.method.forget_loss}' trains two LoRA adapters (forgetting and retain anchor) and merges them: "
+         "set LoRA.r > 0")
+    need(method.restriction in (None, "anchor_mask") or cfg.LoRA.r == 0, "LoRA.r",
          f"'{cfg.method.forget_loss}' restricts the model's own weights ({RESTRICTIONS.get(method.restriction)}), "
          "which a LoRA adapter does not hold: set LoRA.r=0 and the parts to tune (tune_language_model, "
          "tune_vision_tower)")

@@ -20,7 +20,8 @@ from safeeraser.train.config import (RESUME_FREE_KEYS, ConfigError, check_model_
 from safeeraser.train.distributed import (deepspeed_adapter_state, accelerator_kwargs, fill_size_autos,
                                           sync_engine_config, uneven_batches_note)
 from safeeraser.train import step as train_step  # looked up per call: tests replace compute_loss
-from safeeraser.train.localize import check_localized, localize
+from safeeraser.train.anchor_merge import FORGET_ADAPTER_DIR, masked_merge, train_anchor
+from safeeraser.train.localize import SUMMARY_FILE, check_localized, localize
 from safeeraser.train.methods import method_of
 from safeeraser.train.model_setup import optimizer_groups, prepare_model
 from safeeraser.train.plots import plot_loss_curves
@@ -130,8 +131,6 @@ def require_finite_weights(acc, model, where: str, last_ckpt: Path | None) -> No
 def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
     from accelerate.utils import DistributedType
 
-    from safeeraser.models.checkpoint import PROVENANCE_FILE
-
     unwrapped = acc.unwrap_model(model)
     if acc.distributed_type == DistributedType.DEEPSPEED and cfg.LoRA.r > 0:
         state_dict = deepspeed_adapter_state(acc, model)
@@ -142,12 +141,18 @@ def _save_final(acc, model, processor, cfg, save_dir: Path) -> None:
         unwrapped.save_pretrained(save_dir, state_dict=state_dict, safe_serialization=True)
         if cfg.LoRA.r == 0:
             processor.save_pretrained(save_dir)  # a full model folder loads like any hub model
-        # What the adapter was made on: loading it onto another base model is then noticed (models/checkpoint.py).
-        config = OmegaConf.to_container(cfg, resolve=True)
-        atomic_write_json(save_dir / PROVENANCE_FILE, {"base_model": model_identity(cfg.model.model_path),
-                                                       "config_sha256": digest(config),
-                                                       "environment": environment()})
+        _write_provenance(cfg, save_dir)
     acc.wait_for_everyone()
+
+
+def _write_provenance(cfg, save_dir: Path) -> None:
+    """What the adapter (or model) was made on: loading it onto another base model is then noticed
+    (models/checkpoint.py)."""
+    from safeeraser.models.checkpoint import PROVENANCE_FILE
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    atomic_write_json(save_dir / PROVENANCE_FILE, {"base_model": model_identity(cfg.model.model_path),
+                                                   "config_sha256": digest(config), "environment": environment()})
 
 
 BEST_DIR = "best"  # save_best's checkpoint under save_dir (not checkpoint-N: never taken for `latest`)
@@ -231,9 +236,10 @@ class Trainer:
     optimizer steps, `finish()` saves. `run()` does all three. `load_model(path, dtype)` replaces the
     loading of cfg.model.model_path's weights (the bench's randomly initialised 7B model)."""
 
-    def __init__(self, cfg, records: list | None = None, hooks=(), load_model=None):
+    def __init__(self, cfg, records: list | None = None, hooks=(), load_model=None, method=None):
         self.cfg, self.records, self.hooks = cfg, records, list(hooks)
         self._load_model = load_model
+        self._method = method  # what trains instead of cfg's method (SMFA's retain anchor)
 
     def _call(self, name: str, *args):
         out = {}
@@ -259,7 +265,7 @@ class Trainer:
 
         cfg = self.cfg
         check_tracker(cfg)  # a missing tracker package: one clear error before any model loads
-        self.method = method = method_of(cfg)
+        self.method = method = self._method or method_of(cfg)
         self.save_dir = save_dir = Path(cfg.tracking.save_dir)
         t = cfg.tracking
         if (save_dir / "run_complete.json").exists() and not t.overwrite and not t.resume_from_checkpoint:
@@ -271,6 +277,9 @@ class Trainer:
         ckpt, resume_state = resume_point(cfg, save_dir)
         records = load_records_first(cfg) if self.records is None else self.records
         check_model_path(cfg.model.model_path)
+        self.anchor_dir = None
+        if method.anchor_terms:  # SMFA: its retain anchor trains first, in a run of its own
+            self.anchor_dir = train_anchor(cfg, method, records, self._load_model)
 
         self.acc = acc = Accelerator(
             gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
@@ -285,6 +294,9 @@ class Trainer:
         check_model_family(cfg, family.model_type)
         args = method.resolve_args(dict(cfg.method.method_args or {}))
         check_localized(method, args, family, cfg.model.model_path, acc.state.deepspeed_plugin is not None)
+        if method.anchor_terms and acc.state.deepspeed_plugin is not None:
+            raise ConfigError(f"'{method.name}' merges its two adapters weight by weight, which DeepSpeed's partitioned "
+                              "parameters do not allow: launch it with a plain multi-GPU (DDP) accelerate config")
         self.processor = processor = load_processor(cfg.model.model_path)
         self.pad_id = pad_token_id(processor.tokenizer)
         self.dataset = dataset = build_dataset(cfg, method, processor, family, records)
@@ -473,7 +485,10 @@ class Trainer:
         if self.cfg.tracking.final_adapter == "best" and self.best is not None:
             load_training_state(acc, self.model, self.optimizer, self.save_dir / BEST_DIR)
         require_finite_weights(acc, self.model, f"after step {self.global_step}", self.last_ckpt)
-        _save_final(acc, self.model, self.processor, self.cfg, self.save_dir)
+        if self.anchor_dir is None:
+            _save_final(acc, self.model, self.processor, self.cfg, self.save_dir)
+        else:
+            self._save_anchor_merged()
         self._call("on_end")
         if acc.is_main_process:
             rows = read_jsonl_tolerant(self.log_path)
@@ -484,6 +499,22 @@ class Trainer:
         if self.cfg.tracking.report_to != "none":
             acc.end_training()
         return self.save_dir
+
+    def _save_anchor_merged(self) -> None:
+        """SMFA: the forgetting adapter in its own folder, then the masked merge of it and the anchor as
+        the run's model (a full model folder)."""
+        acc, cfg = self.acc, self.cfg
+        _save_final(acc, self.model, self.processor, cfg, self.save_dir / FORGET_ADAPTER_DIR)
+        args = self.method.resolve_args(dict(cfg.method.method_args or {}))
+        merged, counts = masked_merge(acc.unwrap_model(self.model), self.anchor_dir, float(args["k"]), self.family)
+        if acc.is_main_process:
+            merged.save_pretrained(self.save_dir, safe_serialization=True)
+            self.processor.save_pretrained(self.save_dir)
+            _write_provenance(cfg, self.save_dir)
+            atomic_write_json(self.save_dir / SUMMARY_FILE, {
+                "restriction": "anchor_mask", "target": "weights", "k": float(args["k"]),
+                "selected": {part: {"chosen": a, "of": b} for part, (a, b) in sorted(counts.items())}})
+        acc.wait_for_everyone()
 
     def run(self) -> Path:
         return self.setup().train().finish()

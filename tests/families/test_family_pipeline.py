@@ -293,10 +293,11 @@ def test_generic_generate_path_answers_as_the_fast_loop(family_name, tiny_family
         assert generic.generate(reqs, settings) == fast, settings
 
 
+@pytest.mark.heavy
 def test_localized_methods_run_on_every_family(family_name, family_cfg, tmp_path):
     """MANU finds MLP neurons of both modalities in every family and silences them; MMUnlearner's Fisher
     mask leaves part of every family's tuned weights unchanged after its steps; MIP-Editor finds units of
-    both modalities to edit."""
+    both modalities to edit; SMFA's masked merge saves a plain model of the family."""
     from safeeraser.train.loop import Trainer, run_training
 
     manu = run_training(family_cfg(family_name, "forget_loss=manu", "LoRA.r=0", "tune_language_model=true",
@@ -321,3 +322,12 @@ def test_localized_methods_run_on_every_family(family_name, family_cfg, tmp_path
     summary = json.loads((mip / "localization.json").read_text())
     assert set(summary["selected"]) == {"vision", "language"}  # units of both modalities carry the answers
     assert all(len(rows) == 2 for rows in summary["neurons"].values())
+
+    smfa = run_training(family_cfg(family_name, "forget_loss=smfa", "max_train_steps=1", "warmup_ratio=0",
+                                   f"save_dir={tmp_path / 'smfa'}"))
+    kept = json.loads((smfa / "localization.json").read_text())["selected"]["language"]
+    assert 0 < kept["chosen"] <= kept["of"]
+    merged = dict(load_model(str(smfa), "float32").named_parameters())
+    base = dict(load_model(str(family_cfg(family_name).model.model_path), "float32").named_parameters())
+    assert merged.keys() == base.keys()  # a plain model of the family, the adapters merged away
+    assert any(not torch.equal(merged[n], base[n]) for n in base if "language_model" in n)

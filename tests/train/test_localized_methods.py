@@ -243,6 +243,9 @@ def _image_tokens(model) -> int:
     (("forget_loss=mmunlearner", *FULL, "method_args.importance=activation"), "method_args.importance"),
     (("forget_loss=mmunlearner",), "LoRA.r"),
     (("forget_loss=manupd", *FULL), "forget_loss"),
+    (("forget_loss=mip_editor", "LoRA.r=0", "tune_language_model=false"), "tune_language_model"),
+    (("forget_loss=smfa", *FULL), "LoRA.r"),
+    (("forget_loss=smfa", "method_args.k=0"), "method_args.k"),
 ])
 def test_bad_settings_are_one_config_error(forget_cfg, overrides, key):
     with pytest.raises(ConfigError, match=f"key '{key}'"):
@@ -350,3 +353,76 @@ def test_mip_editor_trains_only_the_chosen_units_rows_and_forgets_more_than_it_l
     end = {v: _nll(out, mini_dir, v) for v in ("forget", "retain")}
     rise = {v: end[v] - start[v] for v in end}
     assert rise["forget"] > max(0.1, 2 * rise["retain"]), (start, end)
+
+
+class _OnePart:
+    @staticmethod
+    def part_of(name):
+        return "language"
+
+
+def test_the_anchor_mask_merge_is_the_hand_computed_one(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from safeeraser.train.anchor_merge import masked_merge
+
+    def fresh():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["0"], modules_to_save=["1"])
+    anchor = get_peft_model(fresh(), config)
+    for n, p in anchor.named_parameters():
+        if "lora_" in n or "modules_to_save" in n:
+            p.data = torch.randn_like(p)
+    anchor.save_pretrained(tmp_path / "anchor")
+    model = get_peft_model(fresh(), config)
+    torch.manual_seed(1)  # the forgetting adapter's draws differ from the anchor's
+    for n, p in model.named_parameters():
+        if "lora_" in n or "modules_to_save" in n:
+            p.data = torch.randn_like(p)
+    base = fresh()
+    W, H = base[0].weight.detach().numpy(), base[1].weight.detach().numpy()
+    lora = {n.split("base_model.model.")[1]: p.detach().numpy() for n, p in model.named_parameters()}
+    a_lora = {n.split("base_model.model.")[1]: p.detach().numpy() for n, p in anchor.named_parameters()}
+    d_f = lora["0.lora_B.default.weight"] @ lora["0.lora_A.default.weight"] * 2.0  # alpha / r
+    d_a = a_lora["0.lora_B.default.weight"] @ a_lora["0.lora_A.default.weight"] * 2.0
+    h_f = lora["1.modules_to_save.default.weight"] - H
+    h_a = a_lora["1.modules_to_save.default.weight"] - H
+
+    def keep(f, a, k):
+        rho = np.linalg.norm(f) / np.linalg.norm(a)
+        return ~((np.sign(f) != np.sign(a)) & (np.abs(f) > k * rho * np.abs(a)))
+
+    merged, counts = masked_merge(model, tmp_path / "anchor", 0.5, _OnePart())
+    np.testing.assert_allclose(merged[0].weight.detach().numpy(), W + d_f * keep(d_f, d_a, 0.5), rtol=1e-6, atol=1e-6)
+    kept = keep(h_f, h_a, 0.5)
+    trained_head = lora["1.modules_to_save.default.weight"]
+    np.testing.assert_array_equal(merged[1].weight.detach().numpy(), np.where(kept, trained_head, H))
+    assert 0 < counts["language"][0] < counts["language"][1] == 4 * 5 + 3 * 4 + 3  # + the head's bias
+    assert type(merged[0]) is torch.nn.Linear  # a plain model: no adapter left
+
+
+def test_smfa_trains_its_anchor_then_saves_the_masked_merge(forget_cfg, vanilla_dir, mini_dir, tmp_path, monkeypatch):
+    from safeeraser.infer.ckpt_infer import main as infer_main
+    from safeeraser.train import anchor_merge
+
+    cfg = forget_cfg("forget_loss=smfapd", "max_train_steps=8", "lr=5e-3", "lr_scheduler_type=constant",
+                     "warmup_ratio=0")
+    out = run_training(cfg)
+    assert (out / "anchor" / "adapter_model.safetensors").exists()
+    assert (out / "forget_adapter" / "adapter_model.safetensors").exists()
+    assert not (out / "adapter_config.json").exists()  # the run's model is the merged one, a full folder
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert 0 < summary["selected"]["language"]["chosen"] < summary["selected"]["language"]["of"]
+    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("idk", "retain")}
+    end = {v: _nll(out, mini_dir, v) for v in ("idk", "retain")}
+    assert start["idk"] - end["idk"] > max(1.0, 2 * (end["retain"] - start["retain"])), (start, end)
+    answers = tmp_path / "answers.json"
+    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
+                       "--checkpoint_path", str(out), "--output_file", str(answers), "--max_new_tokens", "4",
+                       "--batch_size", "8"]) == 0
+    # a complete anchor made with the same settings is reused, not trained again
+    monkeypatch.setattr("safeeraser.train.loop.Trainer.run", lambda self: pytest.fail("the anchor trained again"))
+    cfg.tracking.overwrite = False
+    assert anchor_merge.train_anchor(cfg, parse_method("smfapd"), None) == out / "anchor"

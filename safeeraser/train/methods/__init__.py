@@ -4,10 +4,11 @@ from __future__ import annotations
 import re
 
 from safeeraser.train.methods import (dpo, ga, gd, idkdpo, kl, manu, mip_editor, mmunlearner, npo, po, rmu, scrub,
-                                      sft, simnpo, undial, wga)
+                                      sft, simnpo, smfa, undial, wga)
 from safeeraser.train.methods.base import Method, Term  # noqa: F401
 
-_MODULES = (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo, undial, wga, scrub, mmunlearner, manu, mip_editor)
+_MODULES = (ga, gd, kl, po, npo, simnpo, sft, rmu, dpo, idkdpo, undial, wga, scrub, mmunlearner, manu, mip_editor,
+            smfa)
 REGISTRY: dict[str, Method] = {m.METHOD.name: m.METHOD for m in _MODULES}
 
 

@@ -45,10 +45,14 @@ class Method:
     phase_of_epoch: Callable[[int, dict], str] | None = None
     # Where the update may go (the multimodal methods, train/localize.py): an importance function of
     # train/importance, the views its pass reads, and what is done with its scores: "mask" (the weights it
-    # does not select get no update: they stay bit-identical) or "prune" (the neurons it selects are zeroed)
+    # does not select get no update: they stay bit-identical), "prune" (the neurons it selects are zeroed) or
+    # "units" (only the MLP units it selects train); "anchor_mask" needs no importance (see anchor_terms)
     importance: str | None = None
     importance_views: tuple[str, ...] = ()
     restriction: str | None = None
+    # Terms of a second adapter trained first by the same loop, whose update then masks this method's
+    # (restriction "anchor_mask": SMFA's retain anchor, train/anchor_merge.py)
+    anchor_terms: tuple[Term, ...] = ()
     # Why the method has no +PD variant (None: it has one)
     no_pd: str | None = None
 
