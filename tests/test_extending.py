@@ -1,5 +1,5 @@
-"""docs/extending.md's recipes, followed with toy additions: a method, a judge and a family are each one
-module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
+"""docs/extending.md's recipes, followed with toy additions: a method, an importance function, a judge and a
+family are each one module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
 tests/eval/test_judged_metrics.py, tests/pipeline/test_step_kinds.py, tests/attacks/test_attacks.py and
 tests/bench/test_gpu_check.py). A recipe that stops working fails here."""
 from __future__ import annotations
@@ -38,6 +38,39 @@ def test_a_method_is_one_module_and_one_registry_line(tmp_path, monkeypatch, for
         pd = row.get("loss/pd", 0.0) * (1.0 if name.endswith("pd") else 0.0)
         assert row["loss/total"] == pytest.approx(-row["loss/forget"] + 0.5 * row["loss/retain"] + pd, rel=1e-5)
         assert ("loss/pd" in row) == name.endswith("pd")
+
+
+def test_an_importance_function_is_one_module_and_one_registry_line(tmp_path, monkeypatch, forget_cfg):
+    import torch
+
+    from safeeraser.train import importance
+    from safeeraser.train.loop import Trainer
+
+    path = _module(tmp_path, monkeypatch, "toyimportance", "magnitude", (
+        "import torch\n"
+        "from safeeraser.train.importance.base import Importance\n\n"
+        "def score(p):\n"
+        "    return {n: q.detach().abs() for n, q in p.model.named_parameters() if q.requires_grad}\n\n"
+        "def select(scores, p):\n"
+        "    return {n: s >= s.flatten().median() for n, s in scores.items()}\n\n"
+        "IMPORTANCE = Importance('magnitude', score, select)\n"))
+    monkeypatch.setitem(importance.REGISTRY, "magnitude", (path, "weights"))  # the registry line
+    # MMUnlearner's `importance` argument lists the weights' functions when its module is read: the new
+    # one is allowed as a registered name is
+    from safeeraser.train.methods import mmunlearner
+    monkeypatch.setitem(mmunlearner.METHOD.arg_bounds, "importance", importance.names_for("weights"))
+    cfg = forget_cfg("forget_loss=mmunlearner", "LoRA.r=0", "tune_language_model=true", "max_train_steps=2",
+                     "warmup_ratio=0", "method_args.importance=magnitude", f"save_dir={tmp_path / 'run'}")
+    trainer = Trainer(cfg).setup()
+    small = {p: (p.detach().abs() < p.detach().abs().flatten().median(), p.detach().clone())
+             for p in trainer.model.parameters() if p.requires_grad}
+    trainer.train()
+    assert json.loads((tmp_path / "run" / "localization.json").read_text())["importance"] == "magnitude"
+    moved = 0
+    for p, (frozen, before) in small.items():
+        assert torch.equal(p.detach()[frozen], before[frozen])
+        moved += int((p.detach()[~frozen] != before[~frozen]).sum())
+    assert moved > 0
 
 
 def test_a_judge_is_one_class_and_one_registry_line(tmp_path, monkeypatch, mini_dir):
