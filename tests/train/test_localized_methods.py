@@ -277,7 +277,7 @@ def test_a_family_without_the_modules_is_refused_before_any_model_loads(forget_c
 
 def test_integrated_gradients_and_vision_zscores_are_the_hand_computed_ones(forget_cfg, vanilla_dir):
     cfg = forget_cfg("forget_loss=mip_editor", *FULL, "tune_vision_tower=true", "batch_size=2",
-                     "method_args.ig_steps=4")
+                     "method_args.ig_steps=4", "method_args.layer=1")  # RMU on the last layer: both layers scored
     method = parse_method("mip_editor")
     from safeeraser.train.model_setup import prepare_model
 
@@ -326,6 +326,10 @@ def test_integrated_gradients_and_vision_zscores_are_the_hand_computed_ones(forg
                                ((mean - mean.mean()) / mean.std()) ** 2, rtol=1e-3, atol=1e-3)
     # LLaVA reads the tower's second-to-last layer: its last layer carries nothing and is not scored
     assert "model.vision_tower.encoder.layers.1.mlp" not in scores
+    # with RMU on layer 0, layer 1's units cannot change the loss: not scored, not trained
+    scoring.args["layer"] = 0
+    assert set(importance_for("integrated_gradients").score(scoring)) == {
+        "model.language_model.layers.0.mlp", "model.vision_tower.encoder.layers.0.mlp"}
 
 
 def test_mip_editor_trains_only_the_chosen_units_rows_and_forgets_more_than_it_loses(forget_cfg, vanilla_dir,

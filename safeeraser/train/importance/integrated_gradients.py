@@ -10,7 +10,9 @@ Vision units: MIP-Editor's cheaper score for the vision tower, the squared z-sco
 of the mean |gradient| at their activations (one backward per batch for every vision layer; a layer the
 answers do not depend on, such as the last layer of a tower read at its second-to-last, gets none).
 
-Each MLP's top `per_layer` units are selected (MIP-Editor: 5). Memory: the pass holds one batch's
+Each MLP's top `per_layer` units are selected (MIP-Editor: 5), among the MLPs of the tuned parts that
+can change the method's loss (with RMU's loss at layer L, the language layers up to L: a later layer's
+units would train nothing, and under DDP a parameter that gets no gradient is an error). Memory: the pass holds one batch's
 activations of one layer and per-unit sums; it copies no weight. Cost: `ig_steps` forward and backward
 passes (from the scored layer on) per language layer and batch."""
 from __future__ import annotations
@@ -102,12 +104,27 @@ def gradient_zscores(p: ScoringPass, out_projs: dict[str, torch.nn.Module]) -> d
     return out
 
 
+def _language_reach(p: ScoringPass, modules: dict) -> set[str]:
+    """The language MLPs the method's loss depends on: all, or those of the layers up to the one a hidden
+    state loss reads (method_args.layer)."""
+    from safeeraser.train.step import decoder_layers, hidden_layer
+
+    layers = decoder_layers(p.model, p.family)
+    last = len(layers) - 1
+    if p.method.hidden_views():
+        last = next(i for i, layer in enumerate(layers) if layer is hidden_layer(p.model, p.args, p.family))
+    inside = {id(m): i for i, layer in enumerate(layers) for m in layer.modules()}
+    return {n for n, m in modules.items() if n.endswith(".mlp") and inside.get(id(m), last + 1) <= last}
+
+
 def unit_scores(p: ScoringPass) -> dict[str, torch.Tensor]:
     """{MLP module name: per-unit score}."""
     modules = dict(p.model.named_modules())
-    # only the MLPs whose input rows train (the tuned parts): the units the restriction can edit
+    # only the MLPs whose input rows train (the tuned parts) and can change the method's loss: a loss on
+    # a language layer's activations (RMU's) reads no layer after it
+    reach = _language_reach(p, modules)
     units = {mlp: u for mlp, u in p.family.mlp_units(modules.items()).items()
-             if all(modules[i].weight.requires_grad for i in u[2])}
+             if all(modules[i].weight.requires_grad for i in u[2]) and (u[0] == "vision" or mlp in reach)}
     steps = int(p.args["ig_steps"])
     scores = {mlp: integrated_gradients(p, modules[out], steps)
               for mlp, (part, out, _) in units.items() if part == "language"}
