@@ -357,6 +357,12 @@ def test_mip_editor_trains_only_the_chosen_units_rows_and_forgets_more_than_it_l
     end = {v: _nll(out, mini_dir, v) for v in ("forget", "retain")}
     rise = {v: end[v] - start[v] for v in end}
     assert rise["forget"] > max(0.1, 2 * rise["retain"]), (start, end)
+    from safeeraser.infer.ckpt_infer import main as infer_main
+
+    answers = out / "answers.json"
+    assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
+                       "--checkpoint_path", str(out), "--output_file", str(answers), "--max_new_tokens", "4",
+                       "--batch_size", "8"]) == 0
 
 
 class _OnePart:
@@ -419,9 +425,10 @@ def test_smfa_trains_its_anchor_then_saves_the_masked_merge(forget_cfg, vanilla_
     assert not (out / "adapter_config.json").exists()  # the run's model is the merged one, a full folder
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert 0 < summary["selected"]["language"]["chosen"] < summary["selected"]["language"]["of"]
-    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("idk", "retain")}
-    end = {v: _nll(out, mini_dir, v) for v in ("idk", "retain")}
+    start = {v: _nll(vanilla_dir, mini_dir, v) for v in ("idk", "forget", "retain")}
+    end = {v: _nll(out, mini_dir, v) for v in ("idk", "forget", "retain")}
     assert start["idk"] - end["idk"] > max(1.0, 2 * (end["retain"] - start["retain"])), (start, end)
+    assert end["forget"] - start["forget"] > max(0.1, 2 * (end["retain"] - start["retain"])), (start, end)
     answers = tmp_path / "answers.json"
     assert infer_main(["--eval_file", str(mini_dir / "all_val.json"), "--model_path", str(vanilla_dir),
                        "--checkpoint_path", str(out), "--output_file", str(answers), "--max_new_tokens", "4",
