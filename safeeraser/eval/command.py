@@ -14,6 +14,7 @@ from safeeraser.eval.judges.asker import ChatSettings
 from safeeraser.eval.judges.base import JudgeConfigError
 from safeeraser.eval.judges.local import DTYPES
 from safeeraser.eval.matching import load_matched
+from safeeraser.eval.mia import DEFAULT_ATTACKS, REGISTRY as MIA_ATTACKS
 from safeeraser.eval.metrics import format_table
 from safeeraser.eval.reference_rules import AGGREGATES
 from safeeraser.io import DataError, atomic_write_json, ensure_writable_dir
@@ -93,8 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "under the unlearned and the vanilla model to the stats")
     g.add_argument("--checkpoint_path", default=None, help="the unlearned adapter / model (omit: vanilla only)")
     g.add_argument("--unseen_file", default=None,
-                   help="harmful items the vanilla model never trained on: adds Min-K%% / Min-K%%++ membership "
-                        "AUCs of the forget set (--file_refer) against them")
+                   help="harmful items the vanilla model never trained on: adds the membership attacks' AUCs of "
+                        "the forget set (--file_refer) against them")
+    g.add_argument("--mia_attacks", default=",".join(DEFAULT_ATTACKS),
+                   help=f"membership attacks, comma-separated, of {', '.join(MIA_ATTACKS)} (reference needs "
+                        "--mia_reference; gradient_norm costs a backward per example)")
+    g.add_argument("--mia_reference", default=None,
+                   help="a model folder that never saw the forget set (the base model, a retain-only model): the "
+                        "reference attack's calibration")
+    g.add_argument("--oracle_checkpoint", default=None,
+                   help="a model retrained without the forget set (on --model_path, as --checkpoint_path): its AUCs "
+                        "and each attack's privacy leak (MUSE's PrivLeak) against it")
     g.add_argument("--likelihood_batch_size", type=int, default=8)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -138,7 +148,7 @@ def format_likelihood(report: dict) -> str:
             shown = ", ".join(f"{k} n/a" if auc[k] is None else
                               f"{k} {auc[k]:.3f} ({auc['distance'][k]:.3f} from 0.5, "
                               f"{'no lean' if auc['leans'][k] == 'neither' else 'leans ' + auc['leans'][k]})"
-                              for k in ("min_k", "min_k_plus_plus", "loss"))
+                              for k in auc["distance"])
             lines.append(f"{name:<10} membership AUC (forget vs unseen; 0.5 = looks unseen, below it = less likely "
                          f"than unseen, as telling as above): {shown}")
     return "\n".join(lines)
@@ -158,6 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     if (args.checkpoint_path or args.unseen_file) and not args.model_path or args.likelihood_batch_size < 1:
         print("error: --checkpoint_path and --unseen_file need --model_path (the judge-free metrics), and "
               "--likelihood_batch_size must be >= 1", file=sys.stderr)
+        return 2
+    attacks = [a.strip() for a in args.mia_attacks.split(",") if a.strip()]
+    problem = next((f"unknown membership attack '{a}'; choose from {', '.join(MIA_ATTACKS)}"
+                    for a in attacks if a not in MIA_ATTACKS), None)
+    if problem is None and "reference" in attacks and not args.mia_reference:
+        problem = "--mia_attacks reference needs --mia_reference (a model that never saw the forget set)"
+    if problem is None and (args.mia_reference or args.oracle_checkpoint) and not args.unseen_file:
+        problem = "--mia_reference and --oracle_checkpoint need --unseen_file (the membership attacks' non-members)"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     cache_file = Path(args.cache_file) if args.cache_file else default_cache_path(args.output_file_rr)
     try:
@@ -188,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
 
             stats["likelihood"] = likelihood_report(args.model_path, args.checkpoint_path, args.file_refer,
                                                     unseen_file=args.unseen_file,
-                                                    batch_size=args.likelihood_batch_size, dtype=args.dtype)
+                                                    batch_size=args.likelihood_batch_size, dtype=args.dtype,
+                                                    attacks=attacks, reference_path=args.mia_reference,
+                                                    oracle_checkpoint=args.oracle_checkpoint)
             atomic_write_json(stats_path_for(args.output_file_rr), stats)
             print(format_likelihood(stats["likelihood"]))
     except (DataError, JudgeConfigError) as exc:

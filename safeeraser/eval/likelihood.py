@@ -181,26 +181,21 @@ def min_k_plus_plus_score(token_stats, k: float = 0.2) -> float:
 
 
 def membership_auc(model, processor, forget_records: Sequence[Record], unseen_records: Sequence[Record], *,
-                   k: float = 0.2, batch_size: int = 8) -> dict:
-    """AUCs of the Min-K%, Min-K%++ and loss scores between the forget view of `forget_records`
-    (members) and of `unseen_records` (non-members: harmful items never trained on, e.g. the val split).
-    {"min_k", "min_k_plus_plus", "loss": AUC or None, "members", "nonmembers": example counts}."""
+                   k: float = 0.2, batch_size: int = 8, attacks: Sequence[str] | None = None,
+                   reference_model=None) -> dict:
+    """AUCs of the membership attacks (eval/mia: by default loss, zlib, Min-K% and Min-K%++) between the
+    forget view of `forget_records` (members) and of `unseen_records` (non-members: harmful items never
+    trained on, e.g. the val split). {attack: AUC or None, "distance", "leans", "members", "nonmembers"}."""
+    from safeeraser.eval.mia import DEFAULT_ATTACKS  # import cycle: the attacks read this module's scores
+    from safeeraser.eval.mia.suite import membership_suite  # import cycle: the suite imports this module
+
     if not 0 < k <= 1:
         raise ValueError(f"k must be in (0, 1], got {k!r}")
-    members = answer_nll(model, processor, view_examples(forget_records, "forget"), batch_size=batch_size)
-    others = answer_nll(model, processor, view_examples(unseen_records, "forget"), batch_size=batch_size)
-    scores = {
-        "min_k": lambda s: min_k_score(s.logprobs, k),
-        "min_k_plus_plus": lambda s: min_k_plus_plus_score(s, k),
-        "loss": lambda s: -s.nll,
-    }
-    out = {name: mia_auc([f(s) for s in members], [f(s) for s in others]) for name, f in scores.items()}
     # An AUC far below 0.5 (gradient ascent makes the forget set less likely than unseen data) separates
     # the sets as well as one far above: what an attacker can tell is the distance from 0.5
-    distance = {name: None if auc is None else abs(auc - 0.5) for name, auc in out.items()}
-    leans = {name: None if auc is None else "members" if auc > 0.5 else "non-members" if auc < 0.5 else "neither"
-             for name, auc in out.items()}
-    return {**out, "distance": distance, "leans": leans, "members": len(members), "nonmembers": len(others)}
+    return membership_suite(model, processor, view_examples(forget_records, "forget"),
+                            view_examples(unseen_records, "forget"), attacks=attacks or DEFAULT_ATTACKS, k=k,
+                            reference_model=reference_model, batch_size=batch_size)
 
 
 def shared_items(forget_records: Sequence[Record], unseen_records: Sequence[Record]) -> list[tuple[str, str]]:
@@ -225,11 +220,16 @@ def check_unseen(refer_file, unseen_file) -> None:
 
 
 def likelihood_report(model_path: str, checkpoint_path: str | None, refer_file, *, unseen_file=None,
-                      batch_size: int = 8, dtype: str = "auto", k: float = 0.2) -> dict:
+                      batch_size: int = 8, dtype: str = "auto", k: float = 0.2, attacks: Sequence[str] | None = None,
+                      reference_path: str | None = None, oracle_checkpoint: str | None = None) -> dict:
     """eval_all's judge-free block: per view of `refer_file` the mean answer NLL and probability under
     the unlearned model (`model_path` + `checkpoint_path`) and under the vanilla one (`model_path`
     alone), and with `unseen_file` the membership AUCs of both (forget set vs unseen harmful items).
-    The models are loaded one after the other, so the memory of one is enough."""
+    `attacks` names the membership attacks (eval/mia); `reference_path`, a model folder that never saw
+    the forget set, is the reference attack's; `oracle_checkpoint` (on `model_path`, a model retrained
+    without the forget set) adds its AUCs and each attack's privacy leak against them.
+    The models are loaded one after the other (the reference model beside each), so the memory of two
+    is enough."""
     import gc
 
     from safeeraser.models.checkpoint import load_for_generation
@@ -239,14 +239,27 @@ def likelihood_report(model_path: str, checkpoint_path: str | None, refer_file, 
     unseen = load_benchmark(unseen_file) if unseen_file else None
     processor = load_processor(model_path)
     report = {"k": k, "unseen_file": None if unseen_file is None else str(unseen_file)}
-    for name, ckpt in (("unlearned", checkpoint_path), ("vanilla", None)):
+    reference = load_for_generation(reference_path, None, dtype) if reference_path and unseen is not None else None
+    models = [("unlearned", checkpoint_path), ("vanilla", None)]
+    if oracle_checkpoint and unseen is not None:
+        models.append(("oracle", oracle_checkpoint))
+    for name, ckpt in models:
         if name == "unlearned" and checkpoint_path is None:
             continue  # no checkpoint: the model judged is the vanilla one
         model = load_for_generation(model_path, ckpt, dtype)
         block = {"views": view_likelihoods(model, processor, records, batch_size=batch_size)}
         if unseen is not None:
-            block["membership_auc"] = membership_auc(model, processor, records, unseen, k=k, batch_size=batch_size)
+            block["membership_auc"] = membership_auc(model, processor, records, unseen, k=k, batch_size=batch_size,
+                                                     attacks=attacks, reference_model=reference)
         report[name] = block
         del model
         gc.collect()
+    if "oracle" in report:
+        from safeeraser.eval.mia.suite import privacy_leak  # import cycle: the suite imports this module
+
+        oracle = report["oracle"]["membership_auc"]
+        for name in ("unlearned", "vanilla"):
+            if name in report:
+                auc = report[name]["membership_auc"]
+                auc["privacy_leak"] = {a: privacy_leak(auc[a], oracle[a]) for a in auc["distance"]}
     return report

@@ -166,15 +166,78 @@ def test_membership_auc_separates_trained_answers_from_unseen_ones(tiny, records
     result = membership_auc(model, processor, records, [_garbled(r) for r in records], batch_size=8)
     assert (result["members"], result["nonmembers"]) == (24, 24)
     # the vanilla model was fine-tuned on these answers: every score tells them from unseen text
-    assert result["loss"] > 0.9 and result["min_k"] > 0.9 and result["min_k_plus_plus"] > 0.9
+    assert all(result[n] > 0.9 for n in ("loss", "zlib", "min_k", "min_k_plus_plus")), result
     same = membership_auc(model, processor, records[:2], records[:2])
-    assert same == {"min_k": 0.5, "min_k_plus_plus": 0.5, "loss": 0.5, "members": 4, "nonmembers": 4,
-                    "distance": {"min_k": 0.0, "min_k_plus_plus": 0.0, "loss": 0.0},
-                    "leans": {"min_k": "neither", "min_k_plus_plus": "neither", "loss": "neither"}}
+    names = ("loss", "zlib", "min_k", "min_k_plus_plus")  # the attacks that need only the model attacked
+    assert same == {**{n: 0.5 for n in names}, "members": 4, "nonmembers": 4,
+                    "distance": {n: 0.0 for n in names}, "leans": {n: "neither" for n in names}}
     # swapped: the garbled answers are now the "members", less likely than the "unseen" trained ones: an
     # AUC as far below 0.5 as it was above, the same distance, the other lean
     swapped = membership_auc(model, processor, [_garbled(r) for r in records], records, batch_size=8)
-    for name in ("min_k", "min_k_plus_plus", "loss"):
+    for name in names:
         assert swapped[name] == pytest.approx(1 - result[name])
         assert swapped["distance"][name] == pytest.approx(result["distance"][name]) and result["distance"][name] > 0.4
         assert (result["leans"][name], swapped["leans"][name]) == ("members", "non-members")
+
+
+def test_the_membership_scores_are_the_hand_computed_ones(tiny, records):
+    import zlib
+
+    from safeeraser.eval.mia import attack_for
+    from safeeraser.eval.mia.base import Evidence
+    from safeeraser.eval.mia.suite import gradient_norms
+
+    model, processor = tiny
+    example = view_examples(records, "forget")[0]
+    (scores,) = answer_nll(model, processor, [example])
+    evidence = Evidence(scores, example.answer, reference=AnswerScores(2.5, [], [], []), grad_norm=3.0)
+    assert attack_for("loss").score(evidence, {}) == -scores.nll
+    assert attack_for("zlib").score(evidence, {}) == pytest.approx(
+        -scores.nll / len(zlib.compress(example.answer.encode())))
+    assert attack_for("reference").score(evidence, {}) == pytest.approx(2.5 - scores.nll)
+    assert attack_for("gradient_norm").score(evidence, {}) == -3.0
+    # the gradient norm: of the answer's mean token NLL, over every weight of the model
+    logits, targets = _by_hand_with_grad(model, processor, example)
+    params = [p for p in model.parameters()]
+    was = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        grads = torch.autograd.grad(F.cross_entropy(logits.float(), targets), params, allow_unused=True)
+    finally:
+        for p, r in zip(params, was):
+            p.requires_grad_(r)
+    expected = math.sqrt(sum(float(g.double().square().sum()) for g in grads if g is not None))
+    assert gradient_norms(model, processor, [example]) == [pytest.approx(expected, rel=1e-4)]
+    assert all(p.grad is None for p in model.parameters()) and [p.requires_grad for p in params] == was
+
+
+def _by_hand_with_grad(model, processor, example):
+    family = family_of_model(model)
+    enc = PromptEncoder(processor, family).encode(example.image, example.question, example.answer)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    logits = model(**model_inputs(pad_batch([enc], pad_token_id(processor.tokenizer), family))).logits[0]
+    targets = (enc.labels != IGNORE_INDEX).nonzero()[:, 0]
+    return logits[targets - 1], enc.input_ids[targets]
+
+
+def test_the_suite_with_a_reference_model_and_gradients_tells_members_from_unseen(tiny, records, tiny_dir):
+    from safeeraser.eval.mia.suite import membership_suite, privacy_leak
+
+    model, processor = tiny
+    members = view_examples(records[:3], "forget")
+    unseen = view_examples([_garbled(r) for r in records[:3]], "forget")
+    base = load_model(str(tiny_dir), "float32").eval()  # the random model before the fine-tune: never saw them
+    suite = membership_suite(model, processor, members, unseen, reference_model=base,
+                             attacks=("loss", "zlib", "reference", "gradient_norm"))
+    assert (suite["members"], suite["nonmembers"]) == (len(members), len(unseen))
+    for name in ("loss", "zlib", "reference", "gradient_norm"):
+        assert suite[name] > 0.8 and suite["leans"][name] == "members", (name, suite[name])
+    with pytest.raises(ValueError, match="reference model"):
+        membership_suite(model, processor, members, unseen, attacks=("reference",))
+    with pytest.raises(ValueError, match="unknown membership attack 'loss2'"):
+        membership_suite(model, processor, members, unseen, attacks=("loss2",))
+    # MUSE's privacy leak: relative to the oracle's AUC, in percent
+    assert privacy_leak(0.75, 0.5) == pytest.approx(50.0) and privacy_leak(0.4, 0.5) == pytest.approx(-20.0)
+    assert privacy_leak(None, 0.5) is None
