@@ -7,6 +7,7 @@ weight; neuron statistics: five float64 sums per neuron). Neither pass copies th
 has no such methods: there is nothing to compare with."""
 from __future__ import annotations
 
+import gc
 import json
 import math
 import tempfile
@@ -57,6 +58,12 @@ def measure_localization(assets, steps: int = 3, seed: int = 233) -> dict:
             row["step_seconds"] = step
             row["epoch_seconds"] = step * math.ceil(len(trainer.loader) / cfg.optim.gradient_accumulation_steps)
         out[method] = row
+        del trainer, model  # the next method's pass and its GPU peak without this one's model and optimizer
+        gc.collect()
+        if assets.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
     epoch = out["mmunlearner"]["epoch_seconds"]
     for row in out.values():
         row["share_of_epoch"] = row["pass_seconds"] / epoch

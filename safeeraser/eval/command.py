@@ -151,6 +151,13 @@ def format_likelihood(report: dict) -> str:
                               for k in auc["distance"])
             lines.append(f"{name:<10} membership AUC (forget vs unseen; 0.5 = looks unseen, below it = less likely "
                          f"than unseen, as telling as above): {shown}")
+            if auc.get("privacy_leak"):
+                leak = ", ".join(f"{k} n/a" if v is None else f"{k} {v:+.1f}%" for k, v in auc["privacy_leak"].items())
+                lines.append(f"{name:<10} privacy leak against the oracle (0 = as if never trained on it): {leak}")
+    oracle = report.get("oracle", {}).get("membership_auc")
+    if oracle:
+        lines.append("oracle     membership AUC: " + ", ".join(
+            f"{k} n/a" if oracle[k] is None else f"{k} {oracle[k]:.3f}" for k in oracle["distance"]))
     return "\n".join(lines)
 
 
@@ -176,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         problem = "--mia_attacks reference needs --mia_reference (a model that never saw the forget set)"
     if problem is None and (args.mia_reference or args.oracle_checkpoint) and not args.unseen_file:
         problem = "--mia_reference and --oracle_checkpoint need --unseen_file (the membership attacks' non-members)"
+    for flag, path in (("--mia_reference", args.mia_reference), ("--oracle_checkpoint", args.oracle_checkpoint)):
+        if problem is None and path and not Path(path).exists():  # before the judge is paid
+            problem = f"{flag} {path}: not found"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ the one PEFT model and, per updated weight matrix (every LoRA layer's B A scalin
 `modules_to_save` copy minus its original), the forgetting update is dropped where it opposes the
 anchor's and dominates it:
 
-    drop = sign(dW_f) != sign(dW_a)  and  |dW_f| > k * rho * |dW_a|,   rho = ||dW_f|| / ||dW_a||  (Frobenius)
+    drop = dW_f * dW_a < 0  and  |dW_f| > k * rho * |dW_a|,   rho = ||dW_f|| / ||dW_a||  (Frobenius)
 
 and the model keeps W + dW_f * (1 - drop). A masked update is not of low rank: the run saves the merged
 model as a full model folder (the forgetting adapter itself in save_dir/forget_adapter)."""
@@ -40,13 +40,15 @@ def anchor_method(method):
 
 def train_anchor(cfg, method, records, load_model=None) -> Path:
     """The retain anchor's adapter folder: trained now, or reused when its run completed with this run's
-    settings."""
+    settings (the loop removes run_complete.json when a run starts, so a retrain cut off is never taken
+    for complete). Records or a model loader given in code are not in the settings: then it trains."""
     from safeeraser.train.loop import Trainer
 
     acfg = anchor_config(cfg)
     out = Path(acfg.tracking.save_dir)
     done = out / "run_complete.json"
-    if done.exists() and (out / "config.yaml").exists() and not cfg.tracking.overwrite:
+    reusable = records is None and load_model is None and not cfg.tracking.overwrite
+    if reusable and done.exists() and (out / "config.yaml").exists():
         if OmegaConf.load(out / "config.yaml") == acfg:
             return out
     return Trainer(acfg, records, method=anchor_method(method), load_model=load_model).run()
@@ -54,7 +56,8 @@ def train_anchor(cfg, method, records, load_model=None) -> Path:
 
 def _drop(delta_f: torch.Tensor, delta_a: torch.Tensor, k: float) -> torch.Tensor:
     rho = delta_f.norm() / delta_a.norm().clamp(min=1e-30)
-    return (torch.sign(delta_f) != torch.sign(delta_a)) & (delta_f.abs() > k * rho * delta_a.abs())
+    # opposed: of strictly opposite signs (where the anchor did not move, nothing opposes the forgetting)
+    return (delta_f * delta_a < 0) & (delta_f.abs() > k * rho * delta_a.abs())
 
 
 @torch.no_grad()

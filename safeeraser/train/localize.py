@@ -1,9 +1,9 @@
 """Where a method forgets: the importance pass and the restriction it decides, run once in the training
 loop's setup (after the adapter or the trainable parts are set, before the optimizer exists).
 
-The pass reads the training data's forget and retain views, this process's share of the items in order,
-at micro-batch size, the model in eval mode on the initial weights: a resumed run makes the same scores
-and so the same restriction. Its summary (how many weights or neurons each part keeps, its time and peak
+The pass reads the training data's forget and retain views in micro-batches of the items in order (each
+process every P-th one), the model in eval mode on the initial weights: a resumed run, on any number of
+processes, makes the same scores and so the same restriction. Its summary (how many weights or neurons each part keeps, its time and peak
 memory) is written to save_dir/localization.json."""
 from __future__ import annotations
 
@@ -56,12 +56,17 @@ def meta_model(model_path: str) -> torch.nn.Module:
 
 
 def _share(dataset, acc, batch_size: int, collate):
-    from torch.utils.data import DataLoader, Subset
+    """This process's micro-batches: the data's micro-batches in order (items 0..B-1, B..2B-1, ...), every
+    P-th one from this process's index. The micro-batches are the same whatever the number of processes,
+    so are the sums over them (up to float order), so is the restriction (a run resumed on another number
+    of processes restricts the same weights)."""
+    from torch.utils.data import DataLoader
 
     from safeeraser.data.encode import batch_to
 
-    mine = Subset(dataset, range(acc.process_index, len(dataset), acc.num_processes))
-    loader = DataLoader(mine, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    starts = range(0, len(dataset), batch_size)
+    mine = [list(range(s, min(s + batch_size, len(dataset)))) for s in starts][acc.process_index::acc.num_processes]
+    loader = DataLoader(dataset, batch_sampler=mine, collate_fn=collate)
     return lambda: ({v: batch_to(b, acc.device) for v, b in views.items()} for views in loader)
 
 
@@ -108,6 +113,10 @@ def localize(model, method, args: dict, cfg, dataset, collate, acc, family, pad_
         params = dict(model.named_parameters())
         keep = {n: m for n, m in prune_neurons(model, chosen).items() if params[n].requires_grad}
     elif method.restriction == "units":
+        if not chosen:
+            raise ConfigError(f"'{method.name}' found no MLP unit to edit: no MLP of the tuned parts comes before "
+                              "the layer its loss reads (method_args.layer); tune the language model or the "
+                              "vision tower, or read a later layer")
         keep = unit_rows(model, family.mlp_units(model.named_modules()), chosen)
     else:
         keep = chosen

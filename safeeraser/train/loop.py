@@ -5,6 +5,7 @@ import copy
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ from safeeraser.provenance import digest, environment, model_identity
 from safeeraser.reference.checkout import training_tags
 
 log = logging.getLogger(__name__)
+
+
+DEEPSPEED_MERGE = ("'{}' merges its two adapters weight by weight, which DeepSpeed's partitioned parameters do "
+                   "not allow: launch it with a plain multi-GPU (DDP) accelerate config")
 
 
 class TrainingDiverged(RuntimeError):
@@ -279,6 +284,8 @@ class Trainer:
         check_model_path(cfg.model.model_path)
         self.anchor_dir = None
         if method.anchor_terms:  # SMFA: its retain anchor trains first, in a run of its own
+            if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":  # before the anchor trains
+                raise ConfigError(DEEPSPEED_MERGE.format(method.name))
             self.anchor_dir = train_anchor(cfg, method, records, self._load_model)
 
         self.acc = acc = Accelerator(
@@ -295,8 +302,7 @@ class Trainer:
         args = method.resolve_args(dict(cfg.method.method_args or {}))
         check_localized(method, args, family, cfg.model.model_path, acc.state.deepspeed_plugin is not None)
         if method.anchor_terms and acc.state.deepspeed_plugin is not None:
-            raise ConfigError(f"'{method.name}' merges its two adapters weight by weight, which DeepSpeed's partitioned "
-                              "parameters do not allow: launch it with a plain multi-GPU (DDP) accelerate config")
+            raise ConfigError(DEEPSPEED_MERGE.format(method.name))
         self.processor = processor = load_processor(cfg.model.model_path)
         self.pad_id = pad_token_id(processor.tokenizer)
         self.dataset = dataset = build_dataset(cfg, method, processor, family, records)
@@ -380,6 +386,9 @@ class Trainer:
         if acc.is_main_process:
             remove_partial(save_dir)
             save_dir.mkdir(parents=True, exist_ok=True)
+            # a finished run this one replaces is finished no more: killed before its end, this run's folder
+            # must not look complete with the earlier run's weights (SMFA reuses a complete anchor)
+            (save_dir / "run_complete.json").unlink(missing_ok=True)
             atomic_write_text(save_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         if cfg.tracking.report_to != "none":
             # wandb writes ./wandb in the working folder unless told: keep its files with the run's

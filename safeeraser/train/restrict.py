@@ -23,7 +23,6 @@ class WeightMask:
                 params[n].requires_grad_(False)
         self.masks = {params[n]: m.to(params[n].device) for n, m in keep.items() if m.any() and not m.all()}
         self.handles = [p.register_hook(lambda g, m=m: g * m) for p, m in self.masks.items()]
-        self._decay: list[tuple[torch.nn.Parameter, torch.Tensor, dict]] = []
 
     def __bool__(self) -> bool:
         return bool(self.masks)
@@ -33,7 +32,7 @@ class WeightMask:
 
     def optimizer_groups(self, groups: list[dict]) -> list[dict]:
         """AdamW's groups with the masked parameters moved out of any decaying group into groups of their
-        own without decay; their decay is then `decay_masked`'s."""
+        own without decay, which carry the decay the mask applies (`masked_weight_decay`)."""
         out = []
         for g in groups:
             masked = [p for p in g["params"] if p in self.masks]
@@ -43,22 +42,26 @@ class WeightMask:
                 continue
             if rest:
                 out.append({**g, "params": rest})
-            own = {**g, "params": masked, "weight_decay": 0.0}
-            out.append(own)
-            self._decay.append((masked, g["weight_decay"], own))
+            out.append({**g, "params": masked, "weight_decay": 0.0, "masked_weight_decay": g["weight_decay"]})
         return out
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Decay the unmasked elements of the masked parameters before each step of `optimizer` (built
-        from `optimizer_groups`)."""
-        if self._decay:
-            optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.decay_masked())
+        from `optimizer_groups`). The hook reads the optimizer's groups at step time: accelerate's wrapper
+        replaces the group dicts (load_state_dict) and the scheduler sets the lr in the current ones."""
+        optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.decay_masked(opt))
 
     @torch.no_grad()
-    def decay_masked(self) -> None:
-        for params, wd, group in self._decay:
-            for p in params:
-                p.mul_(torch.where(self.masks[p], 1 - group["lr"] * wd, 1.0).to(p.dtype))
+    def decay_masked(self, optimizer) -> None:
+        for group in optimizer.param_groups:
+            wd = group.get("masked_weight_decay")
+            if not wd:
+                continue
+            for p in group["params"]:
+                if p.grad is None:  # AdamW skips a parameter without gradient, decay included
+                    continue
+                # in the parameter's dtype as AdamW's p.mul_(1 - lr * wd) computes it (an fp32 factor)
+                p.mul_(torch.where(self.masks[p], 1 - group["lr"] * wd, 1.0))
 
 
 @torch.no_grad()

@@ -30,7 +30,8 @@ def test_eval_all_adds_view_likelihoods_and_membership_auc(tmp_path, vanilla_dir
     assert all(0 <= auc[k] <= 1 for k in names)
     # the "oracle" here is the vanilla model itself: the same AUCs, no privacy leak
     assert all(block["oracle"]["membership_auc"][k] == auc[k] and auc["privacy_leak"][k] == 0 for k in names)
-    assert "membership AUC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "membership AUC" in printed and "privacy leak against the oracle" in printed
 
 
 def test_checkpoint_without_model_is_one_error(tmp_path, capsys):
@@ -74,3 +75,5 @@ def test_bad_membership_options_are_one_error(tmp_path, capsys):
     assert "needs --mia_reference" in capsys.readouterr().err
     assert eval_main(base[:-2] + ["--oracle_checkpoint", "o"]) == 2
     assert "need --unseen_file" in capsys.readouterr().err
+    assert eval_main(base + ["--oracle_checkpoint", str(tmp_path / "missing")]) == 2
+    assert "--oracle_checkpoint" in capsys.readouterr().err

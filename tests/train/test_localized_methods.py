@@ -136,27 +136,40 @@ def test_the_top_share_is_taken_per_modality():
 
 
 def test_unmasked_weights_follow_adamw_and_masked_ones_never_move():
+    """Through accelerate's optimizer wrapper (it replaces the group dicts) and a warm-up schedule (the lr
+    changes every step): the free elements get AdamW's own values, decay included, bit for bit."""
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
     torch.manual_seed(0)
     plain, masked = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)
     masked.load_state_dict(plain.state_dict())
     start = masked.weight.detach().clone()
     keep = torch.rand(4, 6) > 0.5
     mask = WeightMask(masked, {"weight": keep})
-    groups = [{"params": [plain.weight], "weight_decay": 0.1}, {"params": [plain.bias], "weight_decay": 0.0}]
-    opt_plain = torch.optim.AdamW(groups, lr=0.05)
-    opt_masked = torch.optim.AdamW(mask.optimizer_groups(
-        [{"params": [masked.weight], "weight_decay": 0.1}, {"params": [masked.bias], "weight_decay": 0.0}]), lr=0.05)
-    mask.attach(opt_masked)
-    for step in range(4):
+
+    def groups(layer):
+        return [{"params": [layer.weight], "weight_decay": 0.1}, {"params": [layer.bias], "weight_decay": 0.0}]
+
+    acc = Accelerator(cpu=True)
+    opts = {}
+    for name, layer, g in (("plain", plain, groups(plain)), ("masked", masked, mask.optimizer_groups(groups(masked)))):
+        opt = torch.optim.AdamW(g, lr=0.05)
+        if name == "masked":
+            mask.attach(opt)
+        opt = acc.prepare(opt)
+        opts[name] = (layer, opt, get_scheduler("linear", opt, num_warmup_steps=2, num_training_steps=6))
+    for step in range(5):
         # a loss whose gradient at each weight depends on that weight alone: the unmasked elements of both
         # layers then see the same gradients however the masked ones differ
         c, cb = torch.randn(4, 6), torch.randn(4)
-        for layer, opt in ((plain, opt_plain), (masked, opt_masked)):
+        for layer, opt, sched in opts.values():
             opt.zero_grad()
             ((layer.weight * c).sum() + layer.weight.pow(3).sum() + (layer.bias * cb).sum()).backward()
             opt.step()
+            sched.step()
     assert torch.equal(masked.weight[~keep], start[~keep])  # bit for bit, decay included
-    assert torch.equal(masked.weight[keep], plain.weight[keep])  # AdamW's own values, decay included
+    assert torch.equal(masked.weight[keep], plain.weight[keep])  # AdamW's own values at the scheduled lr
     assert torch.equal(masked.bias, plain.bias) and not torch.equal(plain.weight, start)
     assert mask.frozen_count() == int((~keep).sum())
 
@@ -402,7 +415,7 @@ def test_the_anchor_mask_merge_is_the_hand_computed_one(tmp_path):
 
     def keep(f, a, k):
         rho = np.linalg.norm(f) / np.linalg.norm(a)
-        return ~((np.sign(f) != np.sign(a)) & (np.abs(f) > k * rho * np.abs(a)))
+        return ~((f * a < 0) & (np.abs(f) > k * rho * np.abs(a)))
 
     merged, counts = masked_merge(model, tmp_path / "anchor", 0.5, _OnePart())
     np.testing.assert_allclose(merged[0].weight.detach().numpy(), W + d_f * keep(d_f, d_a, 0.5), rtol=1e-6, atol=1e-6)
@@ -437,3 +450,13 @@ def test_smfa_trains_its_anchor_then_saves_the_masked_merge(forget_cfg, vanilla_
     monkeypatch.setattr("safeeraser.train.loop.Trainer.run", lambda self: pytest.fail("the anchor trained again"))
     cfg.tracking.overwrite = False
     assert anchor_merge.train_anchor(cfg, parse_method("smfapd"), None) == out / "anchor"
+
+
+def test_a_run_that_replaces_a_finished_one_is_not_complete_until_it_ends(forget_cfg, tmp_path):
+    """What keeps SMFA from reusing an anchor whose retrain was cut off: the replaced run's completion mark
+    goes when the new run starts."""
+    cfg = forget_cfg("forget_loss=gd", f"save_dir={tmp_path / 'run'}")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run_complete.json").write_text("{}")
+    Trainer(cfg).setup()
+    assert not (tmp_path / "run" / "run_complete.json").exists()

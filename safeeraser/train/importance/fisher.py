@@ -39,7 +39,8 @@ def fisher_margin(p: ScoringPass) -> dict[str, torch.Tensor]:
     sums = {n: torch.zeros_like(q, dtype=torch.float32) for n, q in p.model.named_parameters() if q.requires_grad}
     squared_gradients(p, "forget", sums, 1.0)
     squared_gradients(p, "retain", sums, -threshold)
-    return {n: p.total(s) for n, s in sums.items()}
+    # popped as they are totalled: reduce returns a new tensor, and the pass never holds two of each
+    return {n: p.total(sums.pop(n)) for n in list(sums)}
 
 
 def selected(margin: torch.Tensor, threshold: float) -> torch.Tensor:
