@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from fixture_cache import built_once
@@ -42,6 +43,46 @@ def torch_threads():
 
         torch.set_num_threads(TEST_THREADS)
     return TEST_THREADS
+
+
+REAL_LOSS_CURVES = os.environ.get("SAFEERASER_TEST_REAL_LOSS_CURVES", "") not in ("", "0")
+
+
+@pytest.fixture(autouse=True)
+def loss_curves_drawn_once_per_layout(monkeypatch):
+    """A training run ends by drawing its loss curves (train/plots.py): ~0.25 s of matplotlib, a third of a
+    short tiny-model run, and the suite makes ~150 runs in its own processes. Here, in the test processes, the
+    loop draws each figure layout (its panels: the run's loss/ and eval/ keys) for real the first time, and a
+    later run with the same layout gets those bytes as its loss_curves.png: every layout still goes through the
+    plotting code, every run still has its file, of the width its panels give. The plotting's own tests call
+    train.plots directly, which is left alone. SAFEERASER_TEST_REAL_LOSS_CURVES=1 draws every run's.
+    Applied once the loop is imported (a test that imports it later draws its run for real)."""
+    import sys
+
+    loop = sys.modules.get("safeeraser.train.loop")
+    if REAL_LOSS_CURVES or loop is None:
+        return
+    from safeeraser.train import plots
+
+    drawn = _LOSS_CURVE_LAYOUTS
+
+    def plot(rows, out, title=""):
+        layout = (tuple(dict.fromkeys(k for r in rows for k in r if k.startswith(("loss/", "eval/")))), bool(title))
+        if not rows or layout not in drawn:
+            made = plots.plot_loss_curves(rows, out, title)
+            if made is not None:
+                drawn[layout] = made.read_bytes()
+            return made
+        out = Path(out)
+        tmp = out.with_name(f".{out.name}.tmp")  # as plots does: renamed when whole
+        tmp.write_bytes(drawn[layout])
+        os.replace(tmp, out)
+        return out
+
+    monkeypatch.setattr(loop, "plot_loss_curves", plot)
+
+
+_LOSS_CURVE_LAYOUTS: dict[tuple, bytes] = {}
 
 
 @pytest.fixture(scope="session")

@@ -89,22 +89,36 @@ def test_the_experiment_carries_numerics_into_run_names_only_when_pinned(tmp_pat
         load_experiment(path, ["numerics=avx512"])
 
 
+def _pinned_run(mode, model, data, prompt, out) -> dict:
+    """The run each test process makes: 4 gdpd steps of the tiny model under numerics `mode`; its ATen code
+    path, losses and adapter. Run in a fresh process by RUN, or (native) in this one."""
+    import hashlib
+
+    import torch
+
+    from safeeraser.train.config import load_config
+    from safeeraser.train.loop import run_training
+
+    run_training(load_config("forget_tiny.yaml", [
+        f"model_path={model}", f"data_path={data}", f"idk_path={prompt}", f"save_dir={out}", "forget_loss=gdpd",
+        "batch_size=4", "gradient_accumulation_steps=1", "max_train_steps=4", "overwrite=true", "report_to=none",
+        f"numerics={mode}"]))
+    losses = [json.loads(line)["loss/total"] for line in open(f"{out}/log.jsonl")]
+    weights = hashlib.sha256(open(f"{out}/adapter_model.safetensors", "rb").read()).hexdigest()
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "losses": losses, "adapter": weights}
+
+
 RUN = """
-import hashlib, json, sys
+import json, sys
 from safeeraser.numerics import pin
 mode, model, data, prompt, out = sys.argv[1:]
 pin(mode)
 import torch
 torch.set_num_threads(1)
-from safeeraser.train.config import load_config
-from safeeraser.train.loop import run_training
-run = run_training(load_config("forget_tiny.yaml", [f"model_path={model}", f"data_path={data}", f"idk_path={prompt}",
-    f"save_dir={out}", "forget_loss=gdpd", "batch_size=4", "gradient_accumulation_steps=1", "max_train_steps=4",
-    "overwrite=true", "report_to=none", f"numerics={mode}"]))
-losses = [json.loads(line)["loss/total"] for line in open(f"{out}/log.jsonl")]
-weights = hashlib.sha256(open(f"{out}/adapter_model.safetensors", "rb").read()).hexdigest()
-print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "losses": losses, "adapter": weights}))
-"""
+sys.path.insert(0, %r)
+from test_numerics import _pinned_run
+print(json.dumps(_pinned_run(mode, model, data, prompt, out)))
+""" % str(Path(__file__).resolve().parent)
 
 
 @pytest.mark.heavy
@@ -121,7 +135,17 @@ def test_a_run_pinned_to_avx2_computes_the_same_whatever_the_environment_asked(t
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    pinned, pinned_over_widest, native = run("a", "avx2", clean), run("b", "avx2", widest), run("c", "native", clean)
+    pinned, pinned_over_widest = run("a", "avx2", clean), run("b", "avx2", widest)
+    # The native run: in this process when its torch loaded without any lever set (as a process started with
+    # `clean` does; one torch thread, see conftest), which saves a process start (~5 s of imports);
+    # else in a fresh process.
+    import torch
+
+    args = ("native", str(tiny_dir), str(mini_dir / "all_train.json"), str(mini_dir / "prompt.json"), str(tmp_path / "c"))
+    if any(key in os.environ for key in numerics.LEVERS) or torch.get_num_threads() != 1:
+        native = run("c", "native", clean)
+    else:
+        native = _pinned_run(*args)
     assert pinned["capability"] == pinned_over_widest["capability"] == "AVX2"
     assert pinned_over_widest["losses"] == pinned["losses"] and pinned_over_widest["adapter"] == pinned["adapter"]
     if native["capability"] == "AVX2":

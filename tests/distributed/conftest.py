@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dist_helpers import ONE, launch, run_overrides
+from dist_helpers import CPU_MULTI, GDPD_HALF_BATCH, LOCALIZED, ONE, launch, launch_runs, run_overrides
 from fixture_cache import built_once
 
 
@@ -52,3 +52,37 @@ def launched_run(vanilla_dir, mini_dir, tmp_path_factory):
         return out
 
     return run
+
+
+@pytest.fixture(scope="session")
+def cpu_multi_runs(vanilla_dir, mini_dir, tiny_family_dir, tmp_path_factory):
+    """The two-process runs the tests here compare with, one after the other in the processes of ONE launch
+    under config/accelerate/cpu_multi.yaml (a launch is ~16 s of CPU, a run's training about a second; made once
+    per test run, across xdist workers too). Each run starts as forget.py starts one, from its config; the one
+    that must start in processes of its own, a resume, is test_dist_checkpoint's launch.
+      "gdpd-whole":   GDPD_HALF_BATCH's gdpd run, uninterrupted (test_dist_ddp; test_dist_checkpoint's reference)
+      "gdpd-stopped": the same run stopped after step 2, with a checkpoint there (test_dist_checkpoint resumes
+                      a copy of it)
+      "qwen-klpd":    klpd on the tiny qwen2_vl model, 2 x (4 x 1) under the warm-up and cosine schedule
+                      (test_dist_ddp)
+      LOCALIZED:      the methods that restrict where the model changes, two steps each (test_dist_localized)
+    and "stdout", the launch's output."""
+    _, config_file, method, batch_size, gas, *extra = GDPD_HALF_BATCH
+    assert config_file == CPU_MULTI
+
+    def build(folder: Path):
+        runs = {
+            "gdpd-whole": run_overrides(vanilla_dir, mini_dir, method, folder / "gdpd-whole", batch_size, gas) + extra,
+            "gdpd-stopped": run_overrides(vanilla_dir, mini_dir, method, folder / "gdpd-stopped", batch_size, gas)
+            + extra + ["max_train_steps=2", "save_steps=2"],
+            "qwen-klpd": run_overrides(tiny_family_dir("qwen2_vl"), mini_dir, "klpd", folder / "qwen-klpd",
+                                       ONE["batch_size"], ONE["gradient_accumulation_steps"] // 2),
+            **{name: run_overrides(vanilla_dir, mini_dir, method, folder / name, batch_size, gas) + more
+               for name, (method, more) in LOCALIZED.items()},
+        }
+        proc = launch_runs(CPU_MULTI, list(runs.values()))
+        (folder / "launch.stdout").write_text(proc.stdout)
+
+    out = built_once(tmp_path_factory, "launched-cpu-multi", build)
+    return {**{name: out / name for name in ("gdpd-whole", "gdpd-stopped", "qwen-klpd", *LOCALIZED)},
+            "stdout": (out / "launch.stdout").read_text()}

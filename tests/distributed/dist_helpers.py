@@ -22,10 +22,11 @@ LAUNCH_TIMEOUT_S = 420
 ONE = {"batch_size": 4, "gradient_accumulation_steps": 2}
 EPOCHS = 2
 # A constant rate: a run stopped after 2 steps and resumed follows the schedule of an uninterrupted one
-# whatever step cap each part had (the checkpoint test resumes into the DDP test's gdpd run).
+# whatever step cap each part had (the checkpoint test's resumed run is compared with the DDP test's gdpd run).
 CONSTANT_LR = ("lr_scheduler_type=constant", "warmup_ratio=0")
+CPU_MULTI = "config/accelerate/cpu_multi.yaml"
 # The DDP test's gdpd run and the checkpoint test's uninterrupted run: 1 x (4 x 2) against 2 x (2 x 2).
-GDPD_HALF_BATCH = ("ddp-gdpd", "config/accelerate/cpu_multi.yaml", "gdpd", ONE["batch_size"] // 2,
+GDPD_HALF_BATCH = ("ddp-gdpd", CPU_MULTI, "gdpd", ONE["batch_size"] // 2,
                    ONE["gradient_accumulation_steps"], *CONSTANT_LR)
 
 
@@ -50,9 +51,24 @@ def launch_env() -> dict[str, str]:
 
 def launch(config_file: str, overrides: list[str], num_processes: int = 2) -> subprocess.CompletedProcess:
     """`accelerate launch` forget.py, as a user would, from the repository root."""
+    return _accelerate_launch(config_file, ["forget.py", "--config-name", "forget_tiny.yaml", *overrides],
+                              num_processes)
+
+
+def launch_runs(config_file: str, runs: list[list[str]], num_processes: int = 2) -> subprocess.CompletedProcess:
+    """Several forget runs (their overrides), one after the other in the processes of ONE `accelerate launch`
+    (launch_runs.py: each run as forget.py runs it). A launch costs ~16 s of CPU (three processes importing
+    torch, transformers and peft) and its runs' training under a second: runs that need not start in processes
+    of their own share one launch."""
+    args = ["tests/distributed/launch_runs.py"]
+    for i, overrides in enumerate(runs):
+        args += [*(["--next-run"] if i else []), "--config-name", "forget_tiny.yaml", *overrides]
+    return _accelerate_launch(config_file, args, num_processes)
+
+
+def _accelerate_launch(config_file: str, script_args: list[str], num_processes: int) -> subprocess.CompletedProcess:
     cmd = [str(ACCELERATE), "launch", "--config_file", config_file, "--num_processes", str(num_processes),
-           "--main_process_port", "0", "--mixed_precision", "no",
-           "forget.py", "--config-name", "forget_tiny.yaml", *overrides]
+           "--main_process_port", "0", "--mixed_precision", "no", *script_args]
     proc = subprocess.run(cmd, cwd=REPO, env=launch_env(), capture_output=True, text=True,
                           timeout=LAUNCH_TIMEOUT_S)
     if proc.returncode != 0:
@@ -126,3 +142,13 @@ def deepspeed_cpu_problem() -> str | None:
         return (f"DeepSpeed's CPU op(s) {', '.join(missing)} are not built (a JIT build takes minutes on 2 cores, "
                 f"more than this suite's budget): build them once with {BUILD_DS_OPS}")
     return None
+
+
+# name -> (method, its overrides): two steps of each method that restricts where the model changes
+FULL_LM = ["LoRA.r=0", "tune_language_model=true", "max_train_steps=2", "warmup_ratio=0"]
+LOCALIZED = {
+    "mmunlearner": ("mmunlearnerpd", FULL_LM),
+    "manu": ("manu", ["LoRA.r=0"]),
+    "mip-editor": ("mip_editor", FULL_LM + ["tune_vision_tower=true", "method_args.ig_steps=1"]),
+    "smfa": ("smfa", ["max_train_steps=2", "warmup_ratio=0"]),
+}

@@ -32,10 +32,12 @@ def test_a_bad_attack_is_a_config_error(tmp_path, vanilla_dir, mini_dir, attack,
 
 
 @pytest.mark.heavy
-def test_attacks_are_steps_with_rows_and_pd_effects(tmp_path, vanilla_dir, mini_dir):
+def test_attacks_are_steps_with_rows_and_pd_effects(tmp_path, vanilla_dir, micro_dir):
     from safeeraser.pipeline.launchers.plan import describe
 
-    path = _config(tmp_path, vanilla_dir, mini_dir)
+    # the micro benchmark (two records a split): the steps, rows and reruns checked here do not depend on how
+    # many records are answered
+    path = _config(tmp_path, vanilla_dir, micro_dir)
     rows, runner = run_experiment(path, log=lambda *_: None)
     assert not (tmp_path / "work" / "report.json").exists()  # a run with attacks never replaces the plain report
     report = json.loads((tmp_path / "work" / "report-attacks.json").read_text())

@@ -46,8 +46,8 @@ def test_answers_made_while_an_image_was_broken_are_made_again_once_it_is_fixed(
     assert again.executed == []
 
 
-def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanilla_dir, mini_dir):
-    path = _experiment(tmp_path, vanilla_dir, mini_dir)
+def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanilla_dir, micro_dir):
+    path = _experiment(tmp_path, vanilla_dir, micro_dir)
     run_experiment(path, log=lambda *_: None)
     (meta,) = (tmp_path / "work" / "infer").glob("*_val_*.json.meta.json")
     made = json.loads(meta.read_text())
@@ -66,10 +66,12 @@ def test_a_step_made_by_other_code_is_reused_with_a_visible_note(tmp_path, vanil
 
 @pytest.mark.heavy
 def test_a_vanilla_model_made_with_other_settings_is_made_again_and_nothing_downstream_is_reused(
-        tmp_path, tiny_dir, mini_dir):
+        tmp_path, tiny_dir, micro_dir):
+    # on the micro benchmark (two records a split): which steps are made again does not depend on how many
+    # records the fine-tune trains on and the model answers
     cfg = {"name": "v", "workdir": str(tmp_path / "work"),
-           "data": {"train": str(mini_dir / "all_train.json"), "val": str(mini_dir / "all_val.json"),
-                    "prompt": str(mini_dir / "prompt.json")},
+           "data": {"train": str(micro_dir / "all_train.json"), "val": str(micro_dir / "all_val.json"),
+                    "prompt": str(micro_dir / "prompt.json")},
            "model": {"vanilla": str(tmp_path / "vanilla"),
                      "finetune": {"config": "finetune_tiny.yaml",
                                   "overrides": [f"model_path={tiny_dir}", "num_epochs=1"]}},
@@ -90,10 +92,10 @@ def test_a_vanilla_model_made_with_other_settings_is_made_again_and_nothing_down
     assert third.executed == []
 
 
-def test_a_run_unlearned_again_is_answered_and_judged_again(tmp_path, vanilla_dir, mini_dir):
+def test_a_run_unlearned_again_is_answered_and_judged_again(tmp_path, vanilla_dir, micro_dir):
     import os
 
-    path = _experiment(tmp_path, vanilla_dir, mini_dir)
+    path = _experiment(tmp_path, vanilla_dir, micro_dir)  # the micro benchmark: reuse is per step, not per record
     cfg = yaml.safe_load(path.read_text())
     cfg.update(methods=["ga"], forget_overrides=["max_train_steps=1"])
     path.write_text(yaml.safe_dump(cfg))
