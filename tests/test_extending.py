@@ -1,5 +1,5 @@
-"""docs/extending.md's recipes, followed with toy additions: a method, an importance function, a judge and a
-family are each one module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
+"""docs/extending.md's recipes, followed with toy additions: a method, an importance function, a membership
+attack, a judge and a family are each one module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
 tests/eval/test_judged_metrics.py, tests/pipeline/test_step_kinds.py, tests/attacks/test_attacks.py and
 tests/bench/test_gpu_check.py). A recipe that stops working fails here."""
 from __future__ import annotations
@@ -71,6 +71,24 @@ def test_an_importance_function_is_one_module_and_one_registry_line(tmp_path, mo
         assert torch.equal(p.detach()[frozen], before[frozen])
         moved += int((p.detach()[~frozen] != before[~frozen]).sum())
     assert moved > 0
+
+
+def test_a_membership_attack_is_one_module_and_one_registry_line(tmp_path, monkeypatch, vanilla_dir, mini_dir):
+    from safeeraser.data.records import load_benchmark
+    from safeeraser.eval import mia
+    from safeeraser.eval.likelihood import answer_nll, membership_auc, mia_auc, view_examples
+    from safeeraser.models.loading import load_model, load_processor
+
+    path = _module(tmp_path, monkeypatch, "toyattacks", "top_token", (
+        "from safeeraser.eval.mia.base import Attack\n\n"
+        "ATTACK = Attack('top_token', lambda e, o: max(e.scores.logprobs))\n"))
+    monkeypatch.setitem(mia.REGISTRY, "top_token", path)  # the registry line
+    model, processor = load_model(str(vanilla_dir), "float32").eval(), load_processor(str(vanilla_dir))
+    train, val = load_benchmark(mini_dir / "all_train.json")[:2], load_benchmark(mini_dir / "all_val.json")[:2]
+    result = membership_auc(model, processor, train, val, attacks=("top_token", "loss"))
+    members, others = (answer_nll(model, processor, view_examples(r, "forget")) for r in (train, val))
+    assert result["top_token"] == mia_auc([max(s.logprobs) for s in members], [max(s.logprobs) for s in others])
+    assert set(result["distance"]) == {"top_token", "loss"}
 
 
 def test_a_judge_is_one_class_and_one_registry_line(tmp_path, monkeypatch, mini_dir):
