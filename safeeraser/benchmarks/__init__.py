@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 REGISTRY = {
     "safeeraser": "safeeraser",
     "mllmu": "mllmu",
+    "fiubench": "fiubench",
 }
 
 
