@@ -14,6 +14,7 @@ REGISTRY = {
     "safeeraser": "safeeraser",
     "mllmu": "mllmu",
     "fiubench": "fiubench",
+    "clear": "clear",
 }
 
 

@@ -19,12 +19,11 @@ when the ground truth, lower-cased, is in the answer, lower-cased) and generatio
 ROUGE-L F-measures with stemming, averaged)."""
 from __future__ import annotations
 
-import io
 import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark
-from safeeraser.io import DataError
+from safeeraser.benchmarks.files import check_image, image_bytes, need, read_parquet_split, write_parquet_split
 
 FICTITIOUS = ("forget_5", "forget_10", "forget_15", "retain_95", "retain_90", "retain_85", "Full_Set")
 SPLITS = FICTITIOUS + ("Retain_Set", "Test_Set")
@@ -44,86 +43,54 @@ def columns_of(split: str) -> tuple[str, ...]:
 
 # --- reading and checking ------------------------------------------------------------------------------
 
-def _files(root: Path, split: str) -> list[Path]:
-    if split not in SPLITS:
-        raise DataError(f"{root}: unknown MLLMU-Bench split '{split}'; its splits: {', '.join(SPLITS)}")
-    files = sorted((Path(root) / split).glob("*.parquet"))
-    if not files:
-        raise DataError(f"{Path(root) / split}: no parquet file (the released layout: {split}/train-*.parquet)")
-    return files
-
-
-def _need(cond: bool, where: str, field: str, msg: str) -> None:
-    if not cond:
-        raise DataError(f"{where}: field '{field}': {msg}")
-
-
-def _check_image(image, where: str, field: str) -> None:
-    from PIL import Image
-
-    _need(isinstance(image, dict) and isinstance(image.get("bytes"), (bytes, bytearray)), where, field,
-          "an image struct {bytes, path} with the image's bytes")
-    try:
-        with Image.open(io.BytesIO(image["bytes"])) as im:
-            im.verify()
-    except Exception as exc:  # PIL raises several kinds for bytes that are no image
-        raise DataError(f"{where}: field '{field}': the bytes are not an image ({type(exc).__name__})") from None
-
-
 def _check_items(items, where: str, field: str, keys: tuple[str, ...]) -> None:
-    _need(isinstance(items, list), where, field, "a list")
+    need(isinstance(items, list), where, field, "a list")
     for j, item in enumerate(items):
         for k in keys:
-            _need(isinstance(item, dict) and isinstance(item.get(k), str) and item[k] != "", where,
+            need(isinstance(item, dict) and isinstance(item.get(k), str) and item[k] != "", where,
                   f"{field}[{j}].{k}", "a non-empty string")
 
 
 def check_record(record: dict, split: str, where: str) -> None:
     """One DataError naming the file and row (`where`) and the field, for the first thing wrong."""
     for c in columns_of(split):
-        _need(c in record and record[c] is not None, where, c, "missing")
+        need(c in record and record[c] is not None, where, c, "missing")
     if split == "Test_Set":
-        _need(isinstance(record["images"], list) and record["images"], where, "images", "a non-empty list of images")
+        need(isinstance(record["images"], list) and record["images"], where, "images", "a non-empty list of images")
         for j, image in enumerate(record["images"]):
-            _check_image(image, where, f"images[{j}]")
+            check_image(image, where, f"images[{j}]")
     else:
-        _check_image(record["image"], where, "image")
+        check_image(record["image"], where, "image")
         for c in ("biography", "question", "answer"):
-            _need(isinstance(record[c], str) and record[c] != "", where, c, "a non-empty string")
+            need(isinstance(record[c], str) and record[c] != "", where, c, "a non-empty string")
     classification = record["Classification_Task"]
     for group in ("Image_Textual_Questions", "Pure_Text_Questions"):
         field = f"Classification_Task.{group}"
-        _need(isinstance(classification, dict) and isinstance(classification.get(group), list), where, field, "a list")
+        need(isinstance(classification, dict) and isinstance(classification.get(group), list), where, field, "a list")
         for j, q in enumerate(classification[group]):
-            _need(isinstance(q.get("Question"), str) and q["Question"], where, f"{field}[{j}].Question",
+            need(isinstance(q.get("Question"), str) and q["Question"], where, f"{field}[{j}].Question",
                   "a non-empty string")
             options = q.get("Options")
-            _need(isinstance(options, dict) and all(isinstance(options.get(k), str) for k in OPTION_KEYS), where,
+            need(isinstance(options, dict) and all(isinstance(options.get(k), str) for k in OPTION_KEYS), where,
                   f"{field}[{j}].Options", f"the options {', '.join(OPTION_KEYS)}, each a string")
-            _need(q.get("Correct_Answer") in OPTION_KEYS, where, f"{field}[{j}].Correct_Answer",
+            need(q.get("Correct_Answer") in OPTION_KEYS, where, f"{field}[{j}].Correct_Answer",
                   f"one of {', '.join(OPTION_KEYS)}, got {q.get('Correct_Answer')!r}")
     for task in ("Generation_Task", "Mask_Task"):
         _check_items(record[task], where, task, ("Question", "Ground_Truth", "Type"))
         for j, item in enumerate(record[task]):
-            _need(item["Type"] in TYPES, where, f"{task}[{j}].Type", f"one of {', '.join(TYPES)}, got {item['Type']!r}")
+            need(item["Type"] in TYPES, where, f"{task}[{j}].Type", f"one of {', '.join(TYPES)}, got {item['Type']!r}")
             if task == "Mask_Task":
-                _need("__" in item["Question"], where, f"{task}[{j}].Question", "a cloze question with its blank `__`")
+                need("__" in item["Question"], where, f"{task}[{j}].Question", "a cloze question with its blank `__`")
 
 
 def read(root: Path, split: str) -> list[dict]:
     """A split's records (dicts, as released), every one checked."""
-    import pyarrow.parquet as pq
+    return read_parquet_split(root, split, "MLLMU-Bench", SPLITS, check_record,
+                              lambda i, row: f"row {i} (ID {row.get('ID')!r})")
 
-    records = []
-    for path in _files(root, split):
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except Exception as exc:  # pyarrow's errors for a file that is not parquet
-            raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from None
-        for i, row in enumerate(rows):
-            check_record(row, split, f"{path}: row {i} (ID {row.get('ID')!r})")
-        records += rows
-    return records
+
+def _write(out: Path, split: str, rows: list[dict]) -> None:
+    write_parquet_split(out, split, rows, columns_of(split))
 
 
 # --- the tasks' scores ---------------------------------------------------------------------------------
@@ -167,18 +134,6 @@ _CITIES = ("Tallinn", "Porto", "Kyoto", "Quito", "Accra", "Hobart", "Bergen", "O
 _JOBS = ("glassblower", "cartographer", "beekeeper", "luthier", "astronomer", "ferry pilot")
 
 
-def _image_bytes(rng: random.Random, size: int = 32) -> bytes:
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
-    draw = ImageDraw.Draw(im)
-    x, y = rng.randrange(size // 2), rng.randrange(size // 2)
-    draw.ellipse([x, y, x + size // 2, y + size // 2], fill=tuple(rng.randrange(256) for _ in range(3)))
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _options(rng: random.Random, right: str, pool) -> tuple[dict, str]:
     wrong = rng.sample([p for p in pool if p != right], 3)
     key = rng.choice(OPTION_KEYS)
@@ -195,7 +150,7 @@ def _profile(rng: random.Random, pid: int, real: bool) -> dict:
         return {"Question": question, "Options": options, "Correct_Answer": key}
 
     return {
-        "image": {"bytes": _image_bytes(rng), "path": f"{pid}.png"}, "ID": str(pid),
+        "image": {"bytes": image_bytes(rng), "path": f"{pid}.png"}, "ID": str(pid),
         "biography": f"{name} is a {job} from {city}.",
         "question": "Where does the person in the image live?", "answer": f"This person lives in {city}.",
         "Classification_Task": {
@@ -212,16 +167,6 @@ def _profile(rng: random.Random, pid: int, real: bool) -> dict:
     }
 
 
-def _write(out: Path, split: str, rows: list[dict]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = out / split
-    folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([{c: r[c] for c in columns_of(split)} for r in rows])
-    pq.write_table(table, folder / "train-00000-of-00001.parquet")
-
-
 def make_mini(out: Path, seed: int = 0, profiles: int = 20, celebrities: int = 4) -> Path:
     """A small MLLMU-Bench in the released layout: `profiles` fictitious profiles split into the forget
     configs (the first 5/10/15%, at least one each) and their retain complements, their Test_Set (other
@@ -236,7 +181,7 @@ def make_mini(out: Path, seed: int = 0, profiles: int = 20, celebrities: int = 4
         n = max(1, round(share * profiles))
         _write(out, forget, people[:n])
         _write(out, f"retain_{100 - int(share * 100)}", people[n:])
-    _write(out, "Test_Set", [{**p, "images": [{"bytes": _image_bytes(rng), "path": f"{p['ID']}-test.png"}]}
+    _write(out, "Test_Set", [{**p, "images": [{"bytes": image_bytes(rng), "path": f"{p['ID']}-test.png"}]}
                              for p in people])
     return out
 
