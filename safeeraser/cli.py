@@ -26,9 +26,18 @@ def cmd_make_tiny(args) -> int:
 
 
 def cmd_make_mini(args) -> int:
+    if args.benchmark != "safeeraser":  # another benchmark's mini, in its released format
+        from safeeraser.benchmarks import benchmark_for
+
+        bench = benchmark_for(args.benchmark)
+        out = bench.make_mini(args.out or f"dataset/mini-{args.benchmark}", seed=args.seed)
+        for split in bench.splits:
+            print(f"{split}: {len(bench.read(out, split))} records")
+        print(f"wrote {out}")
+        return 0
     from safeeraser.data.mini import make_mini
 
-    for name, path in make_mini(args.out, seed=args.seed, train_per_category=args.train_per_category,
+    for name, path in make_mini(args.out or "dataset/mini", seed=args.seed, train_per_category=args.train_per_category,
                                 val_per_category=args.val_per_category).items():
         print(f"{name}: {path}")
     return 0
@@ -144,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_tiny)
-    p = sub.add_parser("make-mini", help="generate the mini benchmark")
-    p.add_argument("--out", default="dataset/mini")
+    from safeeraser.benchmarks import REGISTRY as BENCHMARKS
+
+    p = sub.add_parser("make-mini", help="generate the mini benchmark (SafeEraser's, or another's in its released format)")
+    p.add_argument("--benchmark", default="safeeraser", choices=sorted(BENCHMARKS))
+    p.add_argument("--out", default=None, help="default: dataset/mini (SafeEraser), dataset/mini-NAME (the others)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train_per_category", "--train-per-category", type=int, default=6)
     p.add_argument("--val_per_category", "--val-per-category", type=int, default=3)

@@ -105,3 +105,14 @@ def test_safeeraser_is_on_the_seam_too(mini_dir):
     assert records and all(r.unsafe_pairs for r in records)
     with pytest.raises(KeyError, match="unknown benchmark 'tofu'"):
         benchmark_for("tofu")
+
+
+@pytest.mark.parametrize("name", ["mllmu", "fiubench", "clear"])
+def test_make_mini_writes_any_registered_benchmarks_mini(tmp_path, capsys, name):
+    from safeeraser.cli import main
+
+    assert main(["make-mini", "--benchmark", name, "--out", str(tmp_path / name)]) == 0
+    bench = benchmark_for(name)
+    printed = capsys.readouterr().out
+    for split in bench.splits:
+        assert f"{split}: {len(bench.read(tmp_path / name, split))} records" in printed
