@@ -1,7 +1,7 @@
 """What a benchmark is, to the toolkit: its splits as released, a reader that checks them (one DataError
 naming the file, the record and the field), a generator of a small benchmark in the same format (for
-tests and the CPU demo), and its tasks' scores (prediction/reference lists -> a number, as the
-benchmark's own code computes it)."""
+tests and the CPU demo), its tasks' scores (prediction/reference lists -> a number, as the benchmark's
+own code computes it) and its training items (the forget and retain examples the loop trains on)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,3 +16,19 @@ class Benchmark:
     read: Callable[[Path, str], list]  # (the benchmark's folder, a split) -> its records, checked
     make_mini: Callable[..., Path]  # (out folder, seed=...) -> the folder, in the released layout
     tasks: dict[str, Callable] = field(default_factory=dict)
+    # The splits a run may forget (data.split), and the training items of one: (forget items, the retain
+    # examples every item draws from), views.ForgetItem / views.Example, images as files
+    forget_splits: tuple[str, ...] = ()
+    training_items: Callable[[Path, str], tuple[list, tuple]] | None = None
+    # Whether its items have PD examples (the harmful question on a harmless image: SafeEraser's SD images)
+    has_pd: bool = False
+
+
+@dataclass(frozen=True)
+class BenchmarkItems:
+    """A benchmark's training data as the loop takes it (train.config.load_records_first): forget items
+    and the retain examples they draw from."""
+
+    benchmark: str
+    items: list
+    pool: tuple

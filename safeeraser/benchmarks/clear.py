@@ -17,7 +17,9 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark
-from safeeraser.benchmarks.files import check_image, image_bytes, need, read_parquet_split, write_parquet_split
+from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
+                                         write_parquet_split)
+from safeeraser.data.views import Example, ForgetItem
 
 SHARES = {"01": 0.01, "05": 0.05, "10": 0.10}
 PLAIN = tuple(f"forget{s}" for s in SHARES) + tuple(f"retain{100 - int(v * 100)}" for v in SHARES.values())
@@ -110,4 +112,28 @@ def make_mini(out: Path, seed: int = 0, persons: int = 10, images_per_person: in
     return out
 
 
-BENCHMARK = Benchmark("clear", SPLITS, read, make_mini, tasks={"rouge": rouge_recall})
+# The questions a captioned image is trained on (ours: CLEAR's code draws a caption question from a list
+# of its own, which a run can read from a checkout when exact wording matters)
+CAPTION_QUESTION = "Describe the image."
+NAME_QUESTION = "What is the name of the person in the image?"
+FORGET_SPLITS = tuple(f"forget{s}" for s in SHARES)
+
+
+def image_examples(record: dict, cache: Path) -> list[Example]:
+    image = image_file(record["image"]["bytes"], cache)
+    return [Example(image, CAPTION_QUESTION, record["caption"]), Example(image, NAME_QUESTION, record["name"])]
+
+
+def training_items(root: Path, split: str) -> tuple[list, tuple]:
+    """Forget items: the caption and the name of each image of forgetXX; retain pool: those of the matching
+    retainYY (forget05 -> retain95). No PD examples (no SD images)."""
+    cache = image_cache(root)
+    retain = f"retain{100 - int(split.removeprefix('forget'))}"
+    pool = tuple(ex for r in read(root, retain) for ex in image_examples(r, cache))
+    items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
+             for i, r in enumerate(read(root, split)) for j, ex in enumerate(image_examples(r, cache))]
+    return items, pool
+
+
+BENCHMARK = Benchmark("clear", SPLITS, read, make_mini, tasks={"rouge": rouge_recall}, forget_splits=FORGET_SPLITS,
+                      training_items=training_items)

@@ -3,12 +3,13 @@ field, image structs {bytes, path} as Hugging Face's parquet files hold them, an
 written to the released `SPLIT/train-*.parquet` layout."""
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from safeeraser.io import DataError
+from safeeraser.io import DataError, atomic_write_bytes
 
 
 def need(cond: bool, where: str, field: str, msg: str) -> None:
@@ -71,3 +72,25 @@ def write_parquet_split(out: Path, split: str, rows: list[dict], columns: Sequen
     (Path(out) / split).mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist([{c: r[c] for c in columns} for r in rows]),
                    Path(out) / split / "train-00000-of-00001.parquet")
+
+
+def image_file(data: bytes, cache: Path) -> Path:
+    """The image bytes as a file the prompt encoder opens: `cache/<sha1 of the bytes>.png`, written once
+    (atomically) and shared by every record that shows the same image."""
+    path = Path(cache) / f"{hashlib.sha1(data).hexdigest()}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    return path
+
+
+def image_cache(root: Path) -> Path:
+    """Where a parquet benchmark's images are written as files: beside its folder when that can be written,
+    else in the user's cache."""
+    root = Path(root)
+    cache = root / ".safeeraser-images"
+    try:
+        cache.mkdir(exist_ok=True)
+        return cache
+    except OSError:
+        return Path.home() / ".cache" / "safeeraser" / "images" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]

@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark
+from safeeraser.data.views import Example, ForgetItem
 from safeeraser.eval.forget_quality import keyword_match
 from safeeraser.io import DataError
 
@@ -150,5 +151,19 @@ def make_mini(out: Path, seed: int = 0, identities: int = 20) -> Path:
     return out
 
 
+def identity_examples(record: dict, root: Path) -> list[Example]:
+    return [Example(Path(root) / record["image_path"], qa["question"], qa["answer"]) for qa in record["qa_list"]]
+
+
+def training_items(root: Path, split: str) -> tuple[list, tuple]:
+    """Forget items: every QA of the split's identities; retain pool: every QA of the retain identities.
+    No PD examples (no SD images)."""
+    pool = tuple(ex for r in read(root, "retain") for ex in identity_examples(r, root))
+    items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
+             for i, r in enumerate(read(root, split)) for j, ex in enumerate(identity_examples(r, root))]
+    return items, pool
+
+
 BENCHMARK = Benchmark("fiubench", SPLITS, read, make_mini,
-                      tasks={"rouge": rouge_recall, "keywords": keyword_accuracy})
+                      tasks={"rouge": rouge_recall, "keywords": keyword_accuracy},
+                      forget_splits=FORGET, training_items=training_items)

@@ -23,7 +23,9 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark
-from safeeraser.benchmarks.files import check_image, image_bytes, need, read_parquet_split, write_parquet_split
+from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
+                                         write_parquet_split)
+from safeeraser.data.views import Example, ForgetItem
 
 FICTITIOUS = ("forget_5", "forget_10", "forget_15", "retain_95", "retain_90", "retain_85", "Full_Set")
 SPLITS = FICTITIOUS + ("Retain_Set", "Test_Set")
@@ -186,6 +188,33 @@ def make_mini(out: Path, seed: int = 0, profiles: int = 20, celebrities: int = 4
     return out
 
 
+# --- training ---------------------------------------------------------------------------------------
+
+FORGET_SPLITS = tuple(FORGET_SHARES)
+
+
+def retain_of(forget: str) -> str:
+    return f"retain_{100 - int(forget.split('_')[1])}"
+
+
+def profile_examples(record: dict, cache: Path) -> list[Example]:
+    """A profile's training examples on its image: its question and answer, then its generation QAs."""
+    image = image_file(record["image"]["bytes"], cache)
+    return [Example(image, record["question"], record["answer"])] + [
+        Example(image, g["Question"], g["Ground_Truth"]) for g in record["Generation_Task"]]
+
+
+def training_items(root: Path, split: str) -> tuple[list, tuple]:
+    """Forget items: every example of the forget profiles; retain pool: every example of the profiles of
+    the matching retain config (forget_10 -> retain_90). No PD examples: MLLMU-Bench has no SD images."""
+    cache = image_cache(root)
+    pool = tuple(ex for r in read(root, retain_of(split)) for ex in profile_examples(r, cache))
+    items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
+             for i, r in enumerate(read(root, split)) for j, ex in enumerate(profile_examples(r, cache))]
+    return items, pool
+
+
 BENCHMARK = Benchmark("mllmu", SPLITS, read, make_mini,
                       tasks={"classification": classification_accuracy, "cloze": cloze_accuracy,
-                             "generation": generation_rouge})
+                             "generation": generation_rouge},
+                      forget_splits=FORGET_SPLITS, training_items=training_items)

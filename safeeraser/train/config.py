@@ -15,6 +15,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from safeeraser.benchmarks import REGISTRY as BENCHMARKS, benchmark_for
+from safeeraser.benchmarks.base import BenchmarkItems
 from safeeraser.data.records import load_benchmark
 from safeeraser.io import ConfigError  # noqa: F401 - raised here, and imported from here by many callers
 from safeeraser.models.families import REGISTRY, family_for
@@ -117,6 +119,9 @@ class DataSection:
     retain_pairing: str = "record"  # record: the forget pair's own record | reference: any record's
     pd_pairing: str = "own"  # own: the forget pair's SD example | reference: the one at the retain index
     data_order: str = "shuffle"  # shuffle (per epoch, seeded) | sequential
+    # ours: the benchmark data_path holds (safeeraser/benchmarks). Another than safeeraser: data_path is its
+    # folder as released and split the split to forget (forget_10, forget5, ...); its retain split follows
+    benchmark: str = "safeeraser"
 
 
 @dataclass
@@ -446,10 +451,13 @@ def data_paths(cfg) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-def load_records_first(cfg) -> list:
+def load_records_first(cfg) -> list | BenchmarkItems:
     """Every data file's records, validated (images included) before any model loads (and before torch
-    is imported): bad data must fail in a second, not after loading 7B."""
-
+    is imported): bad data must fail in a second, not after loading 7B. Another benchmark than SafeEraser:
+    its training items (its split read and checked)."""
+    if cfg.data.benchmark != "safeeraser":
+        bench = benchmark_for(cfg.data.benchmark)
+        return BenchmarkItems(bench.name, *bench.training_items(Path(cfg.data.data_path), cfg.data.split))
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
@@ -561,9 +569,12 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(cfg.model.tune_language_model or cfg.model.tune_mm_projector or cfg.model.tune_vision_tower, "LoRA.r",
              "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "
              "or tune_vision_tower")
-    if validate_paths:
+    if cfg.data.benchmark != "safeeraser":
+        _validate_benchmark(cfg, method, need, validate_paths)
+    elif validate_paths:
         for p in data_paths(cfg):
             need(Path(p).is_file(), "data_path", f"file '{p}' not found")
+    if validate_paths:
         if "idk" in method.views():
             _default_idk_path(cfg)
         if cfg.tracking.resume_from_checkpoint and cfg.tracking.resume_from_checkpoint != "latest":
@@ -589,6 +600,25 @@ def check_model_family(cfg, model_type: str) -> None:
         return
     raise ConfigError(f"key 'model_family': '{name}', but model_path '{cfg.model.model_path}' is a '{model_type}' "
                       f"checkpoint ({hint})")
+
+
+def _validate_benchmark(cfg, method, need, validate_paths: bool) -> None:
+    """data.benchmark another than SafeEraser: a registered one with training items, a split it forgets,
+    no view it lacks, its folder."""
+    name = cfg.data.benchmark
+    need(name in BENCHMARKS, "benchmark", f"unknown '{name}'. Valid choices: {', '.join(BENCHMARKS)}")
+    bench = benchmark_for(name)
+    need(bench.training_items is not None, "benchmark", f"'{name}' has no training items yet")
+    need(cfg.data.split in bench.forget_splits, "split",
+         f"'{cfg.data.split}' is not a split {name} forgets; its forget splits: {', '.join(bench.forget_splits)}")
+    need(bench.has_pd or "pd" not in method.data_views(), "forget_loss",
+         f"'{cfg.method.forget_loss}' trains PD on the harmful questions asked of harmless (SD) images, which "
+         f"{name} does not have: use '{method.name.removesuffix('pd')}'")
+    need(cfg.eval.eval_steps == 0, "eval_steps", f"in-training evaluation reads SafeEraser's format, not {name}'s")
+    need(not isinstance(cfg.data.data_path, str) or cfg.data.data_path != "", "data_path", "the benchmark's folder")
+    if validate_paths:
+        need(isinstance(cfg.data.data_path, str) and Path(cfg.data.data_path).is_dir(), "data_path",
+             f"'{cfg.data.data_path}' is not a folder: {name}'s data_path is its folder as released")
 
 
 def _default_idk_path(cfg) -> None:
@@ -629,7 +659,7 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
                       "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
                       "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",
                       "data_order": "shuffle", "lr_schedule_per_process": False, "save_best": "",
-                      "save_best_mode": "min", "final_adapter": "last"}
+                      "save_best_mode": "min", "final_adapter": "last", "benchmark": "safeeraser"}
 
 
 def identity_config(config: dict) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from safeeraser.benchmarks.base import BenchmarkItems
 from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
                            read_jsonl_tolerant)
 from safeeraser.numerics import pin
@@ -58,10 +59,12 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
                             end_token=cfg.data.train_end_token, reference_tags=tags)
     check = lambda: LengthCheck(max_positions(cfg.model.model_path), ", ".join(str(p) for p in data_paths(cfg)))  # noqa: E731
     views = method.data_views()
-    if views == ["target"]:
-        return TargetDataset(vanilla_examples(records), encoder, check())
+    other = records if isinstance(records, BenchmarkItems) else None  # another benchmark's training items
+    if views == ["target"]:  # the vanilla fine-tune: everything the benchmark teaches
+        examples = [it.forget for it in other.items] + list(other.pool) if other else vanilla_examples(records)
+        return TargetDataset(examples, encoder, check())
     refusals = load_refusals(cfg.data.idk_path) if "idk" in views else []
-    items, pool = forget_items(records), all_retain(records)
+    items, pool = (other.items, other.pool) if other else (forget_items(records), all_retain(records))
     pairing = Pairing(cfg.data.retain_pairing, cfg.data.pd_pairing, cfg.data.text_casing)
     if pairing.pd == "reference" and "pd" in views and len(pool) > len(items):
         raise DataError(
