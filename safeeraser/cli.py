@@ -254,6 +254,12 @@ def _agreement_main(argv):
     return agreement_main(argv)
 
 
+def _benchmark_eval_main(argv):
+    from safeeraser.benchmarks.command import main as benchmark_eval_main
+
+    return benchmark_eval_main(argv)
+
+
 def _report_main(argv):
     from safeeraser.pipeline.html_report import main as report_main
 
@@ -274,6 +280,8 @@ PASSTHROUGH = {
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
     "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),
     "report": (_report_main, "an experiment's report as one HTML page, with a browser of every run's answers"),
+    "benchmark-eval": (_benchmark_eval_main, "a model's scores on another benchmark's tasks (MLLMU-Bench: "
+                                             "classification, cloze, generation)"),
 }
 
 

@@ -22,6 +22,9 @@ class Benchmark:
     training_items: Callable[[Path, str], tuple[list, tuple]] | None = None
     # Whether its items have PD examples (the harmful question on a harmless image: SafeEraser's SD images)
     has_pd: bool = False
+    # What a model is asked to score a split: {task: [(image file, prompt, reference)]} (benchmarks/evaluate.py
+    # generates the answers and scores each task with `tasks[task]`)
+    eval_items: Callable[[Path, str], dict[str, list[tuple]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,39 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
     return items, pool
 
 
+# --- evaluation -----------------------------------------------------------------------------------
+
+# Our instructions (the benchmark's own wording is in its eval.py; a run can read it from a checkout)
+CHOOSE = "Answer with the letter of one option only."
+FILL = "Answer with only the words that fill [Blank]."
+
+
+def classification_prompt(question: str, options: dict) -> str:
+    return "\n".join([question, *(f"{k}: {options[k]}" for k in OPTION_KEYS), CHOOSE])
+
+
+def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
+    """Each task's (image file, prompt, reference) for a split: classification (every multiple-choice
+    question, the image-and-text and the text-only ones, reference the correct letter), cloze (reference
+    the blank's words) and generation (reference the ground truth). Test_Set records are shown their test
+    image. Departures from eval.py: no few-shot examples, every question shown with the profile's image
+    (every family's prompt holds one), our instructions."""
+    cache = image_cache(root)
+    out: dict[str, list[tuple]] = {"classification": [], "cloze": [], "generation": []}
+    for r in read(root, split):
+        image = image_file((r["images"][0] if split == "Test_Set" else r["image"])["bytes"], cache)
+        for group in ("Image_Textual_Questions", "Pure_Text_Questions"):
+            for q in r["Classification_Task"][group]:
+                out["classification"].append((image, classification_prompt(q["Question"], q["Options"]),
+                                              q["Correct_Answer"]))
+        for m in r["Mask_Task"]:
+            out["cloze"].append((image, f"{m['Question'].replace('__', '[Blank]')}\n{FILL}", m["Ground_Truth"]))
+        for g in r["Generation_Task"]:
+            out["generation"].append((image, g["Question"], g["Ground_Truth"]))
+    return out
+
+
 BENCHMARK = Benchmark("mllmu", SPLITS, read, make_mini,
                       tasks={"classification": classification_accuracy, "cloze": cloze_accuracy,
                              "generation": generation_rouge},
-                      forget_splits=FORGET_SPLITS, training_items=training_items)
+                      forget_splits=FORGET_SPLITS, training_items=training_items, eval_items=eval_items)

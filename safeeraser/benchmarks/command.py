@@ -1,0 +1,58 @@
+"""`safeeraser benchmark-eval`: a model's (and checkpoint's) scores on a benchmark's tasks, split by split,
+written as one JSON file."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from safeeraser.benchmarks import REGISTRY, benchmark_for
+from safeeraser.benchmarks.evaluate import evaluate_split
+from safeeraser.io import DataError, atomic_write_json, ensure_writable_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safeeraser benchmark-eval", description=__doc__)
+    p.add_argument("--benchmark", required=True, choices=sorted(REGISTRY))
+    p.add_argument("--data_path", required=True, help="the benchmark's folder as released")
+    p.add_argument("--splits", required=True, help="comma-separated splits to score, e.g. forget_10,retain_90")
+    p.add_argument("--model_path", required=True)
+    p.add_argument("--checkpoint_path", default=None, help="adapter or full model folder (omit: the model itself)")
+    p.add_argument("--output_file", required=True)
+    p.add_argument("--max_new_tokens", type=int, default=50, help="the benchmarks' own evaluations stop at 50")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--dtype", default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bench = benchmark_for(args.benchmark)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    unknown = [s for s in splits if s not in bench.splits]
+    if not splits or unknown or bench.eval_items is None or args.max_new_tokens < 1 or args.batch_size < 1:
+        why = (f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}" if unknown
+               else f"{bench.name} has no evaluation tasks yet" if bench.eval_items is None
+               else "--splits names no split" if not splits else "--max_new_tokens and --batch_size must be >= 1")
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    try:
+        ensure_writable_dir(Path(args.output_file).parent, "--output_file")
+        for split in splits:  # every split read and checked before any model loads
+            bench.eval_items(Path(args.data_path), split)
+        from safeeraser.infer.engine import Generator
+        from safeeraser.models.checkpoint import load_for_generation
+        from safeeraser.models.loading import load_processor
+
+        model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype).eval()
+        generator = Generator(model, load_processor(args.model_path), batch_size=args.batch_size)
+        scores = {s: evaluate_split(generator, bench, Path(args.data_path), s, args.max_new_tokens) for s in splits}
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    atomic_write_json(args.output_file, {"benchmark": bench.name, "data_path": str(args.data_path),
+                                         "model_path": args.model_path, "checkpoint_path": args.checkpoint_path,
+                                         "max_new_tokens": args.max_new_tokens, "scores": scores})
+    print(json.dumps(scores, indent=1))
+    return 0

@@ -1,0 +1,63 @@
+"""A benchmark's tasks on a model: the eval items, their scores through the generation engine's interface,
+and `safeeraser benchmark-eval` end to end on the tiny model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from safeeraser.benchmarks import benchmark_for
+from safeeraser.benchmarks.evaluate import evaluate_split
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    return benchmark_for("mllmu").make_mini(tmp_path_factory.mktemp("mllmu"), seed=0)
+
+
+class Scripted:
+    """Answers each task's requests, in order, from a list per task: what a model that knows every answer,
+    or none, would say. Stands in for infer.engine.Generator, whose own tests cover generation."""
+
+    def __init__(self, answers: list[list[str]]):
+        self.answers = list(answers)
+
+    def generate(self, requests, settings):
+        assert settings.greedy
+        answers = self.answers.pop(0)
+        assert len(answers) == len(requests)
+        return [[a] for a in answers]
+
+
+def test_the_eval_items_and_their_scores(mini):
+    bench = benchmark_for("mllmu")
+    items = bench.eval_items(mini, "forget_10")
+    records = bench.read(mini, "forget_10")
+    assert len(items["classification"]) == sum(len(r["Classification_Task"][g]) for r in records
+                                               for g in ("Image_Textual_Questions", "Pure_Text_Questions"))
+    image, prompt, letter = items["classification"][0]
+    assert image.is_file() and letter in "ABCD" and all(f"{k}: " in prompt for k in "ABCD")
+    assert all("[Blank]" in p and "__" not in p for _, p, _ in items["cloze"])
+    perfect = evaluate_split(Scripted([[ref for _, _, ref in task] for task in items.values()]), bench, mini,
+                             "forget_10")
+    assert perfect == {"classification": 100.0, "cloze": 100.0,
+                       "generation": pytest.approx({"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})}
+    wrong = evaluate_split(Scripted([["Z"] * len(task) for task in items.values()]), bench, mini, "forget_10")
+    assert wrong["classification"] == 0.0 and wrong["cloze"] == 0.0
+
+
+def test_benchmark_eval_writes_every_splits_scores(mini, tiny_dir, tmp_path, capsys):
+    from safeeraser.cli import main
+
+    out = tmp_path / "scores.json"
+    assert main(["benchmark-eval", "--benchmark", "mllmu", "--data_path", str(mini), "--splits",
+                 "forget_5,Test_Set", "--model_path", str(tiny_dir), "--output_file", str(out),
+                 "--max_new_tokens", "2"]) == 0
+    scores = json.loads(out.read_text())["scores"]
+    assert set(scores) == {"forget_5", "Test_Set"}
+    for split in scores.values():
+        assert 0 <= split["classification"] <= 100 and 0 <= split["cloze"] <= 100
+        assert set(split["generation"]) == {"rouge1", "rouge2", "rougeL"}
+    assert main(["benchmark-eval", "--benchmark", "mllmu", "--data_path", str(mini), "--splits", "forget_7",
+                 "--model_path", str(tiny_dir), "--output_file", str(out)]) == 2
+    assert "unknown split 'forget_7'" in capsys.readouterr().err
