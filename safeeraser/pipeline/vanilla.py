@@ -39,6 +39,8 @@ def _inference_tags(model_dir: str | Path):
 
 
 def format_check(report: dict) -> str:
+    if not report:
+        return "no answer check (another benchmark than SafeEraser: safeeraser benchmark-eval scores it)"
     lines = ["greedy answers that reproduce their targets:",
              f"  {'split':<8}{'harmful':>12}{'sd':>12}{'harmless':>12}"]
     for split, r in report.items():
@@ -70,5 +72,7 @@ def finetune(request) -> tuple[Path, dict]:
     from safeeraser.train.loop import run_training
 
     out = run_training(cfg)
+    if cfg.data.benchmark != "safeeraser":  # the check reads SafeEraser's records: another's is benchmark-eval
+        return out, {}
     splits = {Path(p).stem.replace("all_", ""): p for p in data_paths(cfg)}
     return out, check_model(out, splits)

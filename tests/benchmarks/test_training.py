@@ -58,3 +58,19 @@ def test_a_file_where_a_benchmark_folder_belongs_is_named(minis, tiny_dir, mini_
     cfg.data.data_path = str(mini_dir / "all_train.json")
     with pytest.raises(ConfigError, match="key 'data_path': .* is not a folder"):
         validate(cfg)
+
+
+def test_the_vanilla_fine_tune_learns_everything_a_benchmark_teaches(minis, tiny_dir, tmp_path, capsys):
+    from safeeraser.cli import main
+
+    assert main(["finetune", "--config-name", "finetune_tiny.yaml", f"model_path={tiny_dir}", "benchmark=fiubench",
+                 f"data_path={minis['fiubench']}", "split=forget5", f"save_dir={tmp_path / 'vanilla'}",
+                 "max_train_steps=1", "batch_size=64"]) == 0
+    assert "no answer check" in capsys.readouterr().out and (tmp_path / "vanilla" / "config.json").exists()
+    from safeeraser.train.loop import Trainer
+
+    cfg = load_config("finetune_tiny.yaml", [f"model_path={tiny_dir}", "benchmark=fiubench",
+                                             f"data_path={minis['fiubench']}", "split=forget5",
+                                             f"save_dir={tmp_path / 'again'}"])
+    dataset = Trainer(cfg).setup().dataset
+    assert len(dataset) == 2 * 3 + 16 * 3  # the forget split's QAs and the retain identities'
