@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safeeraser.io import DataError
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -20,6 +22,9 @@ class Benchmark:
     # examples every item draws from), views.ForgetItem / views.Example, images as files
     forget_splits: tuple[str, ...] = ()
     training_items: Callable[[Path, str], tuple[list, tuple]] | None = None
+    # Everything a vanilla model is fine-tuned on before unlearning (None: the forget items and the retain
+    # pool of the split asked for cover it)
+    teaching_examples: Callable[[Path], list] | None = None
     # Whether its items have PD examples (the harmful question on a harmless image: SafeEraser's SD images)
     has_pd: bool = False
     # What a model is asked to score a split: {task: [(image file, prompt, reference)]} (benchmarks/evaluate.py
@@ -35,3 +40,19 @@ class BenchmarkItems:
     benchmark: str
     items: list
     pool: tuple
+    root: str = ""
+
+
+def training_split(benchmark: str, forget_file: str, retain_file: str, items: list, pool: tuple, forget_keys: set,
+                   retain_keys: set) -> tuple[list, tuple]:
+    """A forget split's items and retain pool, checked: neither empty, and no record (by the benchmark's
+    key: a profile's ID, a person's name) in both."""
+    if not items:
+        raise DataError(f"{forget_file}: {benchmark}'s forget split has no record to forget")
+    if not pool:
+        raise DataError(f"{retain_file}: {benchmark}'s retain split has no record to keep")
+    both = sorted(forget_keys & retain_keys)
+    if both:
+        raise DataError(f"{forget_file} and {retain_file}: {len(both)} record(s) in both the forget and the retain "
+                        f"split (e.g. {both[0]!r}): what is forgotten would also be kept")
+    return items, pool

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import Benchmark
+from safeeraser.benchmarks.base import Benchmark, training_split
 from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
                                          write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
@@ -129,10 +129,12 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
     retainYY (forget05 -> retain95). No PD examples (no SD images)."""
     cache = image_cache(root)
     retain = f"retain{100 - int(split.removeprefix('forget'))}"
-    pool = tuple(ex for r in read(root, retain) for ex in image_examples(r, cache))
+    forget_rows, retain_rows = read(root, split), read(root, retain)
+    pool = tuple(ex for r in retain_rows for ex in image_examples(r, cache))
     items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
-             for i, r in enumerate(read(root, split)) for j, ex in enumerate(image_examples(r, cache))]
-    return items, pool
+             for i, r in enumerate(forget_rows) for j, ex in enumerate(image_examples(r, cache))]
+    return training_split("CLEAR", str(Path(root) / split), str(Path(root) / retain), items, pool,
+                          {r["name"] for r in forget_rows}, {r["name"] for r in retain_rows})
 
 
 BENCHMARK = Benchmark("clear", SPLITS, read, make_mini, tasks={"rouge": rouge_recall}, forget_splits=FORGET_SPLITS,

@@ -86,11 +86,17 @@ def image_file(data: bytes, cache: Path) -> Path:
 
 def image_cache(root: Path) -> Path:
     """Where a parquet benchmark's images are written as files: beside its folder when that can be written,
-    else in the user's cache."""
+    else in the user's cache ($XDG_CACHE_HOME or ~/.cache)."""
+    import os
+    import tempfile
+
     root = Path(root)
     cache = root / ".safeeraser-images"
     try:
         cache.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, prefix=".probe-"):  # an existing folder may be read-only
+            pass
         return cache
     except OSError:
-        return Path.home() / ".cache" / "safeeraser" / "images" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return base / "safeeraser" / "images" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]

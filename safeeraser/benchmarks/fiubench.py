@@ -8,8 +8,8 @@ beside it at `image_path`; `split.json` naming the identities of each forget spl
 forget10}: lists of unique_id). The benchmark uses the first 400 identities; `retain` is those not in any
 forget split. (The shapes follow the fields its code reads: the released file was not at hand.)
 
-Tasks, as its evaluate_util.py scores them: generation cut at its first sentence, ROUGE-1 and ROUGE-L
-recall with stemming; keyword match (eval/forget_quality.keyword_match); the truth ratio, answer
+Tasks, as its evaluate_util.py scores them: the generation kept up to its first period (nothing when it has
+none), ROUGE-1 and ROUGE-L recall with stemming on it, keyword match on it (eval/forget_quality.keyword_match); the truth ratio, answer
 probability, KS forget quality and model utility of eval/forget_quality.py from answer losses."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import Benchmark
+from safeeraser.benchmarks.base import Benchmark, training_split
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.eval.forget_quality import keyword_match
 from safeeraser.io import DataError
@@ -43,6 +43,15 @@ def _load_json(path: Path):
             raise DataError(f"{path}: neither JSON nor JSON lines ({first})") from None
 
 
+def image_of(record: dict, root: Path) -> Path | None:
+    """The identity's image: `image_path` from the folder of full.json, or from its parent (the benchmark's
+    code opens it from the repository root, full.json under dataset/)."""
+    for base in (root, root.parent):
+        if (base / record["image_path"]).is_file():
+            return base / record["image_path"]
+    return None
+
+
 def check_identity(record, where: str, root: Path) -> None:
     def need(cond, field, msg):
         if not cond:
@@ -51,9 +60,11 @@ def check_identity(record, where: str, root: Path) -> None:
     need(isinstance(record, dict), "(record)", "an object")
     for f in ("unique_id", "image_path", "caption"):
         need(isinstance(record.get(f), str) and record[f] != "", f, "a non-empty string")
-    need((root / record["image_path"]).is_file(), "image_path", f"{root / record['image_path']} not found")
+    need(image_of(record, root) is not None, "image_path",
+         f"{record['image_path']} not found beside full.json ({root}) nor from its parent ({root.parent})")
     need(isinstance(record.get("qa_list"), list) and record["qa_list"], "qa_list", "a non-empty list")
     for j, qa in enumerate(record["qa_list"]):
+        need(isinstance(qa, dict), f"qa_list[{j}]", "a QA object")
         for f in QA_STRINGS:
             need(isinstance(qa.get(f), str) and qa[f] != "", f"qa_list[{j}].{f}", "a non-empty string")
         for f in QA_LISTS:
@@ -61,17 +72,23 @@ def check_identity(record, where: str, root: Path) -> None:
                  f"qa_list[{j}].{f}", "a non-empty list of strings")
 
 
-def read(root: Path, split: str) -> list[dict]:
-    """The identities of a split (records as released, every one checked)."""
-    root = Path(root)
-    if split not in SPLITS:
-        raise DataError(f"{root}: unknown FIUBench split '{split}'; its splits: {', '.join(SPLITS)}")
+def _used(root: Path) -> list[dict]:
+    """The first 400 identities of full.json, checked: what the benchmark reads."""
     data = _load_json(root / "full.json")
     if not isinstance(data, list):
         raise DataError(f"{root / 'full.json'}: a list of identities expected")
     used = data[:USED]
     for i, record in enumerate(used):
         check_identity(record, f"{root / 'full.json'}: record {i}", root)
+    return used
+
+
+def read(root: Path, split: str) -> list[dict]:
+    """The identities of a split (records as released, every one checked)."""
+    root = Path(root)
+    if split not in SPLITS:
+        raise DataError(f"{root}: unknown FIUBench split '{split}'; its splits: {', '.join(SPLITS)}")
+    used = _used(root)
     splits = _load_json(root / "split.json")
     for name in FORGET:
         if not isinstance(splits, dict) or not isinstance(splits.get(name), list):
@@ -90,9 +107,9 @@ def read(root: Path, split: str) -> list[dict]:
 
 
 def first_sentence(text: str) -> str:
-    """The generation as the benchmark scores it: up to its first period (the text as it is without one)."""
-    end = text.find(".")
-    return text if end < 0 else text[:end]
+    """The generation as the benchmark keeps it: up to and with its first period; "" when it has none
+    (its s[:s.find(".") + 1])."""
+    return text[:text.find(".") + 1]
 
 
 def rouge_recall(answers: list[str], ground_truths: list[str]) -> dict[str, float]:
@@ -101,14 +118,15 @@ def rouge_recall(answers: list[str], ground_truths: list[str]) -> dict[str, floa
     if not answers or len(answers) != len(ground_truths):
         raise ValueError(f"{len(answers)} answers for {len(ground_truths)} references")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
-    scores = [scorer.score(g, first_sentence(a)) for a, g in zip(answers, ground_truths)]
+    # ROUGE reads the kept sentence without its period, as its eval_rouge_recall cuts it again
+    scores = [scorer.score(g, first_sentence(a)[:-1]) for a, g in zip(answers, ground_truths)]
     return {k: sum(s[k].recall for s in scores) / len(scores) for k in ("rouge1", "rougeL")}
 
 
 def keyword_accuracy(answers: list[str], keywords: list[list[str]]) -> float:
     if not answers or len(answers) != len(keywords):
         raise ValueError(f"{len(answers)} answers for {len(keywords)} keyword lists")
-    return sum(keyword_match(a, k) for a, k in zip(answers, keywords)) / len(answers)
+    return sum(keyword_match(first_sentence(a), k) for a, k in zip(answers, keywords)) / len(answers)
 
 
 # --- a mini benchmark in the released format -----------------------------------------------------------
@@ -152,18 +170,26 @@ def make_mini(out: Path, seed: int = 0, identities: int = 20) -> Path:
 
 
 def identity_examples(record: dict, root: Path) -> list[Example]:
-    return [Example(Path(root) / record["image_path"], qa["question"], qa["answer"]) for qa in record["qa_list"]]
+    return [Example(image_of(record, Path(root)), qa["question"], qa["answer"]) for qa in record["qa_list"]]
 
 
 def training_items(root: Path, split: str) -> tuple[list, tuple]:
     """Forget items: every QA of the split's identities; retain pool: every QA of the retain identities.
     No PD examples (no SD images)."""
-    pool = tuple(ex for r in read(root, "retain") for ex in identity_examples(r, root))
+    forget, retain = read(root, split), read(root, "retain")
+    pool = tuple(ex for r in retain for ex in identity_examples(r, root))
     items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
-             for i, r in enumerate(read(root, split)) for j, ex in enumerate(identity_examples(r, root))]
-    return items, pool
+             for i, r in enumerate(forget) for j, ex in enumerate(identity_examples(r, root))]
+    return training_split("FIUBench", f"{Path(root) / 'split.json'} ({split})", str(Path(root) / "full.json"), items,
+                          pool, {r["unique_id"] for r in forget}, {r["unique_id"] for r in retain})
+
+
+def teaching_examples(root: Path) -> list[Example]:
+    """What its vanilla model is fine-tuned on: every QA of the first 400 identities (finetune.py, no split)."""
+    read(root, "retain")  # split.json checked too
+    return [ex for r in _used(Path(root)) for ex in identity_examples(r, root)]
 
 
 BENCHMARK = Benchmark("fiubench", SPLITS, read, make_mini,
                       tasks={"rouge": rouge_recall, "keywords": keyword_accuracy},
-                      forget_splits=FORGET, training_items=training_items)
+                      forget_splits=FORGET, training_items=training_items, teaching_examples=teaching_examples)

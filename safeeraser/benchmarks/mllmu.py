@@ -22,10 +22,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import Benchmark
+from safeeraser.benchmarks.base import Benchmark, training_split
 from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
                                          write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
+from safeeraser.io import DataError
 
 FICTITIOUS = ("forget_5", "forget_10", "forget_15", "retain_95", "retain_90", "retain_85", "Full_Set")
 SPLITS = FICTITIOUS + ("Retain_Set", "Test_Set")
@@ -70,11 +71,12 @@ def check_record(record: dict, split: str, where: str) -> None:
         field = f"Classification_Task.{group}"
         need(isinstance(classification, dict) and isinstance(classification.get(group), list), where, field, "a list")
         for j, q in enumerate(classification[group]):
+            need(isinstance(q, dict), where, f"{field}[{j}]", "a question {Question, Options, Correct_Answer}")
             need(isinstance(q.get("Question"), str) and q["Question"], where, f"{field}[{j}].Question",
                   "a non-empty string")
             options = q.get("Options")
-            need(isinstance(options, dict) and all(isinstance(options.get(k), str) for k in OPTION_KEYS), where,
-                  f"{field}[{j}].Options", f"the options {', '.join(OPTION_KEYS)}, each a string")
+            need(isinstance(options, dict) and all(isinstance(options.get(k), str) and options[k] for k in OPTION_KEYS),
+                  where, f"{field}[{j}].Options", f"the options {', '.join(OPTION_KEYS)}, each a non-empty string")
             need(q.get("Correct_Answer") in OPTION_KEYS, where, f"{field}[{j}].Correct_Answer",
                   f"one of {', '.join(OPTION_KEYS)}, got {q.get('Correct_Answer')!r}")
     for task in ("Generation_Task", "Mask_Task"):
@@ -208,10 +210,12 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
     """Forget items: every example of the forget profiles; retain pool: every example of the profiles of
     the matching retain config (forget_10 -> retain_90). No PD examples: MLLMU-Bench has no SD images."""
     cache = image_cache(root)
-    pool = tuple(ex for r in read(root, retain_of(split)) for ex in profile_examples(r, cache))
+    forget, retain = read(root, split), read(root, retain_of(split))
+    pool = tuple(ex for r in retain for ex in profile_examples(r, cache))
     items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
-             for i, r in enumerate(read(root, split)) for j, ex in enumerate(profile_examples(r, cache))]
-    return items, pool
+             for i, r in enumerate(forget) for j, ex in enumerate(profile_examples(r, cache))]
+    return training_split("MLLMU-Bench", str(Path(root) / split), str(Path(root) / retain_of(split)), items, pool,
+                          {r["ID"] for r in forget}, {r["ID"] for r in retain})
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -226,6 +230,16 @@ def classification_prompt(question: str, options: dict) -> str:
 
 
 def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
+    """See _eval_items; `Test_Set:forget_10` is the Test_Set's records of forget_10's profiles (what eval.py
+    scores as the forget set's test), the plain Test_Set every profile's."""
+    name, _, only = split.partition(":")
+    ids = {r["ID"] for r in read(root, only)} if only else None
+    if only and (name != "Test_Set" or only not in FORGET_SPLITS):
+        raise DataError(f"{root}: '{split}': only Test_Set is filtered, by a forget split ({', '.join(FORGET_SPLITS)})")
+    return _eval_items(root, name, ids)
+
+
+def _eval_items(root: Path, split: str, ids: set | None) -> dict[str, list[tuple]]:
     """Each task's (image file, prompt, reference) for a split: classification (every multiple-choice
     question, the image-and-text and the text-only ones, reference the correct letter), cloze (reference
     the blank's words) and generation (reference the ground truth). Test_Set records are shown their test
@@ -234,6 +248,9 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
     cache = image_cache(root)
     out: dict[str, list[tuple]] = {"classification": [], "cloze": [], "generation": []}
     for r in read(root, split):
+        if ids is not None and r["ID"] not in ids:
+            continue
+        # eval.py picks one of a test record's images at random: the first here, the same every run
         image = image_file((r["images"][0] if split == "Test_Set" else r["image"])["bytes"], cache)
         for group in ("Image_Textual_Questions", "Pure_Text_Questions"):
             for q in r["Classification_Task"][group]:

@@ -457,7 +457,8 @@ def load_records_first(cfg) -> list | BenchmarkItems:
     its training items (its split read and checked)."""
     if cfg.data.benchmark != "safeeraser":
         bench = benchmark_for(cfg.data.benchmark)
-        return BenchmarkItems(bench.name, *bench.training_items(Path(cfg.data.data_path), cfg.data.split))
+        return BenchmarkItems(bench.name, *bench.training_items(Path(cfg.data.data_path), cfg.data.split),
+                              root=str(cfg.data.data_path))
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
@@ -615,7 +616,11 @@ def _validate_benchmark(cfg, method, need, validate_paths: bool) -> None:
          f"'{cfg.method.forget_loss}' trains PD on the harmful questions asked of harmless (SD) images, which "
          f"{name} does not have: use '{method.name.removesuffix('pd')}'")
     need(cfg.eval.eval_steps == 0, "eval_steps", f"in-training evaluation reads SafeEraser's format, not {name}'s")
-    need(not isinstance(cfg.data.data_path, str) or cfg.data.data_path != "", "data_path", "the benchmark's folder")
+    need(isinstance(cfg.data.data_path, str) and cfg.data.data_path != "", "data_path",
+         f"{name}'s folder as released (one path)")
+    if validate_paths and "idk" in method.data_views():  # no prompt file ships beside another benchmark's data
+        need(Path(cfg.data.idk_path).is_file(), "idk_path", f"file '{cfg.data.idk_path}' not found (the refusals "
+             f"'{cfg.method.forget_loss}' trains on; {name} has none of its own)")
     if validate_paths:
         need(isinstance(cfg.data.data_path, str) and Path(cfg.data.data_path).is_dir(), "data_path",
              f"'{cfg.data.data_path}' is not a folder: {name}'s data_path is its folder as released")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from safeeraser.benchmarks import benchmark_for
 from safeeraser.benchmarks.base import BenchmarkItems
 from safeeraser.io import (DataError, append_jsonl, atomic_write_json, atomic_write_text, ensure_writable_dir,
                            read_jsonl_tolerant)
@@ -61,8 +62,7 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     views = method.data_views()
     other = records if isinstance(records, BenchmarkItems) else None  # another benchmark's training items
     if views == ["target"]:  # the vanilla fine-tune: everything the benchmark teaches
-        examples = [it.forget for it in other.items] + list(other.pool) if other else vanilla_examples(records)
-        return TargetDataset(examples, encoder, check())
+        return TargetDataset(teaching(other) if other else vanilla_examples(records), encoder, check())
     refusals = load_refusals(cfg.data.idk_path) if "idk" in views else []
     items, pool = (other.items, other.pool) if other else (forget_items(records), all_retain(records))
     pairing = Pairing(cfg.data.retain_pairing, cfg.data.pd_pairing, cfg.data.text_casing)
@@ -73,6 +73,15 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
             f"data_module.py raises IndexError on about {1 - len(items) / len(pool):.0%} of the items here. "
             "Use pd_pairing=own (each pair's own SD example)")
     return UnlearnDataset(items, views, encoder, refusals, cfg.optim.seed, pairing, pool, check())
+
+
+def teaching(data: BenchmarkItems) -> list:
+    """Another benchmark's examples for the vanilla fine-tune: its own list where it has one, else the
+    forget split's and its retain split's."""
+    bench = benchmark_for(data.benchmark)
+    if bench.teaching_examples is not None:
+        return bench.teaching_examples(Path(data.root))
+    return [it.forget for it in data.items] + list(data.pool)
 
 
 def max_positions(model_path) -> int | None:

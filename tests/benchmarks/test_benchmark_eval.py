@@ -61,3 +61,15 @@ def test_benchmark_eval_writes_every_splits_scores(mini, tiny_dir, tmp_path, cap
     assert main(["benchmark-eval", "--benchmark", "mllmu", "--data_path", str(mini), "--splits", "forget_7",
                  "--model_path", str(tiny_dir), "--output_file", str(out)]) == 2
     assert "unknown split 'forget_7'" in capsys.readouterr().err
+
+
+def test_the_test_set_of_the_forget_profiles(mini):
+    from safeeraser.io import DataError
+
+    bench = benchmark_for("mllmu")
+    whole, forget = bench.eval_items(mini, "Test_Set"), bench.eval_items(mini, "Test_Set:forget_10")
+    per_profile = len(whole["generation"]) // len(bench.read(mini, "Test_Set"))
+    assert len(forget["generation"]) == 2 * per_profile  # forget_10's two profiles only
+    assert set(forget["generation"]) <= set(whole["generation"])
+    with pytest.raises(DataError, match="only Test_Set is filtered"):
+        bench.eval_items(mini, "Test_Set:retain_90")

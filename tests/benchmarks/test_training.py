@@ -73,4 +73,21 @@ def test_the_vanilla_fine_tune_learns_everything_a_benchmark_teaches(minis, tiny
                                              f"data_path={minis['fiubench']}", "split=forget5",
                                              f"save_dir={tmp_path / 'again'}"])
     dataset = Trainer(cfg).setup().dataset
-    assert len(dataset) == 2 * 3 + 16 * 3  # the forget split's QAs and the retain identities'
+    assert len(dataset) == 20 * 3  # every identity's QAs, forget splits included (its finetune.py reads all 400)
+
+
+def test_a_profile_in_both_the_forget_and_the_retain_split_is_named(minis, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from safeeraser.io import DataError
+
+    root = tmp_path / "mllmu"
+    shutil.copytree(minis["mllmu"], root)
+    retain = root / "retain_90" / "train-00000-of-00001.parquet"
+    forget = pq.read_table(root / "forget_10" / "train-00000-of-00001.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist(pq.read_table(retain).to_pylist() + forget[:1]), retain)
+    with pytest.raises(DataError, match=r"forget_10 and .*retain_90: 1 record\(s\) in both .*\(e\.g\. '1'\)"):
+        benchmark_for("mllmu").training_items(root, "forget_10")
