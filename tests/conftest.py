@@ -86,6 +86,16 @@ _LOSS_CURVE_LAYOUTS: dict[tuple, bytes] = {}
 
 
 @pytest.fixture(scope="session")
+def ray_exclusive(tmp_path_factory):
+    """A lock held by whichever test has a local Ray cluster up or must find none, across xdist workers:
+    a cluster one worker starts is found by another's `address=auto` (Ray records the running cluster
+    machine-wide), and that test then connects to it instead of failing as it should."""
+    from safeeraser.pipeline.locks import exclusive
+
+    return lambda: exclusive(tmp_path_factory.getbasetemp().parent / "ray.lock")
+
+
+@pytest.fixture(scope="session")
 def mini_dir(tmp_path_factory):
     from safeeraser.data.mini import make_mini
 

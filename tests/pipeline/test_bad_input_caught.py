@@ -46,7 +46,7 @@ def test_a_ray_address_where_nothing_listens_fails_at_once():
     assert time.perf_counter() - t0 < 10  # Ray itself retries for ~35 s
 
 
-def test_no_running_ray_cluster_for_auto_is_one_error(monkeypatch, tmp_path):
+def test_no_running_ray_cluster_for_auto_is_one_error(monkeypatch, tmp_path, ray_exclusive):
     ray = pytest.importorskip("ray")
     from safeeraser.pipeline.launchers.ray_launcher import RayLauncher
 
@@ -55,8 +55,8 @@ def test_no_running_ray_cluster_for_auto_is_one_error(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # no cluster address file to find
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cfg = load_experiment("mini.yaml", ["launcher.name=ray", "launcher.address=auto"])
-    with pytest.raises(ConfigError, match="key 'launcher.address': no Ray cluster at 'auto'"):
-        RayLauncher(cfg, log=lambda *_: None).start()
+    with ray_exclusive(), pytest.raises(ConfigError, match="key 'launcher.address': no Ray cluster at 'auto'"):
+        RayLauncher(cfg, log=lambda *_: None).start()  # while no test of this suite has a cluster up
 
 
 def test_slurm_without_slurm_is_an_error_not_local_processes(tmp_path, monkeypatch):

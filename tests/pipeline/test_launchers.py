@@ -58,10 +58,11 @@ def baseline(grid):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def ray_cluster(ray_exclusive):
+    with ray_exclusive():  # no other worker's Ray test runs meanwhile (conftest.ray_exclusive)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
 def _report(path):
