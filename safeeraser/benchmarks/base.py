@@ -30,6 +30,9 @@ class Benchmark:
     # What a model is asked to score a split: {task: [(image file, prompt, reference)]} (benchmarks/evaluate.py
     # generates the answers and scores each task with `tasks[task]`)
     eval_items: Callable[[Path, str], dict[str, list[tuple]]] | None = None
+    # The truth-ratio items of a split: [(image file, question, answer, paraphrased answer, [perturbed
+    # answers])] (benchmarks/evaluate.py scores their answer losses: eval/forget_quality.py)
+    likelihood_items: Callable[[Path, str], list[tuple]] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from safeeraser.benchmarks import REGISTRY, benchmark_for
-from safeeraser.benchmarks.evaluate import evaluate_split
+from safeeraser.benchmarks.evaluate import evaluate_split, likelihood_split
+from safeeraser.eval.forget_quality import forget_quality
 from safeeraser.io import DataError, atomic_write_json, ensure_writable_dir
 
 
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "records of forget_10's profiles)")
     p.add_argument("--model_path", required=True)
     p.add_argument("--checkpoint_path", default=None, help="adapter or full model folder (omit: the model itself)")
+    p.add_argument("--oracle_checkpoint", default=None,
+                   help="a model trained without the forget split (on --model_path): forget quality, the KS test of "
+                        "its truth ratios on each forget split against the checkpoint's (TOFU-style benchmarks)")
     p.add_argument("--output_file", required=True)
     p.add_argument("--max_new_tokens", type=int, default=50, help="the benchmarks' own evaluations stop at 50")
     p.add_argument("--batch_size", type=int, default=8)
@@ -28,11 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def forget_quality_against(scores: dict, args, bench, processor) -> None:
+    """Each forget split's forget quality: the KS test of its truth ratios under the oracle against the
+    checkpoint's (the checkpoint's model is no longer needed: the oracle is loaded in its stead)."""
+    from safeeraser.models.checkpoint import load_for_generation
+
+    oracle = load_for_generation(args.model_path, args.oracle_checkpoint, args.dtype).eval()
+    for split, block in scores.items():
+        if split in bench.forget_splits:
+            theirs = likelihood_split(oracle, processor, bench, Path(args.data_path), split, args.batch_size)
+            block["forget_quality"] = forget_quality(block["truth_ratios"], theirs["truth_ratios"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bench = benchmark_for(args.benchmark)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     unknown = [s for s in splits if s.partition(":")[0] not in bench.splits]  # Test_Set:forget_10: filtered
+    if args.oracle_checkpoint and not Path(args.oracle_checkpoint).exists():
+        print(f"error: --oracle_checkpoint {args.oracle_checkpoint}: not found", file=sys.stderr)
+        return 2
     if not splits or unknown or bench.eval_items is None or args.max_new_tokens < 1 or args.batch_size < 1:
         why = (f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}" if unknown
                else f"{bench.name} has no evaluation tasks yet" if bench.eval_items is None
@@ -47,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         from safeeraser.models.checkpoint import load_for_generation
         from safeeraser.models.loading import load_processor
 
+        processor = load_processor(args.model_path)
         model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype).eval()
-        generator = Generator(model, load_processor(args.model_path), batch_size=args.batch_size)
+        generator = Generator(model, processor, batch_size=args.batch_size)
         scores = {s: evaluate_split(generator, bench, Path(args.data_path), s, args.max_new_tokens) for s in splits}
+        if bench.likelihood_items is not None:
+            for s in splits:
+                scores[s].update(likelihood_split(model, processor, bench, Path(args.data_path), s, args.batch_size))
+            if args.oracle_checkpoint:
+                forget_quality_against(scores, args, bench, processor)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

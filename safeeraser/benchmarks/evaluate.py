@@ -1,10 +1,15 @@
 """A benchmark's tasks on a model: its eval items answered by the generation engine (greedy, as the
-benchmarks' own evaluations decode), each task scored by the benchmark's score function."""
+benchmarks' own evaluations decode), each task scored by the benchmark's score function; and, for the
+TOFU-style benchmarks, the answer losses the truth ratio, the answer probability and forget quality read
+(eval/forget_quality.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark
+from safeeraser.data.views import Example
+from safeeraser.eval.forget_quality import answer_probability, truth_ratio_score, truth_ratios
+from safeeraser.eval.likelihood import answer_nll
 
 
 def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_tokens: int = 50) -> dict:
@@ -22,3 +27,21 @@ def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_
                                      settings)
         scores[task] = bench.tasks[task]([a[0] for a in answers], [ref for _, _, ref in items])
     return scores
+
+
+def likelihood_split(model, processor, bench: Benchmark, root: Path, split: str, batch_size: int = 8) -> dict:
+    """The truth-ratio scores of a split: per question the answer's, the paraphrased answer's and the
+    perturbed answers' mean token losses (eval/likelihood.answer_nll), then the truth ratios, their score
+    and the answer probability, as a forget split or a kept one is scored."""
+    items = bench.likelihood_items(Path(root), split)
+    flat = [Example(im, q, a) for im, q, a, _, _ in items] + [Example(im, q, p) for im, q, _, p, _ in items]
+    flat += [Example(im, q, x) for im, q, _, _, perturbed in items for x in perturbed]
+    losses = [s.nll for s in answer_nll(model, processor, flat, batch_size=batch_size)]
+    n = len(items)
+    answer, paraphrased, rest = losses[:n], losses[n:2 * n], iter(losses[2 * n:])
+    perturbed = [[next(rest) for _ in item[4]] for item in items]
+    ratios = truth_ratios(paraphrased, perturbed)
+    forget = split in bench.forget_splits
+    return {"truth_ratio": truth_ratio_score(ratios, forget=forget),
+            "probability": answer_probability(answer, None if forget else perturbed),
+            "truth_ratios": ratios.tolist(), "questions": n}

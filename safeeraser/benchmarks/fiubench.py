@@ -190,6 +190,21 @@ def teaching_examples(root: Path) -> list[Example]:
     return [ex for r in _used(Path(root)) for ex in identity_examples(r, root)]
 
 
+def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
+    """Generation tasks of a split: every QA's question, scored by ROUGE recall against its answer and by
+    its keywords."""
+    qas = [(image_of(r, Path(root)), qa) for r in read(root, split) for qa in r["qa_list"]]
+    return {"rouge": [(image, qa["question"], qa["answer"]) for image, qa in qas],
+            "keywords": [(image, qa["question"], qa["keywords"]) for image, qa in qas]}
+
+
+def likelihood_items(root: Path, split: str) -> list[tuple]:
+    """Every QA's (image, question, answer, paraphrased answer, perturbed answers), for the truth ratio."""
+    return [(image_of(r, Path(root)), qa["question"], qa["answer"], qa["paraphrased_answer"], qa["perturbed_answer"])
+            for r in read(root, split) for qa in r["qa_list"]]
+
+
 BENCHMARK = Benchmark("fiubench", SPLITS, read, make_mini,
                       tasks={"rouge": rouge_recall, "keywords": keyword_accuracy},
-                      forget_splits=FORGET, training_items=training_items, teaching_examples=teaching_examples)
+                      forget_splits=FORGET, training_items=training_items, teaching_examples=teaching_examples,
+                      eval_items=eval_items, likelihood_items=likelihood_items)

@@ -73,3 +73,37 @@ def test_the_test_set_of_the_forget_profiles(mini):
     assert set(forget["generation"]) <= set(whole["generation"])
     with pytest.raises(DataError, match="only Test_Set is filtered"):
         bench.eval_items(mini, "Test_Set:retain_90")
+
+
+def test_fiubench_truth_ratios_and_forget_quality(tmp_path, vanilla_dir, capsys):
+    import math
+
+    from safeeraser.benchmarks.evaluate import likelihood_split
+    from safeeraser.cli import main
+    from safeeraser.data.views import Example
+    from safeeraser.eval.likelihood import answer_nll
+    from safeeraser.models.loading import load_model, load_processor
+
+    bench = benchmark_for("fiubench")
+    root = bench.make_mini(tmp_path / "fiu", seed=0)
+    model, processor = load_model(str(vanilla_dir), "float32").eval(), load_processor(str(vanilla_dir))
+    got = likelihood_split(model, processor, bench, root, "forget5")
+    # by hand: one question at a time, exp(mean perturbed loss - paraphrased loss), min(TR, 1/TR) on a forget split
+    ratios, probs = [], []
+    for image, question, answer, paraphrased, perturbed in bench.likelihood_items(root, "forget5"):
+        loss = lambda text: answer_nll(model, processor, [Example(image, question, text)])[0].nll  # noqa: E731
+        tr = math.exp(sum(loss(x) for x in perturbed) / len(perturbed) - loss(paraphrased))
+        ratios.append(tr)
+        probs.append(math.exp(-loss(answer)))
+    assert got["questions"] == len(ratios) == 6
+    assert got["truth_ratios"] == pytest.approx(ratios, rel=1e-4)
+    assert got["truth_ratio"] == pytest.approx(sum(min(t, 1 / t) for t in ratios) / len(ratios), rel=1e-4)
+    assert got["probability"] == pytest.approx(sum(probs) / len(probs), rel=1e-4)
+    # the model as its own oracle: the same truth ratios, KS statistic 0, forget quality 1
+    out = tmp_path / "scores.json"
+    assert main(["benchmark-eval", "--benchmark", "fiubench", "--data_path", str(root), "--splits", "forget5,retain",
+                 "--model_path", str(vanilla_dir), "--oracle_checkpoint", str(vanilla_dir), "--output_file", str(out),
+                 "--max_new_tokens", "2"]) == 0
+    scores = json.loads(out.read_text())["scores"]
+    assert scores["forget5"]["forget_quality"] == {"p_value": 1.0, "statistic": 0.0}
+    assert "forget_quality" not in scores["retain"] and 0 <= scores["retain"]["probability"] <= 1
