@@ -34,6 +34,10 @@ class Benchmark:
     # answers])] (benchmarks/evaluate.py scores their answer losses: eval/forget_quality.py)
     likelihood_items: Callable[[Path, str], list[tuple]] | None = None
 
+    def forgets(self, split: str) -> bool:
+        """Whether a split holds forgotten data: a forget split, or one of its variants (forget10_perturbed)."""
+        return any(split == f or split.startswith(f + "_") for f in self.forget_splits)
+
 
 @dataclass(frozen=True)
 class BenchmarkItems:

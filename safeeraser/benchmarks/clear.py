@@ -120,7 +120,7 @@ FORGET_SPLITS = tuple(f"forget{s}" for s in SHARES)
 
 
 def image_examples(record: dict, cache: Path) -> list[Example]:
-    image = image_file(record["image"]["bytes"], cache)
+    image = _cache_image(record, cache)
     return [Example(image, CAPTION_QUESTION, record["caption"]), Example(image, NAME_QUESTION, record["name"])]
 
 
@@ -137,5 +137,37 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
                           {r["name"] for r in forget_rows}, {r["name"] for r in retain_rows})
 
 
+def _cache_image(record: dict, cache: Path) -> Path:
+    return image_file(record["image"]["bytes"], cache)
+
+
+def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
+    """Generations scored by ROUGE recall: each image's caption (and, for the persons' configs, its name);
+    real_faces' names and real_world's answers."""
+    cache, rows = image_cache(root), read(root, split)
+    if split == "real_faces":
+        return {"rouge": [(_cache_image(r, cache), NAME_QUESTION, r["answer"]) for r in rows]}
+    if split == "real_world":
+        return {"rouge": [(_cache_image(r, cache), r["question"], r["answer"]) for r in rows]}
+    return {"rouge": [(_cache_image(r, cache), q, a) for r in rows
+                      for q, a in ((CAPTION_QUESTION, r["caption"]), (NAME_QUESTION, r["name"]))]}
+
+
+def likelihood_items(root: Path, split: str) -> list[tuple]:
+    """The truth-ratio items: the perturbed configs' captions (paraphrased caption, perturbed captions) and
+    names (the name itself, perturbed names); real_faces' and real_world's answers against their other
+    options. The plain configs have none."""
+    cache, rows = image_cache(root), read(root, split)
+    if split in PERTURBED:
+        return [item for r in rows for item in (
+            (_cache_image(r, cache), CAPTION_QUESTION, r["caption"], r["paraphrased_caption"], r["perturbed_captions"]),
+            (_cache_image(r, cache), NAME_QUESTION, r["name"], r["name"], r["perturbed_names"]))]
+    if split in ("real_faces", "real_world"):
+        question = (lambda r: NAME_QUESTION) if split == "real_faces" else (lambda r: r["question"])
+        return [(_cache_image(r, cache), question(r), r["answer"], r["answer"], [o for o in r["options"] if o != r["answer"]])
+                for r in rows]
+    return []
+
+
 BENCHMARK = Benchmark("clear", SPLITS, read, make_mini, tasks={"rouge": rouge_recall}, forget_splits=FORGET_SPLITS,
-                      training_items=training_items)
+                      training_items=training_items, eval_items=eval_items, likelihood_items=likelihood_items)

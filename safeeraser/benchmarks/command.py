@@ -39,7 +39,7 @@ def forget_quality_against(scores: dict, args, bench, processor) -> None:
 
     oracle = load_for_generation(args.model_path, args.oracle_checkpoint, args.dtype).eval()
     for split, block in scores.items():
-        if split in bench.forget_splits:
+        if bench.forgets(split) and "truth_ratios" in block:
             theirs = likelihood_split(oracle, processor, bench, Path(args.data_path), split, args.batch_size)
             block["forget_quality"] = forget_quality(block["truth_ratios"], theirs["truth_ratios"])
 

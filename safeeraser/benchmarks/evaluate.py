@@ -34,6 +34,8 @@ def likelihood_split(model, processor, bench: Benchmark, root: Path, split: str,
     perturbed answers' mean token losses (eval/likelihood.answer_nll), then the truth ratios, their score
     and the answer probability, as a forget split or a kept one is scored."""
     items = bench.likelihood_items(Path(root), split)
+    if not items:  # a split without paraphrased and perturbed answers
+        return {}
     flat = [Example(im, q, a) for im, q, a, _, _ in items] + [Example(im, q, p) for im, q, _, p, _ in items]
     flat += [Example(im, q, x) for im, q, _, _, perturbed in items for x in perturbed]
     losses = [s.nll for s in answer_nll(model, processor, flat, batch_size=batch_size)]
@@ -41,7 +43,7 @@ def likelihood_split(model, processor, bench: Benchmark, root: Path, split: str,
     answer, paraphrased, rest = losses[:n], losses[n:2 * n], iter(losses[2 * n:])
     perturbed = [[next(rest) for _ in item[4]] for item in items]
     ratios = truth_ratios(paraphrased, perturbed)
-    forget = split in bench.forget_splits
+    forget = bench.forgets(split)
     return {"truth_ratio": truth_ratio_score(ratios, forget=forget),
             "probability": answer_probability(answer, None if forget else perturbed),
             "truth_ratios": ratios.tolist(), "questions": n}

@@ -49,3 +49,28 @@ def test_rouge_recall_on_the_whole_generation():
     assert rouge_recall(["Mira is. reading a book"], ["mira is reading books"]) == pytest.approx(
         {"rouge1": 1.0, "rougeL": 1.0})
     assert rouge_recall(["the city was porto"], ["the city is porto"]) == pytest.approx({"rouge1": 0.75, "rougeL": 0.75})
+
+
+def test_its_eval_and_truth_ratio_items_and_scores(mini, tiny_dir, tmp_path):
+    import json
+
+    from safeeraser.cli import main
+
+    bench = benchmark_for("clear")
+    assert bench.forgets("forget10_perturbed") and bench.forgets("forget05") and not bench.forgets("retain_perturbed")
+    items = bench.likelihood_items(mini, "forget10_perturbed")
+    rows = read(mini, "forget10_perturbed")
+    assert len(items) == 2 * len(rows)  # a caption and a name per image
+    _, _, caption, paraphrased, perturbed = items[0]
+    assert (caption, paraphrased, perturbed) == (rows[0]["caption"], rows[0]["paraphrased_caption"],
+                                                 rows[0]["perturbed_captions"])
+    faces = bench.likelihood_items(mini, "real_faces")
+    assert all(answer not in others and len(others) == 3 for _, _, answer, _, others in faces)
+    assert bench.likelihood_items(mini, "forget10") == []  # no paraphrased or perturbed answers there
+    out = tmp_path / "scores.json"
+    assert main(["benchmark-eval", "--benchmark", "clear", "--data_path", str(mini), "--splits",
+                 "forget10_perturbed,forget10,real_world", "--model_path", str(tiny_dir), "--oracle_checkpoint",
+                 str(tiny_dir), "--output_file", str(out), "--max_new_tokens", "2"]) == 0
+    scores = json.loads(out.read_text())["scores"]
+    assert scores["forget10_perturbed"]["forget_quality"] == {"p_value": 1.0, "statistic": 0.0}
+    assert set(scores["forget10"]) == {"rouge"} and "truth_ratio" in scores["real_world"]
