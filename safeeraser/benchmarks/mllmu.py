@@ -11,7 +11,8 @@ parquet shards `train-NNNNN-of-NNNNN.parquet`:
 An image is a struct {bytes, path}. Classification_Task holds Image_Textual_Questions and
 Pure_Text_Questions, each a list of {Question, Options {A, B, C, D}, Correct_Answer}; Generation_Task
 and Mask_Task are lists of {Question, Ground_Truth, Type} with Type Image_Textual or Pure_Text; a cloze
-question marks its blank with `__`.
+question marks its blank with `__`. (Shapes from the dataset card and the fields its eval.py reads: a
+released record was not at hand.)
 
 Tasks, scored as the benchmark's eval.py scores them: classification (one letter: the first character of
 the answer, upper-cased, counted only when it is an option's key; accuracy in percent), cloze (correct
