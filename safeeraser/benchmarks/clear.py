@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
-from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
-                                         write_parquet_split)
+from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
+                                         read_parquet_split, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
 
 SHARES = {"01": 0.01, "05": 0.05, "10": 0.10}
@@ -59,13 +59,7 @@ def read(root: Path, split: str) -> list[dict]:
 
 def rouge_recall(answers: list[str], ground_truths: list[str]) -> dict[str, float]:
     """CLEAR's ROUGE: ROUGE-1 and ROUGE-L recall with stemming on the whole generation."""
-    from rouge_score import rouge_scorer
-
-    if not answers or len(answers) != len(ground_truths):
-        raise ValueError(f"{len(answers)} answers for {len(ground_truths)} references")
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
-    scores = [scorer.score(g, a) for a, g in zip(answers, ground_truths)]
-    return {k: sum(s[k].recall for s in scores) / len(scores) for k in ("rouge1", "rougeL")}
+    return mean_rouge(answers, ground_truths, ("rouge1", "rougeL"), "recall")
 
 
 _NAMES = ("Mira Solberg", "Tomas Eklund", "Anouk Verhey", "Ravi Menon", "Lea Kovac", "Iker Zubia", "Noor Haddad",

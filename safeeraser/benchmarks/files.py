@@ -100,3 +100,19 @@ def image_cache(root: Path) -> Path:
     except OSError:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         return base / "safeeraser" / "images" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+
+
+def same_length(answers, references) -> None:
+    if not answers or len(answers) != len(references):
+        raise ValueError(f"{len(answers)} answers for {len(references)} references")
+
+
+def mean_rouge(answers: list[str], references: list[str], keys: tuple[str, ...], measure: str) -> dict[str, float]:
+    """The mean over the pairs of each ROUGE variant in `keys` (rouge-score, Porter stemming, reference
+    first), as `measure` (fmeasure, recall or precision): how the benchmarks' own code scores generations."""
+    from rouge_score import rouge_scorer
+
+    same_length(answers, references)
+    scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
+    scores = [scorer.score(g, a) for a, g in zip(answers, references)]
+    return {k: sum(getattr(s[k], measure) for s in scores) / len(scores) for k in keys}

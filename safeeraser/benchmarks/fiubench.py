@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
+from safeeraser.benchmarks.files import mean_rouge, same_length
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.eval.forget_quality import keyword_match
 from safeeraser.io import DataError
@@ -113,19 +114,12 @@ def first_sentence(text: str) -> str:
 
 
 def rouge_recall(answers: list[str], ground_truths: list[str]) -> dict[str, float]:
-    from rouge_score import rouge_scorer
-
-    if not answers or len(answers) != len(ground_truths):
-        raise ValueError(f"{len(answers)} answers for {len(ground_truths)} references")
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
     # ROUGE reads the kept sentence without its period, as its eval_rouge_recall cuts it again
-    scores = [scorer.score(g, first_sentence(a)[:-1]) for a, g in zip(answers, ground_truths)]
-    return {k: sum(s[k].recall for s in scores) / len(scores) for k in ("rouge1", "rougeL")}
+    return mean_rouge([first_sentence(a)[:-1] for a in answers], ground_truths, ("rouge1", "rougeL"), "recall")
 
 
 def keyword_accuracy(answers: list[str], keywords: list[list[str]]) -> float:
-    if not answers or len(answers) != len(keywords):
-        raise ValueError(f"{len(answers)} answers for {len(keywords)} keyword lists")
+    same_length(answers, keywords)
     return sum(keyword_match(first_sentence(a), k) for a, k in zip(answers, keywords)) / len(answers)
 
 

@@ -24,8 +24,8 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
-from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, need, read_parquet_split,
-                                         write_parquet_split)
+from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
+                                         read_parquet_split, same_length, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.io import DataError
 
@@ -107,28 +107,18 @@ def chosen_letter(answer: str, keys=OPTION_KEYS) -> str | None:
 
 
 def classification_accuracy(answers: list[str], correct: list[str]) -> float:
-    _same_length(answers, correct)
+    same_length(answers, correct)
     return 100.0 * sum(chosen_letter(a) == c for a, c in zip(answers, correct)) / len(answers)
 
 
 def cloze_accuracy(answers: list[str], ground_truths: list[str]) -> float:
-    _same_length(answers, ground_truths)
+    same_length(answers, ground_truths)
     return 100.0 * sum(g.lower() in a.lower() for a, g in zip(answers, ground_truths)) / len(answers)
 
 
 def generation_rouge(answers: list[str], ground_truths: list[str]) -> dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (rouge-score, Porter stemming), reference first."""
-    from rouge_score import rouge_scorer
-
-    _same_length(answers, ground_truths)
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    scores = [scorer.score(g, a) for a, g in zip(answers, ground_truths)]
-    return {k: sum(s[k].fmeasure for s in scores) / len(scores) for k in ("rouge1", "rouge2", "rougeL")}
-
-
-def _same_length(answers, references) -> None:
-    if not answers or len(answers) != len(references):
-        raise ValueError(f"{len(answers)} answers for {len(references)} references")
+    return mean_rouge(answers, ground_truths, ("rouge1", "rouge2", "rougeL"), "fmeasure")
 
 
 # --- a mini benchmark in the released format -----------------------------------------------------------

@@ -3,9 +3,11 @@ batches, made in the training loop's process(es) before the first optimizer step
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+
+from safeeraser.train.methods.base import Term
 
 
 @dataclass
@@ -24,6 +26,16 @@ class ScoringPass:
     family: object
     total: Callable[[torch.Tensor], torch.Tensor]
     autocast: Callable = None  # the accelerator's autocast context (mixed precision), called with no argument
+
+    def answer_nll(self, view: str, batch: dict) -> torch.Tensor:
+        """The mean answer NLL of one view's batch, as the training step computes it (the method's prompt
+        encoding and answer window, under the run's autocast)."""
+        from safeeraser.train.step import compute_loss
+
+        one_view = replace(self.method, terms=(Term("importance", view, "nll", 1.0),), phase_of_epoch=None)
+        with self.autocast():
+            loss, _ = compute_loss(self.model, {view: batch}, one_view, self.cfg, self.pad_id, self.family)
+        return loss
 
 
 @dataclass(frozen=True)

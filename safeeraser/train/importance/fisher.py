@@ -7,27 +7,19 @@ pass holds one float32 copy of the trainable weights besides their gradients, an
 mask is made."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from safeeraser.train.importance.base import Importance, ScoringPass
-from safeeraser.train.methods.base import Term
 
 EPS = 1e-15  # MMUnlearner's, added to both Fisher sums
 
 
 def squared_gradients(p: ScoringPass, view: str, sums: dict[str, torch.Tensor], weight: float) -> None:
     """Add `weight` times the squared gradient of each micro-batch's mean answer NLL on `view` to `sums`."""
-    from safeeraser.train.step import compute_loss
-
-    one_view = replace(p.method, terms=(Term("importance", view, "nll", 1.0),), phase_of_epoch=None)
     params = {n: q for n, q in p.model.named_parameters() if n in sums}
     for views in p.batches():
         p.model.zero_grad(set_to_none=True)
-        with p.autocast():
-            loss, _ = compute_loss(p.model, {view: views[view]}, one_view, p.cfg, p.pad_id, p.family)
-        loss.backward()
+        p.answer_nll(view, views[view]).backward()
         for name, q in params.items():
             if q.grad is not None:
                 sums[name].add_(q.grad.detach().float().square(), alpha=weight)

@@ -17,21 +17,9 @@ activations of one layer and per-unit sums; it copies no weight. Cost: `ig_steps
 passes (from the scored layer on) per language layer and batch."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from safeeraser.train.importance.base import Importance, ScoringPass
-from safeeraser.train.methods.base import Term
-
-
-def _forget_loss(p: ScoringPass, batch: dict) -> torch.Tensor:
-    from safeeraser.train.step import compute_loss
-
-    one_view = replace(p.method, terms=(Term("importance", "forget", "nll", 1.0),), phase_of_epoch=None)
-    with p.autocast():
-        loss, _ = compute_loss(p.model, {"forget": batch}, one_view, p.cfg, p.pad_id, p.family)
-    return loss
 
 
 def integrated_gradients(p: ScoringPass, out_proj: torch.nn.Module, steps: int) -> torch.Tensor:
@@ -56,7 +44,7 @@ def integrated_gradients(p: ScoringPass, out_proj: torch.nn.Module, steps: int) 
             grads = 0
             for k in range(1, steps + 1):
                 state["alpha"] = k / steps
-                (g,) = torch.autograd.grad(-_forget_loss(p, batch), state["s"])
+                (g,) = torch.autograd.grad(-p.answer_nll("forget", batch), state["s"])
                 grads = grads + g.double()
             ig = state["h"].double() * grads / steps  # (B, T, units)
             total += (ig * text.unsqueeze(-1)).sum((0, 1))
@@ -82,7 +70,7 @@ def gradient_zscores(p: ScoringPass, out_projs: dict[str, torch.nn.Module]) -> d
     try:
         for views in p.batches():
             p.model.zero_grad(set_to_none=True)
-            (-_forget_loss(p, views["forget"])).backward()
+            (-p.answer_nll("forget", views["forget"])).backward()
             for n, h in seen.items():
                 if h.grad is None:  # a layer the answer does not depend on (LLaVA reads the tower's second-to-last layer)
                     continue
