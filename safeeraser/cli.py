@@ -93,7 +93,6 @@ def cmd_forget(args) -> int:
 def cmd_run(args) -> int:
     from safeeraser.pipeline.experiment import load_experiment, run_experiment
     from safeeraser.pipeline.launchers import StepsFailed
-    from safeeraser.pipeline.report import markdown_table
 
     if args.dry_run:
         from safeeraser.pipeline.launchers.plan import describe
@@ -106,7 +105,7 @@ def cmd_run(args) -> int:
     except StepsFailed as exc:  # the other steps have run: what failed, with its log, and what it held up
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(markdown_table(rows))
+    print(runner.table(rows))
     print(f"steps run: {len(runner.executed)}" if runner.executed else "steps run: 0 (all were done already)")
     if args.compare:
         return compare_files(args.compare, runner.report_path, args.tol)

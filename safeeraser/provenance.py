@@ -105,3 +105,19 @@ def weights_identity(checkpoint_path: str | os.PathLike | None) -> dict | None:
             st = f.stat()
             identity[f.name] = f"{st.st_size} bytes, mtime_ns {st.st_mtime_ns}"
     return {"path": str(path.resolve()), "files": identity}
+
+
+def folder_identity(folder: str | os.PathLike) -> str | None:
+    """A data folder's every file by its path in it, size and modification time, as one digest (None: no
+    folder): a benchmark written again in place is other data, never matched with scores of the old.
+    Hidden files and folders are left out: what readers write beside the data (the parquet benchmarks'
+    image files in .safeeraser-images) is not the data."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None
+    entries = []
+    for f in sorted(p for p in root.rglob("*") if p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts)):
+        st = f.stat()
+        entries.append([str(f.relative_to(root)), st.st_size, st.st_mtime_ns])
+    return digest(entries)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safeeraser.eval.forget_quality import model_utility
 from safeeraser.io import DataError
 
 
@@ -33,6 +34,11 @@ class Benchmark:
     # The truth-ratio items of a split: [(image file, question, answer, paraphrased answer, [perturbed
     # answers])] (benchmarks/evaluate.py scores their answer losses: eval/forget_quality.py)
     likelihood_items: Callable[[Path, str], list[tuple]] | None = None
+    # The splits a grid scores after forgetting a split (what the benchmark's paper reports for it), and
+    # the benchmark's model utility from {split: scores} (None: it defines no aggregate, or a split it reads
+    # was not scored)
+    eval_splits: Callable[[str], tuple[str, ...]] | None = None
+    utility: Callable[[dict], float | None] | None = None
 
     def forgets(self, split: str) -> bool:
         """Whether a split holds forgotten data: a forget split, or one of its variants (forget10_perturbed)."""
@@ -63,3 +69,20 @@ def training_split(benchmark: str, forget_file: str, retain_file: str, items: li
         raise DataError(f"{forget_file} and {retain_file}: {len(both)} record(s) in both the forget and the retain "
                         f"split (e.g. {both[0]!r}): what is forgotten would also be kept")
     return items, pool
+
+
+UTILITY_SCORES = ("probability", "rouge", "truth_ratio")  # a set's share of TOFU's model utility
+
+
+def utility_of(scores: dict, parts: dict[str, tuple[str, ...]]) -> float | None:
+    """TOFU's model utility: the harmonic mean of the named scores (split -> score names; `rouge` is its
+    ROUGE-L recall), None when a split or score is missing (not scored by this run)."""
+    values = []
+    for split, names in parts.items():
+        for name in names:
+            value = scores.get(split, {}).get(name)
+            value = value.get("rougeL") if isinstance(value, dict) else value
+            if value is None:
+                return None
+            values.append(value)
+    return model_utility(values)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import Benchmark, training_split
+from safeeraser.benchmarks.base import UTILITY_SCORES, Benchmark, training_split, utility_of
 from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
                                          read_parquet_split, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
@@ -86,7 +86,7 @@ def make_mini(out: Path, seed: int = 0, persons: int = 10, images_per_person: in
             scene = rng.choice(_SCENES)
             rows.append({"image": {"bytes": image_bytes(rng), "path": f"{p}-{k}.png"}, "name": name,
                          "caption": f"{name} is {scene}.", "paraphrased_caption": f"Here {name} is {scene}.",
-                         "perturbed_captions": [f"{name} is {s}." for s in rng.sample(
+                         "perturbed_captions": [f"Here {name} is {s}." for s in rng.sample(
                              [s for s in _SCENES if s != scene], 2)],
                          "perturbed_names": rng.sample(others, 2), "_person": p})
     for suffix, share in SHARES.items():
@@ -122,7 +122,7 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
     """Forget items: the caption and the name of each image of forgetXX; retain pool: those of the matching
     retainYY (forget05 -> retain95). No PD examples (no SD images)."""
     cache = image_cache(root)
-    retain = f"retain{100 - int(split.removeprefix('forget'))}"
+    retain = retain_of(split)
     forget_rows, retain_rows = read(root, split), read(root, retain)
     pool = tuple(ex for r in retain_rows for ex in image_examples(r, cache))
     items = [ForgetItem(record=i, pair=j, forget=ex, pd=None, retain_pool=pool)
@@ -163,5 +163,21 @@ def likelihood_items(root: Path, split: str) -> list[tuple]:
     return []
 
 
+def retain_of(forget: str) -> str:
+    return f"retain{100 - int(forget.removeprefix('forget'))}"
+
+
+def reported_splits(forget: str) -> tuple[str, ...]:
+    """The forget persons (with their perturbed variant, for the truth ratio and forget quality), the retained
+    ones, and the real faces and world facts."""
+    return forget, f"{forget}_perturbed", retain_of(forget), "retain_perturbed", "real_faces", "real_world"
+
+
+def utility(scores: dict) -> float | None:
+    """TOFU's model utility over CLEAR's retained persons, real faces and world facts."""
+    return utility_of(scores, {s: UTILITY_SCORES for s in ("retain_perturbed", "real_faces", "real_world")})
+
+
 BENCHMARK = Benchmark("clear", SPLITS, read, make_mini, tasks={"rouge": rouge_recall}, forget_splits=FORGET_SPLITS,
-                      training_items=training_items, eval_items=eval_items, likelihood_items=likelihood_items)
+                      training_items=training_items, eval_items=eval_items, likelihood_items=likelihood_items,
+                      eval_splits=reported_splits, utility=utility)

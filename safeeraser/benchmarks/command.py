@@ -32,49 +32,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def forget_quality_against(scores: dict, args, bench, processor) -> None:
-    """Each forget split's forget quality: the KS test of its truth ratios under the oracle against the
-    checkpoint's (the checkpoint's model is no longer needed: the oracle is loaded in its stead)."""
-    from safeeraser.models.checkpoint import load_for_generation
+def check_splits(bench, root: Path, splits: list[str]) -> None:
+    """Every split known to the benchmark (Test_Set:forget_10: filtered), read and checked before any model
+    loads: one DataError naming the file, the record and the field."""
+    unknown = [s for s in splits if s.partition(":")[0] not in bench.splits]
+    if not splits or unknown:
+        raise DataError(f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}"
+                        if unknown else "no split to score")
+    if bench.eval_items is None:
+        raise DataError(f"{bench.name} has no evaluation tasks yet")
+    for split in splits:
+        bench.eval_items(Path(root), split)
 
-    oracle = load_for_generation(args.model_path, args.oracle_checkpoint, args.dtype).eval()
-    for split, block in scores.items():
-        if bench.forgets(split) and "truth_ratios" in block:
-            theirs = likelihood_split(oracle, processor, bench, Path(args.data_path), split, args.batch_size)
-            block["forget_quality"] = forget_quality(block["truth_ratios"], theirs["truth_ratios"])
+
+def score_model(bench, root: Path, splits: list[str], model_path: str, checkpoint_path: str | None = None,
+                oracle_checkpoint: str | None = None, max_new_tokens: int = 50, batch_size: int = 8,
+                dtype: str = "auto") -> dict:
+    """{split: scores} of a model (and checkpoint) on the benchmark's tasks, with the truth-ratio scores where
+    the benchmark has them, and each forget split's forget quality against `oracle_checkpoint` (on model_path)."""
+    from safeeraser.infer.engine import Generator
+    from safeeraser.models.checkpoint import load_for_generation
+    from safeeraser.models.loading import load_processor
+
+    check_splits(bench, root, splits)
+    processor = load_processor(model_path)
+    model = load_for_generation(model_path, checkpoint_path, dtype).eval()
+    generator = Generator(model, processor, batch_size=batch_size)
+    scores = {s: evaluate_split(generator, bench, Path(root), s, max_new_tokens) for s in splits}
+    if bench.likelihood_items is not None:
+        for s in splits:
+            scores[s].update(likelihood_split(model, processor, bench, Path(root), s, batch_size))
+    if oracle_checkpoint:  # the checkpoint's model is no longer needed: the oracle is loaded in its stead
+        del model, generator
+        oracle = load_for_generation(model_path, oracle_checkpoint, dtype).eval()
+        for split, block in scores.items():
+            if bench.forgets(split) and "truth_ratios" in block:
+                theirs = likelihood_split(oracle, processor, bench, Path(root), split, batch_size)
+                block["forget_quality"] = forget_quality(block["truth_ratios"], theirs["truth_ratios"])
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bench = benchmark_for(args.benchmark)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-    unknown = [s for s in splits if s.partition(":")[0] not in bench.splits]  # Test_Set:forget_10: filtered
     if args.oracle_checkpoint and not Path(args.oracle_checkpoint).exists():
         print(f"error: --oracle_checkpoint {args.oracle_checkpoint}: not found", file=sys.stderr)
         return 2
-    if not splits or unknown or bench.eval_items is None or args.max_new_tokens < 1 or args.batch_size < 1:
-        why = (f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}" if unknown
-               else f"{bench.name} has no evaluation tasks yet" if bench.eval_items is None
-               else "--splits names no split" if not splits else "--max_new_tokens and --batch_size must be >= 1")
-        print(f"error: {why}", file=sys.stderr)
+    if args.max_new_tokens < 1 or args.batch_size < 1:
+        print("error: --max_new_tokens and --batch_size must be >= 1", file=sys.stderr)
         return 2
     try:
         ensure_writable_dir(Path(args.output_file).parent, "--output_file")
-        for split in splits:  # every split read and checked before any model loads
-            bench.eval_items(Path(args.data_path), split)
-        from safeeraser.infer.engine import Generator
-        from safeeraser.models.checkpoint import load_for_generation
-        from safeeraser.models.loading import load_processor
-
-        processor = load_processor(args.model_path)
-        model = load_for_generation(args.model_path, args.checkpoint_path, args.dtype).eval()
-        generator = Generator(model, processor, batch_size=args.batch_size)
-        scores = {s: evaluate_split(generator, bench, Path(args.data_path), s, args.max_new_tokens) for s in splits}
-        if bench.likelihood_items is not None:
-            for s in splits:
-                scores[s].update(likelihood_split(model, processor, bench, Path(args.data_path), s, args.batch_size))
-            if args.oracle_checkpoint:
-                forget_quality_against(scores, args, bench, processor)
+        scores = score_model(bench, Path(args.data_path), splits, args.model_path, args.checkpoint_path,
+                             args.oracle_checkpoint, args.max_new_tokens, args.batch_size, args.dtype)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

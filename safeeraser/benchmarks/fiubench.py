@@ -17,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import Benchmark, training_split
+from safeeraser.benchmarks.base import UTILITY_SCORES, Benchmark, training_split, utility_of
 from safeeraser.benchmarks.files import mean_rouge, same_length
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.eval.forget_quality import keyword_match
@@ -153,7 +153,7 @@ def make_mini(out: Path, seed: int = 0, identities: int = 20) -> Path:
             qa.append({"question": f"What is the {key} of the person in the image?", "answer": template.format(value),
                        "paraphrased_question": [f"Tell me the {key} of this person.", f"Which {key}, for this face?"],
                        "paraphrased_answer": f"The {key} is {value}.",
-                       "perturbed_answer": [template.format(v) for v in rng.sample(others, 3)],
+                       "perturbed_answer": [f"The {key} is {v}." for v in rng.sample(others, 3)],
                        "keywords": value.split()})
         records.append({"unique_id": uid, "image_path": f"images/{uid}.png", "caption": "A face in profile.",
                         "qa_list": qa})
@@ -198,7 +198,18 @@ def likelihood_items(root: Path, split: str) -> list[tuple]:
             for r in read(root, split) for qa in r["qa_list"]]
 
 
+def reported_splits(forget: str) -> tuple[str, ...]:
+    return forget, "retain"
+
+
+def utility(scores: dict) -> float | None:
+    """Model utility as its aggregate_eval_stat.py (TOFU's) computes it, from the one set it keeps: the retain
+    identities' answer probability, ROUGE-L recall and truth ratio."""
+    return utility_of(scores, {"retain": UTILITY_SCORES})
+
+
 BENCHMARK = Benchmark("fiubench", SPLITS, read, make_mini,
                       tasks={"rouge": rouge_recall, "keywords": keyword_accuracy},
                       forget_splits=FORGET, training_items=training_items, teaching_examples=teaching_examples,
-                      eval_items=eval_items, likelihood_items=likelihood_items)
+                      eval_items=eval_items, likelihood_items=likelihood_items, eval_splits=reported_splits,
+                      utility=utility)

@@ -6,6 +6,7 @@ tasks, SLURM jobs: safeeraser.pipeline.launchers); the rows are then read from t
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from safeeraser.attacks import AttackError
 from safeeraser.attacks.spec import AttackSpec, parse_attack
+from safeeraser.benchmarks import REGISTRY as BENCHMARKS, benchmark_for
 from safeeraser.eval import stats_path_for
 from safeeraser.eval.agreement import compare
 from safeeraser.eval.bootstrap import judged_values
@@ -32,16 +34,18 @@ from safeeraser.numerics import MODES, pin
 from safeeraser.pipeline.html_report import write_html
 from safeeraser.pipeline.kinds.prepare import pending, prepare
 from safeeraser.pipeline.launchers import LAUNCHERS, make_launcher
-from safeeraser.pipeline.report import write_report
+from safeeraser.pipeline.report import markdown_table, write_report
 from safeeraser.pipeline.rows import add_degenerate, combine_seeds, intervals, pd_effect, row_from
 from safeeraser.pipeline.steps import call, plan_steps
-from safeeraser.provenance import digest, environment, environment as current, file_sha256, weights_identity
+from safeeraser.provenance import (digest, environment, environment as current, file_sha256, folder_identity,
+                                   weights_identity)
 from safeeraser.specificity.chat_grader import ChatGrader
 from safeeraser.train.config import CONFIG_DIR, TrainRequest, identity_config
 from safeeraser.train.config import ConfigError
 from safeeraser.train.methods import METHOD_NAMES
 
 VANILLA = "vanilla"
+ORACLE = "oracle"  # a benchmark grid's retain-only model: a row, and what forget quality compares with
 
 
 @dataclass
@@ -91,6 +95,24 @@ class LauncherSection:
 
 
 @dataclass
+class BenchmarkSection:
+    """A grid on another benchmark than SafeEraser's (safeeraser/benchmarks): every method forgets `split` of
+    the benchmark in `data_path`, and every run is scored by the benchmark's own tasks (benchmark-eval)
+    instead of answered and judged. Without this block the grid is SafeEraser's (`data:` and the judge)."""
+    name: str = ""  # a registered benchmark: mllmu, fiubench, clear
+    data_path: str = ""  # its folder as released
+    split: str = ""  # the split every method forgets (forget_10, forget5, forget10, ...)
+    eval_splits: list = field(default_factory=list)  # the splits scored (empty: what its paper reports for `split`)
+    make_mini: Any = None  # {seed: 0, ...sizes}: write the benchmark's mini into data_path first (when missing)
+    # The retain-only model forget quality is measured against, and a row of its own. With model.finetune it
+    # is made there (the vanilla fine-tune without the forget split's examples); else a model folder given.
+    # null: no oracle, no forget quality.
+    oracle: Optional[str] = None
+    refusals: Optional[str] = None  # the refusal targets of PO-like methods (null: the toolkit's, in the workdir)
+    max_new_tokens: int = 50  # the benchmarks' own evaluations stop at 50
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     workdir: str = "runs/${name}"
@@ -120,6 +142,7 @@ class ExperimentConfig:
     # Recovery attacks on every run's model ("KIND:VARIANT", e.g. jailbreak:role_play): each answered and
     # judged on both splits, with its own rows and PD's paired effect in the report (safeeraser/attacks/)
     attacks: list = field(default_factory=list)
+    benchmark: Optional[BenchmarkSection] = None  # another benchmark's grid (null: SafeEraser's)
 
 
 def config_chain(path: Path, seen: tuple = ()) -> list:
@@ -165,6 +188,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
     if any(not isinstance(x, int) or isinstance(x, bool) for x in cfg.seeds) or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{p}: key 'seeds': a list of distinct integers, got {list(cfg.seeds)}")
     infer_block(cfg, p)
+    check_benchmark(cfg, p)
     check_launcher(cfg, p)
     check_make_tiny(cfg, p)
     attack_specs(cfg, p)
@@ -188,6 +212,45 @@ def infer_block(cfg, where: str | Path = "experiment") -> dict:
         return check_block(OmegaConf.to_container(cfg.infer))
     except SettingError as exc:
         raise ConfigError(f"{where}: key 'infer.{exc.key}': {exc.message}") from None
+
+
+def check_benchmark(cfg, where: str | Path = "experiment") -> None:
+    """The `benchmark:` block: a registered benchmark with evaluation tasks, a split it forgets, splits it has,
+    a mini generator's own arguments; no method or attack that needs what only SafeEraser's data has."""
+    b = cfg.benchmark
+    if b is None:
+        return
+
+    def need(cond: bool, key: str, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{where}: key '{key}': {msg}")
+
+    need(b.name in BENCHMARKS and b.name != "safeeraser", "benchmark.name",
+         f"unknown benchmark '{b.name}'. Valid choices: {', '.join(n for n in BENCHMARKS if n != 'safeeraser')} "
+         "(SafeEraser's grid is the one without a benchmark block)")
+    bench = benchmark_for(b.name)
+    need(bench.eval_items is not None and bench.training_items is not None, "benchmark.name",
+         f"{b.name} has no evaluation tasks or training items yet")
+    need(b.split in bench.forget_splits, "benchmark.split",
+         f"'{b.split}' is not a split {b.name} forgets; its forget splits: {', '.join(bench.forget_splits)}")
+    need(bool(b.data_path), "benchmark.data_path", f"{b.name}'s folder as released")
+    for i, split in enumerate(b.eval_splits):
+        need(str(split).partition(":")[0] in bench.splits, f"benchmark.eval_splits[{i}]",
+             f"unknown split '{split}' of {b.name}; its splits: {', '.join(bench.splits)}")
+    need(bool(b.eval_splits) or bench.eval_splits is not None, "benchmark.eval_splits",
+         f"{b.name} names no splits of its own to score: list them")
+    need(b.max_new_tokens >= 1, "benchmark.max_new_tokens", f"at least 1, got {b.max_new_tokens}")
+    if b.make_mini is not None:
+        need(isinstance(b.make_mini, DictConfig), "benchmark.make_mini", "a block of the mini generator's arguments")
+        accepted = set(inspect.signature(bench.make_mini).parameters) - {"out"}
+        unknown = sorted(set(b.make_mini) - accepted)
+        need(not unknown, f"benchmark.make_mini.{unknown[0] if unknown else ''}",
+             f"not an argument of {b.name}'s mini generator ({', '.join(sorted(accepted))})")
+    for m in cfg.methods:
+        need(bench.has_pd or not m.endswith("pd") or m.removesuffix("pd") not in METHOD_NAMES, "methods",
+             f"'{m}' trains PD on the harmful questions asked of harmless (SD) images, which {b.name} does not "
+             f"have: use '{m.removesuffix('pd')}'")
+    need(not cfg.attacks, "attacks", f"the recovery attacks answer SafeEraser's records; none runs on {b.name} yet")
 
 
 def check_launcher(cfg, where: str | Path = "experiment") -> None:
@@ -274,8 +337,11 @@ def judge_options(cfg, where: str | Path = "experiment", check_key: bool = True,
 
 def check_judged_data(cfg, where: str | Path = "experiment") -> None:
     """Each judge takes the experiment's data (the truth judge only the mini's), checked on the data files
-    that exist now (make_mini writes the mini later): before any training, not at the first judging step."""
+    that exist now (make_mini writes the mini later): before any training, not at the first judging step.
+    Another benchmark's grid judges nothing."""
 
+    if cfg.benchmark is not None:
+        return
     judges = [("judge", judge_options(cfg, where, check_key=False)[0])]
     judges += [(f"agreement[{i}]", b["name"]) for i, b in enumerate(agreement_blocks(cfg))]
     files = [Path(f) for f in (cfg.data.train, cfg.data.val) if f and Path(f).is_file()]
@@ -323,6 +389,7 @@ class RunPlan:
     tag: str  # names every output of the run
     ckpt: Optional[Path] = None  # the unlearned model's folder (None: the vanilla model itself)
     train: Any = None  # the forget step's TrainRequest (save_dir aside)
+    model: Optional[str] = None  # the model it answers with, when not the vanilla one (the oracle)
 
 
 class Runner:
@@ -344,6 +411,13 @@ class Runner:
         self.values: dict[tuple, dict[str, dict]] = {}
         self.reused_notes: list[str] = []  # finished steps reused although other code or packages made them
         self.validate_paths = True  # a plan printed before the data exists names steps without checking it
+        # Another benchmark than SafeEraser (its runs scored by its own tasks), or None: answered and judged
+        self.bench = None if cfg.get("benchmark") is None else benchmark_for(cfg.benchmark.name)
+
+    @property
+    def judging(self) -> bool:
+        """Whether the grid is SafeEraser's: runs answer its records and a judge labels the answers."""
+        return self.bench is None
 
     def note_reuse(self, what: str, environment: dict | None) -> None:
         """A finished step is reused by its hash name; if other code or other package versions made it,
@@ -369,15 +443,35 @@ class Runner:
             self.reused_notes.append(note)
 
     # --- shared inputs --------------------------------------------------------------------------
-    def finetune_request(self):
-        """The vanilla fine-tune's TrainRequest (None: the vanilla model is given, not made)."""
+    def finetune_request(self, oracle: bool = False):
+        """The vanilla fine-tune's TrainRequest (None: the vanilla model is given, not made); with `oracle`, the
+        benchmark grid's retain-only model's (the same fine-tune without the forget split's examples)."""
 
         d, m = self.cfg.data, self.cfg.model
-        if m.finetune is None:
+        if m.finetune is None or (oracle and self.oracle_path() is None):
             return None
+        data = {"data_path": [str(d.train), str(d.val)]} if self.judging else self.benchmark_data()
         return TrainRequest(m.finetune.config, tuple(m.finetune.get("overrides", [])),
-                            {"save_dir": str(m.vanilla), "data_path": [str(d.train), str(d.val)], "overwrite": True,
-                             **self.numerics_settings()})
+                            {"save_dir": str(self.oracle_path() if oracle else m.vanilla), **data, "overwrite": True,
+                             **({"teach": "retain"} if oracle else {}), **self.numerics_settings()})
+
+    def benchmark_data(self) -> dict:
+        """A training config's data settings on the grid's benchmark: its folder and the split to forget."""
+        b = self.cfg.benchmark
+        return {"benchmark": b.name, "data_path": str(b.data_path), "split": b.split}
+
+    def oracle_path(self) -> Path | None:
+        b = self.cfg.get("benchmark")
+        return None if b is None or b.oracle is None else Path(b.oracle)
+
+    def refusals_path(self) -> Path:
+        """A benchmark grid's refusal targets: the file given, or the toolkit's written into the workdir."""
+        b = self.cfg.benchmark
+        return Path(b.refusals) if b.refusals else self.work / "refusals.json"
+
+    def eval_splits(self) -> list[str]:
+        b = self.cfg.benchmark
+        return [str(s) for s in b.eval_splits] if b.eval_splits else list(self.bench.eval_splits(b.split))
 
     def numerics_settings(self) -> dict:
         """The experiment's numerics for a training config: none when native (run names stay as they were)."""
@@ -403,13 +497,18 @@ class Runner:
     def plan_run(self, method: str, seed: int | None = None) -> RunPlan:
         if method == VANILLA:
             return RunPlan(VANILLA, None, f"{VANILLA}-{_digest(self.vanilla_identity())}")
+        if method == ORACLE:
+            oracle = self.oracle_path()
+            return RunPlan(ORACLE, None, f"{ORACLE}-{_digest(weights_identity(oracle) if oracle.is_dir() else str(oracle))}",
+                           model=str(oracle))
 
         d = self.cfg.data
+        data = ({"data_path": str(d.train), "idk_path": str(d.prompt)} if self.judging
+                else {**self.benchmark_data(), "idk_path": str(self.refusals_path())})
         request = TrainRequest(self.cfg.forget_config,
                                (*self.cfg.forget_overrides, *self.cfg.method_overrides.get(method, [])),
                                {**self.numerics_settings(), "forget_loss": method, "model_path": str(self.cfg.model.vanilla),
-                                "data_path": str(d.train), "idk_path": str(d.prompt),
-                                **({"seed": seed} if seed is not None else {})})
+                                **data, **({"seed": seed} if seed is not None else {})})
         probe = request.load(validate_paths=self.validate_paths, save_dir=".")
         resolved = identity_config(OmegaConf.to_container(probe))
         resolved.pop("save_dir")
@@ -419,11 +518,24 @@ class Runner:
     def seeds_of(self, method: str) -> list:
         """The seeds a method's row is made of: [None] for one run at the training config's seed (the vanilla
         model is not unlearned: one run whatever the seeds)."""
-        seeds = list(self.cfg.seeds) if method != VANILLA else []
+        seeds = list(self.cfg.seeds) if method not in (VANILLA, ORACLE) else []
         return seeds if seeds else [None]
 
+    def row_methods(self) -> list[str]:
+        """The table's rows: the vanilla model, the oracle where a benchmark grid has one, each method."""
+        return [VANILLA, *([ORACLE] if self.oracle_path() is not None else []), *self.cfg.methods]
+
     def runs(self) -> list[RunPlan]:
-        return [self.plan_run(m, s) for m in [VANILLA, *self.cfg.methods] for s in self.seeds_of(m)]
+        return [self.plan_run(m, s) for m in self.row_methods() for s in self.seeds_of(m)]
+
+    def scores_path(self, run: RunPlan) -> Path:
+        """A benchmark grid's run scored on its splits: named from the splits, the generation length, the
+        benchmark's folder and files, and the vanilla model (the run's tag names its training)."""
+        b = self.cfg.benchmark
+        named = {"splits": self.eval_splits(), "max_new_tokens": b.max_new_tokens, "data": str(b.data_path),
+                 "files": folder_identity(b.data_path), "model": self.vanilla_identity(),
+                 "batch": self.cfg.infer.get("batch_size")}
+        return self.work / "scores" / f"{run.tag}_{_digest(named)}.json"
 
     def infer_path(self, tag: str, split: str, attack: str | None = None) -> Path:
         """The run's answers to a split, or (`attack`, a label of the experiment's attacks) its answers to the
@@ -514,7 +626,19 @@ class Runner:
         row["ci"], row["ci_notes"] = intervals(list(self.values[attack, method].values()), self.cfg.bootstrap)
         return row
 
+    def table(self, rows: list[dict]) -> str:
+        """The rows as the terminal shows them."""
+        if not self.judging:
+            from safeeraser.pipeline.benchmark_rows import markdown  # deferred: it imports this module
+
+            return markdown(rows)
+        return markdown_table(rows)
+
     def rows(self, attack: str | None = None) -> list[dict]:
+        if not self.judging:
+            from safeeraser.pipeline.benchmark_rows import benchmark_rows  # deferred: it imports this module
+
+            return benchmark_rows(self)
         return [self.method_row(m, attack) for m in [VANILLA, *self.cfg.methods]]
 
     def attack_tables(self) -> dict[str, dict]:
@@ -573,18 +697,27 @@ def run_experiment(path: str | Path, overrides: list[str] = (), log=print,
     where = config.pop("launcher")  # where the steps ran changes no result: not part of the config's hash
     if not config.get("attacks"):  # a key added later, at its neutral value: reports made before keep their hash
         config.pop("attacks", None)
-    name, _, _ = runner.judge()
-
-    judge = {"name": name, "prompt_version": getattr(judge_class(name), "prompt_version", None)}
+    if not config.get("benchmark"):  # the same: SafeEraser's grid, named as before the key was added
+        config.pop("benchmark", None)
     # A run over seeds is another table, and so is a run with attacks: neither replaces the plain report.
     stem = "report" if len(cfg.seeds) < 2 else "report-seeds-" + "-".join(str(s) for s in cfg.seeds)
     stem += "-attacks" if runner.attacks else ""
+    head = {"config": config, "config_sha256": digest(config)}
+    meta = {"provenance": environment(), "launcher": where["name"], "seconds": time.perf_counter() - t0,
+            "executed": runner.executed, "reused_from_other_code": runner.reused_notes}
+    if not runner.judging:
+        from safeeraser.pipeline.benchmark_rows import write_benchmark_report  # deferred: it imports this module
+
+        files = write_benchmark_report(rows, runner.work, f"{runner.bench.name}: {cfg.name}", stem,
+                                       {**head, "benchmark": runner.bench.name, "splits": runner.eval_splits(), **meta})
+        log(f"report: {', '.join(str(f) for f in files)}")
+        runner.report_path = files[0]
+        return rows, runner
+    name, _, _ = runner.judge()
+    judge = {"name": name, "prompt_version": getattr(judge_class(name), "prompt_version", None)}
     files = write_report(rows, runner.work, title=f"SafeEraser: {cfg.name}", stem=stem, pd=runner.pd_effects(),
                          attacks=runner.attack_tables(), curves=runner.attack_curves(),
-                         meta={"config": config, "config_sha256": digest(config), "judge": judge,
-                               "provenance": environment(), "launcher": where["name"],
-                               "seconds": time.perf_counter() - t0, "executed": runner.executed,
-                               "reused_from_other_code": runner.reused_notes})
+                         meta={**head, "judge": judge, **meta})
     files.append(write_html(runner, runner.work / f"{stem}.json"))  # the tables and every answer, one page
     log(f"report: {', '.join(str(f) for f in files)}")
     runner.report_path = runner.work / f"{stem}.json"  # what `run --compare` reads

@@ -122,6 +122,9 @@ class DataSection:
     # ours: the benchmark data_path holds (safeeraser/benchmarks). Another than safeeraser: data_path is its
     # folder as released and split the split to forget (forget_10, forget5, ...); its retain split follows
     benchmark: str = "safeeraser"
+    # What the vanilla fine-tune (forget_loss=sft) teaches: all (everything the benchmark teaches) or retain
+    # (that without the forget split's examples: the retain-only "oracle" model forget quality compares with)
+    teach: str = "all"
 
 
 @dataclass
@@ -462,6 +465,7 @@ def load_records_first(cfg) -> list | BenchmarkItems:
     return [rec for path in data_paths(cfg) for rec in load_benchmark(path)]
 
 
+TEACH = ("all", "retain")  # data.teach
 RESTRICTIONS = {"mask": "a mask on their updates", "prune": "zeroed neurons",
                 "units": "only chosen MLP units train"}  # Method.restriction, in words
 
@@ -570,6 +574,10 @@ def validate(cfg, validate_paths: bool = True) -> None:
         need(cfg.model.tune_language_model or cfg.model.tune_mm_projector or cfg.model.tune_vision_tower, "LoRA.r",
              "is 0 (full fine-tuning) but no part is tuned: set tune_language_model, tune_mm_projector "
              "or tune_vision_tower")
+    need(cfg.data.teach in TEACH, "teach", f"unknown '{cfg.data.teach}'. Valid choices: {', '.join(TEACH)}")
+    need(cfg.data.teach == "all" or method.data_views() == ["target"], "teach",
+         f"'{cfg.data.teach}' chooses what the vanilla fine-tune (forget_loss=sft) learns; "
+         f"'{cfg.method.forget_loss}' unlearns")
     if cfg.data.benchmark != "safeeraser":
         _validate_benchmark(cfg, method, need, validate_paths)
     elif validate_paths:
@@ -664,7 +672,8 @@ LATER_KEY_DEFAULTS = {"kl_reference": "adapter", "eval_steps": 0, "eval_samples"
                       "text_casing": "keep", "retain_pairing": "record", "pd_pairing": "own", "po_pooling": "sum",
                       "kl_positions": "answer", "token_mean": "per_example", "warmup_rounding": "ceil",
                       "data_order": "shuffle", "lr_schedule_per_process": False, "save_best": "",
-                      "save_best_mode": "min", "final_adapter": "last", "benchmark": "safeeraser"}
+                      "save_best_mode": "min", "final_adapter": "last", "benchmark": "safeeraser",
+                      "teach": "all"}
 
 
 def identity_config(config: dict) -> dict:

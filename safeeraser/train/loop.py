@@ -62,7 +62,11 @@ def build_dataset(cfg, method, processor, family, records: list | None = None):
     views = method.data_views()
     other = records if isinstance(records, BenchmarkItems) else None  # another benchmark's training items
     if views == ["target"]:  # the vanilla fine-tune: everything the benchmark teaches
-        return TargetDataset(teaching(other) if other else vanilla_examples(records), encoder, check())
+        examples = teaching(other) if other else vanilla_examples(records)
+        if cfg.data.teach == "retain":  # the oracle: never shown what the forget split holds
+            forgotten = {it.forget for it in (other.items if other else forget_items(records))}
+            examples = [ex for ex in examples if ex not in forgotten]
+        return TargetDataset(examples, encoder, check())
     refusals = load_refusals(cfg.data.idk_path) if "idk" in views else []
     items, pool = (other.items, other.pool) if other else (forget_items(records), all_retain(records))
     pairing = Pairing(cfg.data.retain_pairing, cfg.data.pd_pairing, cfg.data.text_casing)

@@ -93,8 +93,10 @@ def test_run_compare_checks_the_report_it_wrote(tmp_path, monkeypatch, capsys):
     class Ran:
         executed, report_path = ["forget:ga"], written
 
+        def table(self, rows):
+            return "(the table)"
+
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: (fresh["rows"], Ran()))
-    monkeypatch.setattr("safeeraser.pipeline.report.markdown_table", lambda rows: "(the table)")
     assert main(["run", "--config", "mini.yaml", "--compare", str(ref)]) == 1
     out = capsys.readouterr().out
     assert f"compared with {ref}" in out and "rows gapd eff_asr: 0.0 -> 3.0 (+3)" in out

@@ -12,6 +12,7 @@ REGISTRY = {
     "prepare": "prepare",
     "forget": "forget",
     "infer": "infer",
+    "score": "score",
     "merge": "merge",
     "attack": "attack",
     "eval": "eval",

@@ -78,6 +78,8 @@ class Infer(StepKind):
     gpu_role = "infer"  # a shard has these GPUs too
 
     def plan(self, runner, graph):
+        if not runner.judging:  # another benchmark's runs are scored by its own tasks (kinds/score.py)
+            return
         run, shards = graph.run, runner.cfg.launcher.infer_shards
         for split in SPLITS:
             out = runner.infer_path(run.tag, split)
