@@ -20,8 +20,11 @@ REFERENCE = REPO / "results" / "reference"
 
 
 def render(report: dict) -> str:
+    from safeeraser.pipeline.benchmark_rows import markdown
     from safeeraser.pipeline.report import agreement_text, attack_summary, markdown_table, pd_table
 
+    if report.get("benchmark"):  # another benchmark's grid: one table per split
+        return markdown(report["rows"])
     if report.get("attacks"):  # a report with attacks: the ASR before and after each, and the sweeps' curves
         # headings below the page's section (docs/attacks.md: ## The mini under attack)
         return attack_summary(report["rows"], report["attacks"], report.get("attack_curves") or {}, level=3).strip()

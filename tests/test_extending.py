@@ -1,5 +1,5 @@
 """docs/extending.md's recipes, followed with toy additions: a method, an importance function, a membership
-attack, a judge and a family are each one module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
+attack, a judge, a benchmark and a family are each one module and one registry line (the metric, step kind, attack and bench-model recipes are followed by
 tests/eval/test_judged_metrics.py, tests/pipeline/test_step_kinds.py, tests/attacks/test_attacks.py and
 tests/bench/test_gpu_check.py). A recipe that stops working fails here."""
 from __future__ import annotations
@@ -158,6 +158,84 @@ def test_a_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch, tin
         assert adapted == {"v_proj"}
     finally:
         families.family_for.cache_clear()
+
+
+TOY_BENCHMARK = '''"""Colours: name the colour of a square; forget the red ones."""
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from safeeraser.benchmarks.base import Benchmark, training_split
+from safeeraser.data.views import Example, ForgetItem
+from safeeraser.io import DataError
+
+COLOURS = {"forget": ("red",), "retain": ("blue", "green", "white")}
+
+
+def read(root, split):
+    path = Path(root) / f"{split}.json"
+    records = json.loads(path.read_text())
+    for i, r in enumerate(records):
+        if not isinstance(r.get("answer"), str):
+            raise DataError(f"{path}: record {i}: field 'answer': a string")
+    return records
+
+
+def make_mini(out, seed=0):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, colours in COLOURS.items():
+        for c in colours:
+            Image.new("RGB", (16, 16), c).save(out / f"{c}.png")
+        (out / f"{split}.json").write_text(json.dumps([{"image": f"{c}.png", "question": "Which colour is this?",
+                                                        "answer": c} for c in colours]))
+    return out
+
+
+def examples(root, split):
+    return [Example(Path(root) / r["image"], r["question"], r["answer"]) for r in read(root, split)]
+
+
+def training_items(root, split):
+    pool = tuple(examples(root, "retain"))
+    items = [ForgetItem(record=i, pair=0, forget=ex, pd=None, retain_pool=pool)
+             for i, ex in enumerate(examples(root, split))]
+    return training_split("colours", split, "retain", items, pool, {"red"}, {"blue", "green", "white"})
+
+
+def exact(answers, references):
+    return sum(a.strip() == r for a, r in zip(answers, references)) / len(answers)
+
+
+BENCHMARK = Benchmark("colours", ("forget", "retain"), read, make_mini, tasks={"exact": exact},
+                      forget_splits=("forget",), training_items=training_items,
+                      eval_items=lambda root, split: {"exact": [(e.image, e.question, e.answer)
+                                                               for e in examples(root, split)]},
+                      eval_splits=lambda split: (split, "retain"))
+'''
+
+
+def test_a_benchmark_is_one_module_and_one_registry_line(tmp_path, monkeypatch, vanilla_dir):
+    import yaml
+
+    from safeeraser import benchmarks
+    from safeeraser.pipeline.experiment import run_experiment
+
+    path = _module(tmp_path, monkeypatch, "toybenchmarks", "colours", TOY_BENCHMARK)
+    monkeypatch.setitem(benchmarks.REGISTRY, "colours", path)  # the registry line
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "colours", "workdir": str(tmp_path / "work"), "model": {"vanilla": str(vanilla_dir)},
+        "benchmark": {"name": "colours", "data_path": str(tmp_path / "colours"), "split": "forget",
+                      "make_mini": {"seed": 0}, "max_new_tokens": 4},
+        "forget_overrides": ["max_train_steps=1", "batch_size=1", "gradient_accumulation_steps=1"],
+        "methods": ["ga"], "specificity": None}))
+    rows, runner = run_experiment(config, log=lambda *_: None)
+    assert [r["method"] for r in rows] == ["vanilla", "ga"]
+    assert all(set(r["cells"]) == {"forget/exact", "retain/exact"} for r in rows)
+    assert all(0 <= v <= 1 for r in rows for v in r["cells"].values())
+    assert "forget:ga" in runner.executed and (tmp_path / "colours" / "red.png").is_file()
 
 
 def test_the_extending_guide_names_a_test_for_every_recipe():

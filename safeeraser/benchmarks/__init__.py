@@ -15,6 +15,7 @@ REGISTRY = {
     "mllmu": "mllmu",
     "fiubench": "fiubench",
     "clear": "clear",
+    "umu": "umu",
 }
 
 

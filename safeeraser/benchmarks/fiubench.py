@@ -152,8 +152,11 @@ def make_mini(out: Path, seed: int = 0, identities: int = 20) -> Path:
             others = [v for v in _FACTS[key] if v != value]
             qa.append({"question": f"What is the {key} of the person in the image?", "answer": template.format(value),
                        "paraphrased_question": [f"Tell me the {key} of this person.", f"Which {key}, for this face?"],
-                       "paraphrased_answer": f"The {key} is {value}.",
-                       "perturbed_answer": [f"The {key} is {v}." for v in rng.sample(others, 3)],
+                       # TOFU's perturbed answers are the paraphrase with a false fact; the paraphrase here
+                       # keeps the answer's words behind a lead-in, which a model this small still reads
+                       # as the fact it learnt (a rewording would measure its grammar, not its memory)
+                       "paraphrased_answer": "Indeed, " + template.format(value),
+                       "perturbed_answer": ["Indeed, " + template.format(v) for v in rng.sample(others, 3)],
                        "keywords": value.split()})
         records.append({"unique_id": uid, "image_path": f"images/{uid}.png", "caption": "A face in profile.",
                         "qa_list": qa})

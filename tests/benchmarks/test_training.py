@@ -12,7 +12,7 @@ from safeeraser.train.config import ConfigError, load_config, validate
 from safeeraser.train.loop import run_training
 
 CASES = {"mllmu": ("forget_10", 2 * 3, 18 * 3), "fiubench": ("forget5", 2 * 3, 16 * 3),
-         "clear": ("forget10", 2 * 2, 18 * 2)}  # split, forget items, retain pool (the minis' sizes)
+         "clear": ("forget10", 2 * 2, 18 * 2), "umu": ("forget_10", 2 * 4, 18 * 4)}  # split, forget items, retain pool (the minis' sizes)
 
 
 @pytest.fixture(scope="module")
