@@ -84,6 +84,16 @@ def image_file(data: bytes, cache: Path) -> Path:
     return path
 
 
+def blank_image(cache: Path) -> Path:
+    """The grey picture a text-only question is shown with: every family's prompt here holds an image, and
+    this one shows nothing of the person the text names."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
+    return image_file(buf.getvalue(), cache)
+
+
 def image_cache(root: Path) -> Path:
     """Where a parquet benchmark's images are written as files: beside its folder when that can be written,
     else in the user's cache ($XDG_CACHE_HOME or ~/.cache)."""

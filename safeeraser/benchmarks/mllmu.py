@@ -24,7 +24,8 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
-from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
+from safeeraser.benchmarks.files import (blank_image, check_image, image_bytes, image_cache, image_file, mean_rouge,
+                                         need,
                                          read_parquet_split, same_length, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.io import DataError
@@ -191,10 +192,12 @@ def retain_of(forget: str) -> str:
 
 
 def profile_examples(record: dict, cache: Path) -> list[Example]:
-    """A profile's training examples on its image: its question and answer, then its generation QAs."""
+    """A profile's training examples: its question and answer and its image-and-text generation QAs on its
+    image, its text-only generation QAs on the blank image (as they are asked: eval_items)."""
     image = image_file(record["image"]["bytes"], cache)
+    shown = {"Image_Textual": image, "Pure_Text": blank_image(cache)}
     return [Example(image, record["question"], record["answer"])] + [
-        Example(image, g["Question"], g["Ground_Truth"]) for g in record["Generation_Task"]]
+        Example(shown[g["Type"]], g["Question"], g["Ground_Truth"]) for g in record["Generation_Task"]]
 
 
 def training_items(root: Path, split: str) -> tuple[list, tuple]:
@@ -231,26 +234,30 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
 
 
 def _eval_items(root: Path, split: str, ids: set | None) -> dict[str, list[tuple]]:
-    """Each task's (image file, prompt, reference) for a split: classification (every multiple-choice
-    question, the image-and-text and the text-only ones, reference the correct letter), cloze (reference
-    the blank's words) and generation (reference the ground truth). Test_Set records are shown their test
-    image. Departures from eval.py: no few-shot examples, every question shown with the profile's image
-    (every family's prompt holds one), our instructions."""
+    """Each task's (image file, prompt, reference) for a split, per question type as eval.py reports them
+    (`classification.image_textual`, `classification.pure_text`, and so for cloze and generation):
+    classification (reference the correct letter), cloze (the blank's words) and generation (the ground
+    truth). Test_Set records are shown their test image; text-only questions the blank image (every
+    family's prompt here holds one; eval.py asks them without). Departures from eval.py: no few-shot
+    examples, our instructions."""
     cache = image_cache(root)
-    out: dict[str, list[tuple]] = {"classification": [], "cloze": [], "generation": []}
+    blank = blank_image(cache)
+    out: dict[str, list[tuple]] = {task: [] for task in TASKS}
     for r in read(root, split):
         if ids is not None and r["ID"] not in ids:
             continue
         # eval.py picks one of a test record's images at random: the first here, the same every run
         image = image_file((r["images"][0] if split == "Test_Set" else r["image"])["bytes"], cache)
-        for group in ("Image_Textual_Questions", "Pure_Text_Questions"):
-            for q in r["Classification_Task"][group]:
-                out["classification"].append((image, classification_prompt(q["Question"], q["Options"]),
-                                              q["Correct_Answer"]))
+        shown = {"Image_Textual": image, "Pure_Text": blank}
+        for kind in TYPES:
+            for q in r["Classification_Task"][f"{kind}_Questions"]:
+                out[f"classification.{kind.lower()}"].append(
+                    (shown[kind], classification_prompt(q["Question"], q["Options"]), q["Correct_Answer"]))
         for m in r["Mask_Task"]:
-            out["cloze"].append((image, f"{m['Question'].replace('__', '[Blank]')}\n{FILL}", m["Ground_Truth"]))
+            out[f"cloze.{m['Type'].lower()}"].append(
+                (shown[m["Type"]], f"{m['Question'].replace('__', '[Blank]')}\n{FILL}", m["Ground_Truth"]))
         for g in r["Generation_Task"]:
-            out["generation"].append((image, g["Question"], g["Ground_Truth"]))
+            out[f"generation.{g['Type'].lower()}"].append((shown[g["Type"]], g["Question"], g["Ground_Truth"]))
     return out
 
 
@@ -260,8 +267,9 @@ def reported_splits(forget: str) -> tuple[str, ...]:
     return forget, f"Test_Set:{forget}", retain_of(forget), "Retain_Set"
 
 
-BENCHMARK = Benchmark("mllmu", SPLITS, read, make_mini,
-                      tasks={"classification": classification_accuracy, "cloze": cloze_accuracy,
-                             "generation": generation_rouge},
+SCORES = {"classification": classification_accuracy, "cloze": cloze_accuracy, "generation": generation_rouge}
+TASKS = {f"{task}.{kind.lower()}": score for task, score in SCORES.items() for kind in TYPES}
+
+BENCHMARK = Benchmark("mllmu", SPLITS, read, make_mini, tasks=TASKS,
                       forget_splits=FORGET_SPLITS, training_items=training_items, eval_items=eval_items,
                       eval_splits=reported_splits)

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import ast
 import difflib
-import io
 import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
-from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
+from safeeraser.benchmarks.files import (blank_image, check_image, image_bytes, image_cache, image_file, mean_rouge, need,
                                          read_parquet_split, same_length, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.io import DataError
@@ -233,15 +232,6 @@ def make_mini(out: Path, seed: int = 0, profiles: int = 20, real: int = 4) -> Pa
 
 
 # --- training and evaluation ---------------------------------------------------------------------------
-
-def blank_image(cache: Path) -> Path:
-    """The grey picture a text-only question is shown with (every family's prompt here holds an image)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
-    return image_file(buf.getvalue(), cache)
-
 
 def person_examples(record: dict, cache: Path) -> list[Example]:
     """A person's training examples: MM_QA with their image, UM_QA in text (with the blank image)."""

@@ -33,17 +33,24 @@ def test_the_eval_items_and_their_scores(mini):
     bench = benchmark_for("mllmu")
     items = bench.eval_items(mini, "forget_10")
     records = bench.read(mini, "forget_10")
-    assert len(items["classification"]) == sum(len(r["Classification_Task"][g]) for r in records
-                                               for g in ("Image_Textual_Questions", "Pure_Text_Questions"))
-    image, prompt, letter = items["classification"][0]
+    for kind in ("Image_Textual", "Pure_Text"):  # each question type its own task, as eval.py reports them
+        assert len(items[f"classification.{kind.lower()}"]) == sum(
+            len(r["Classification_Task"][f"{kind}_Questions"]) for r in records)
+        assert len(items[f"generation.{kind.lower()}"]) == sum(
+            t["Type"] == kind for r in records for t in r["Generation_Task"])
+    image, prompt, letter = items["classification.image_textual"][0]
     assert image.is_file() and letter in "ABCD" and all(f"{k}: " in prompt for k in "ABCD")
-    assert all("[Blank]" in p and "__" not in p for _, p, _ in items["cloze"])
+    # a text-only question is shown the blank image, an image question the profile's
+    assert items["classification.pure_text"][0][0] != image
+    assert {im for im, _, _ in items["classification.pure_text"]} == {items["cloze.pure_text"][0][0]}
+    assert all("[Blank]" in p and "__" not in p for _, p, _ in items["cloze.image_textual"] + items["cloze.pure_text"])
     perfect = evaluate_split(Scripted([[ref for _, _, ref in task] for task in items.values()]), bench, mini,
                              "forget_10")
-    assert perfect == {"classification": 100.0, "cloze": 100.0,
-                       "generation": pytest.approx({"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})}
+    for kind in ("image_textual", "pure_text"):
+        assert perfect[f"classification.{kind}"] == 100.0 and perfect[f"cloze.{kind}"] == 100.0
+        assert perfect[f"generation.{kind}"] == pytest.approx({"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})
     wrong = evaluate_split(Scripted([["Z"] * len(task) for task in items.values()]), bench, mini, "forget_10")
-    assert wrong["classification"] == 0.0 and wrong["cloze"] == 0.0
+    assert all(wrong[f"{t}.{k}"] == 0.0 for t in ("classification", "cloze") for k in ("image_textual", "pure_text"))
 
 
 def test_benchmark_eval_writes_every_splits_scores(mini, tiny_dir, tmp_path, capsys):
@@ -56,8 +63,8 @@ def test_benchmark_eval_writes_every_splits_scores(mini, tiny_dir, tmp_path, cap
     scores = json.loads(out.read_text())["scores"]
     assert set(scores) == {"forget_5", "Test_Set"}
     for split in scores.values():
-        assert 0 <= split["classification"] <= 100 and 0 <= split["cloze"] <= 100
-        assert set(split["generation"]) == {"rouge1", "rouge2", "rougeL"}
+        assert 0 <= split["classification.image_textual"] <= 100 and 0 <= split["cloze.pure_text"] <= 100
+        assert set(split["generation.pure_text"]) == {"rouge1", "rouge2", "rougeL"}
     assert main(["benchmark-eval", "--benchmark", "mllmu", "--data_path", str(mini), "--splits", "forget_7",
                  "--model_path", str(tiny_dir), "--output_file", str(out)]) == 2
     assert "unknown split 'forget_7'" in capsys.readouterr().err
@@ -68,9 +75,9 @@ def test_the_test_set_of_the_forget_profiles(mini):
 
     bench = benchmark_for("mllmu")
     whole, forget = bench.eval_items(mini, "Test_Set"), bench.eval_items(mini, "Test_Set:forget_10")
-    per_profile = len(whole["generation"]) // len(bench.read(mini, "Test_Set"))
-    assert len(forget["generation"]) == 2 * per_profile  # forget_10's two profiles only
-    assert set(forget["generation"]) <= set(whole["generation"])
+    per_profile = len(whole["generation.image_textual"]) // len(bench.read(mini, "Test_Set"))
+    assert len(forget["generation.image_textual"]) == 2 * per_profile  # forget_10's two profiles only
+    assert set(forget["generation.image_textual"]) <= set(whole["generation.image_textual"])
     with pytest.raises(DataError, match="only Test_Set is filtered"):
         bench.eval_items(mini, "Test_Set:retain_90")
 
