@@ -210,10 +210,11 @@ def _profile(rng: random.Random, pid: int) -> dict:
         "Cloze": _literal({"unimodal": {"0": {"question": f"{name} lives in __.", "answer": f"{city}."}},
                            "muitimodal": {"0": {"question": "The person in the image lives in __.",
                                                 "answer": f"{city}."}}}),
-        "Generation": _literal({"unimodal": {"0": {"question": f"Tell me about {name}'s work.",
-                                                   "answer": f"{name} works as a {job}."}},
-                                "muitimodal": {"0": {"question": "Tell me about the work of the person in the image.",
-                                                     "answer": f"This person works as a {job}."}}}),
+        # the generation items ask the QA pairs' first question again: a toy that cannot paraphrase still
+        # shows what it learnt (the released ones are other wordings of the same facts)
+        "Generation": _literal({"unimodal": {"0": {"question": f"What does {name} do?", "answer": f"{name} is a {job}."}},
+                                "muitimodal": {"0": {"question": "What does the person in the image do?",
+                                                     "answer": f"This person is a {job}."}}}),
     }
 
 
