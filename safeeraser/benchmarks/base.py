@@ -28,8 +28,9 @@ class Benchmark:
     teaching_examples: Callable[[Path], list] | None = None
     # Whether its items have PD examples (the harmful question on a harmless image: SafeEraser's SD images)
     has_pd: bool = False
-    # What a model is asked to score a split: {task: [(image file, prompt, reference)]} (benchmarks/evaluate.py
-    # generates the answers and scores each task with `tasks[task]`)
+    # What a model is asked to score a split: {task: [(image file, prompt, reference[, unit])]}
+    # (benchmarks/evaluate.py generates the answers and scores each task with `tasks[task]`; the unit, the
+    # record an item asks about, is what intervals resample: by default its image)
     eval_items: Callable[[Path, str], dict[str, list[tuple]]] | None = None
     # The truth-ratio items of a split: [(image file, question, answer, paraphrased answer, [perturbed
     # answers])] (benchmarks/evaluate.py scores their answer losses: eval/forget_quality.py)

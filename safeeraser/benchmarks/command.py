@@ -58,7 +58,11 @@ def score_model(bench, root: Path, splits: list[str], model_path: str, checkpoin
     processor = load_processor(model_path)
     model = load_for_generation(model_path, checkpoint_path, dtype).eval()
     generator = Generator(model, processor, batch_size=batch_size)
-    scores = {s: evaluate_split(generator, bench, Path(root), s, max_new_tokens) for s in splits}
+    scores = {}
+    for s in splits:  # each split's answers kept beside its scores: what its intervals resample
+        answers: dict = {}
+        scores[s] = evaluate_split(generator, bench, Path(root), s, max_new_tokens, answers)
+        scores[s]["answers"] = answers
     if bench.likelihood_items is not None:
         for s in splits:
             scores[s].update(likelihood_split(model, processor, bench, Path(root), s, batch_size))

@@ -12,8 +12,16 @@ from safeeraser.eval.forget_quality import answer_probability, truth_ratio_score
 from safeeraser.eval.likelihood import answer_nll
 
 
-def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_tokens: int = 50) -> dict:
-    """{task: score} for one split; `generator` is infer.engine.Generator over the model to evaluate."""
+def unit_of(item: tuple) -> str:
+    """The unit an eval item is resampled with (intervals): its 4th element where the benchmark gives one (the
+    record it asks about), else its image (a record's questions share its image)."""
+    return str(item[3] if len(item) > 3 else item[0])
+
+
+def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_tokens: int = 50,
+                   answers: dict | None = None) -> dict:
+    """{task: score} for one split; `generator` is infer.engine.Generator over the model to evaluate. With
+    `answers` (a dict), each task's answers are kept there too, in the items' order."""
     from safeeraser.infer.engine import GenRequest, GenSettings
 
     if bench.eval_items is None:
@@ -23,9 +31,11 @@ def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_
     for task, items in bench.eval_items(Path(root), split).items():
         if not items:
             continue
-        answers = generator.generate([GenRequest(image, prompt, key=i) for i, (image, prompt, _) in enumerate(items)],
-                                     settings)
-        scores[task] = bench.tasks[task]([a[0] for a in answers], [ref for _, _, ref in items])
+        made = generator.generate([GenRequest(item[0], item[1], key=i) for i, item in enumerate(items)], settings)
+        texts = [a[0] for a in made]
+        scores[task] = bench.tasks[task](texts, [item[2] for item in items])
+        if answers is not None:
+            answers[task] = texts
     return scores
 
 

@@ -234,7 +234,7 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
 
 
 def _eval_items(root: Path, split: str, ids: set | None) -> dict[str, list[tuple]]:
-    """Each task's (image file, prompt, reference) for a split, per question type as eval.py reports them
+    """Each task's (image file, prompt, reference, profile) for a split, per question type as eval.py reports them
     (`classification.image_textual`, `classification.pure_text`, and so for cloze and generation):
     classification (reference the correct letter), cloze (the blank's words) and generation (the ground
     truth). Test_Set records are shown their test image; text-only questions the blank image (every
@@ -248,16 +248,16 @@ def _eval_items(root: Path, split: str, ids: set | None) -> dict[str, list[tuple
             continue
         # eval.py picks one of a test record's images at random: the first here, the same every run
         image = image_file((r["images"][0] if split == "Test_Set" else r["image"])["bytes"], cache)
-        shown = {"Image_Textual": image, "Pure_Text": blank}
+        shown, unit = {"Image_Textual": image, "Pure_Text": blank}, f"profile {r['ID']}"  # resampled by profile
         for kind in TYPES:
             for q in r["Classification_Task"][f"{kind}_Questions"]:
                 out[f"classification.{kind.lower()}"].append(
-                    (shown[kind], classification_prompt(q["Question"], q["Options"]), q["Correct_Answer"]))
+                    (shown[kind], classification_prompt(q["Question"], q["Options"]), q["Correct_Answer"], unit))
         for m in r["Mask_Task"]:
             out[f"cloze.{m['Type'].lower()}"].append(
-                (shown[m["Type"]], f"{m['Question'].replace('__', '[Blank]')}\n{FILL}", m["Ground_Truth"]))
+                (shown[m["Type"]], f"{m['Question'].replace('__', '[Blank]')}\n{FILL}", m["Ground_Truth"], unit))
         for g in r["Generation_Task"]:
-            out[f"generation.{g['Type'].lower()}"].append((shown[g["Type"]], g["Question"], g["Ground_Truth"]))
+            out[f"generation.{g['Type'].lower()}"].append((shown[g["Type"]], g["Question"], g["Ground_Truth"], unit))
     return out
 
 

@@ -263,25 +263,26 @@ ONE_SENTENCE = "Answer in one sentence."
 
 
 def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
-    """Each task's items as (image file, prompt, reference), every item twice in a row: with the person's
+    """Each task's items as (image file, prompt, reference, person), every item twice in a row: with the person's
     image (multimodal), then in text alone (unimodal, the blank image); the scores pair them back."""
     cache = image_cache(root)
     blank = blank_image(cache)
     out: dict[str, list[tuple]] = {"classification": [], "cloze": [], "generation": []}
     for r in read(root, split):
-        image = image_file(r["image"]["bytes"], cache)
+        # resampled by person: a person's items, both modalities of each, stay together
+        image, unit = image_file(r["image"]["bytes"], cache), f"person {r['ID']}"
         for k in r["Classify"]["unimodal"]:
             for m, shown in zip(MODALITIES, (image, blank)):
                 item = r["Classify"][m][k]
                 options = [item["options"][o] for o in OPTION_KEYS]
                 out["classification"].append((shown, f"{item['question']}\n{CHOOSE.format(options)}",
                                               {"gold": item["options"][gold_letter(item)], "options": options,
-                                               "closest": split == REAL}))
+                                               "closest": split == REAL}, unit))
         for task, suffix in (("Cloze", FILL), ("Generation", ONE_SENTENCE)):
             for k in r[task]["unimodal"]:
                 for m, shown in zip(MODALITIES, (image, blank)):
                     item = r[task][m][k]
-                    out[task.lower()].append((shown, f"{item['question']}\n{suffix}", item["answer"]))
+                    out[task.lower()].append((shown, f"{item['question']}\n{suffix}", item["answer"], unit))
     return out
 
 

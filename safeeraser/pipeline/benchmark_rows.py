@@ -2,20 +2,33 @@
 retain-only oracle, each method) every score of its scoring step's file, each forget split's forget quality
 against the oracle's truth ratios (the KS test, eval/forget_quality.py) and the benchmark's model utility;
 over several seeds the mean and the sample standard deviation of each. Written as JSON, CSV and Markdown
-(one table per split: a benchmark scores a dozen numbers per split)."""
+(one table per split: a benchmark scores a dozen numbers per split).
+
+Intervals (95%, percentile bootstrap, eval/bootstrap.py): a task's score is a mean over its items, so each
+unit (the record its items ask about: eval_items' 4th element, else the image) carries (n * its score, n)
+and a resample of units pools them as the task would score those units' items (checked: pooled over all
+units, they give the task's own score, else that cell has no interval); truth ratios resample questions;
+over seeds, the runs and the units both (the units shared, as the runs answer the same items). Answer
+probability, forget quality (itself a test's p-value) and model utility have none."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import statistics
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
+from safeeraser.benchmarks.evaluate import unit_of
+from safeeraser.eval.bootstrap import PERCENTILE, bootstrap_ci, combine_seeds
 from safeeraser.eval.forget_quality import forget_quality
 from safeeraser.io import atomic_write_json, atomic_write_text
 from safeeraser.pipeline.experiment import ORACLE, Runner
 
-PER_QUESTION = ("truth_ratios", "questions")  # kept in the scoring files, not table cells
+PER_QUESTION = ("truth_ratios", "questions", "answers")  # kept in the scoring files, not table cells
 SUMMARY = "summary"  # the table of the cells that span splits (model utility)
 
 
@@ -33,11 +46,9 @@ def cells_of(scores: dict) -> dict[str, float]:
     return out
 
 
-def run_cells(runner: Runner, run, oracle_scores: dict | None) -> tuple[dict, dict]:
+def run_cells(runner: Runner, scores: dict, oracle_scores: dict | None) -> tuple[dict, dict]:
     """(cells, forget-quality tests) of one run: its scores, each forget split's forget quality against the
     oracle's truth ratios on the same split, the benchmark's model utility."""
-    path = runner._made(runner.scores_path(run), "score")
-    scores = json.loads(path.read_text())["scores"]
     cells = cells_of(scores)
     tests = {}
     for split, block in scores.items():
@@ -50,16 +61,79 @@ def run_cells(runner: Runner, run, oracle_scores: dict | None) -> tuple[dict, di
     return cells, tests
 
 
+def _numbers(score, prefix: str) -> dict[str, float]:
+    return {f"{prefix}.{k}": v for k, v in score.items()} if isinstance(score, dict) else {prefix: score}
+
+
+def unit_values(task, answers: list[str], items: list[tuple], prefix: str) -> dict[str, list[tuple]]:
+    """Per cell of one task: (n * the unit's score, n) of each unit, in the units' first-seen order; a cell
+    whose units do not pool back to the task's own score (not a mean over items) is left out."""
+    units: dict[str, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        units[unit_of(item)].append(i)
+    whole = _numbers(task(answers, [item[2] for item in items]), prefix)
+    per_unit = [(len(idx), _numbers(task([answers[i] for i in idx], [items[i][2] for i in idx]), prefix))
+                for idx in units.values()]
+    out = {}
+    for key, total in whole.items():
+        values = [(n * scores[key], n) for n, scores in per_unit]
+        pooled = sum(v for v, _ in values) / sum(n for _, n in values)
+        if math.isclose(pooled, total, rel_tol=1e-9, abs_tol=1e-12):
+            out[key] = values
+    return out
+
+
+def run_units(runner: Runner, scores: dict, items_of) -> dict[str, list]:
+    """Every cell's per-unit values of one run (see unit_values), truth ratios per question."""
+    out = {}
+    for split, block in scores.items():
+        for task, answers in block.get("answers", {}).items():
+            out.update(unit_values(runner.bench.tasks[task], answers, items_of(split)[task], f"{split}/{task}"))
+        ratios = block.get("truth_ratios")
+        if ratios:
+            tr = np.asarray(ratios, dtype=float)
+            per = np.minimum(tr, 1 / tr) if runner.bench.forgets(split) else np.maximum(0, 1 - 1 / tr)
+            out[f"{split}/truth_ratio"] = [float(v) for v in per]
+    return out
+
+
+def intervals(per_run_units: list[dict], bootstrap) -> tuple[dict, dict]:
+    """({cell: [low, high] or None}, {cell: method} where not the percentile's) over one run or several."""
+    ci, notes = {}, {}
+    for key in per_run_units[0]:
+        values = [units.get(key) for units in per_run_units]
+        if any(v is None for v in values):
+            continue
+        opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
+        found = bootstrap_ci(values[0], **opts) if len(values) == 1 else combine_seeds(values, **opts)
+        ci[key] = None if found.low is None else [found.low, found.high]
+        if found.method != PERCENTILE:
+            notes[key] = found.method
+    return ci, notes
+
+
 def benchmark_rows(runner: Runner) -> list[dict]:
     oracle = None
     if runner.oracle_path() is not None:
         oracle = json.loads(runner._made(runner.scores_path(runner.plan_run(ORACLE)), "score").read_text())["scores"]
+    root = Path(runner.cfg.benchmark.data_path)
+    items: dict[str, dict] = {}
+
+    def items_of(split: str) -> dict:
+        if split not in items:
+            items[split] = runner.bench.eval_items(root, split)
+        return items[split]
+
     rows = []
     for method in runner.row_methods():
         seeds = runner.seeds_of(method)
-        runs = [run_cells(runner, runner.plan_run(method, s), oracle) for s in seeds]
+        made = [json.loads(runner._made(runner.scores_path(runner.plan_run(method, s)), "score").read_text())["scores"]
+                for s in seeds]
+        runs = [run_cells(runner, scores, oracle) for scores in made]
+        ci, notes = intervals([run_units(runner, scores, items_of) for scores in made], runner.cfg.bootstrap)
         if len(runs) == 1:
-            rows.append({"method": method, "cells": runs[0][0], "forget_quality": runs[0][1]})
+            rows.append({"method": method, "cells": runs[0][0], "ci": ci, "ci_notes": notes,
+                         "forget_quality": runs[0][1]})
             continue
         keys = list(runs[0][0])
         values = {k: [cells.get(k) for cells, _ in runs] for k in keys}
@@ -67,7 +141,7 @@ def benchmark_rows(runner: Runner) -> list[dict]:
         rows.append({"method": method, "seeds": seeds,
                      "cells": {k: statistics.fmean(v) if k in full else None for k, v in values.items()},
                      "sd": {k: statistics.stdev(v) if k in full else None for k, v in values.items()},
-                     "runs": [{"cells": c, "forget_quality": t} for c, t in runs]})
+                     "ci": ci, "ci_notes": notes, "runs": [{"cells": c, "forget_quality": t} for c, t in runs]})
     return rows
 
 
@@ -76,12 +150,14 @@ def columns(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r["cells"]))
 
 
-def _fmt(value, sd=None) -> str:
+def _fmt(value, sd=None, ci=None, note=None) -> str:
     """Three significant digits: the benchmarks' scores mix fractions (ROUGE, probabilities, p-values down
-    to 1e-5) and percentages (MLLMU-Bench's accuracies), each as its own code reports it."""
+    to 1e-5) and percentages (MLLMU-Bench's accuracies), each as its own code reports it. † after a
+    count-based interval (where every resample agreed)."""
     if value is None:
         return "n/a"
-    return f"{value:.3g}" + ("" if sd is None else f" ± {sd:.2g}")
+    text = f"{value:.3g}" + ("" if sd is None else f" ± {sd:.2g}")
+    return text + ("" if ci is None else f" [{ci[0]:.3g}, {ci[1]:.3g}]" + ("†" if note else ""))
 
 
 def markdown(rows: list[dict]) -> str:
@@ -94,8 +170,9 @@ def markdown(rows: list[dict]) -> str:
                  "| --- |" + " ---: |" * len(mine)]
         for r in rows:
             name = r["method"] + (f" (n={len(r['seeds'])})" if "seeds" in r else "")
-            lines.append(f"| {name} | " + " | ".join(_fmt(r["cells"].get(k), (r.get("sd") or {}).get(k))
-                                                      for k in mine) + " |")
+            lines.append(f"| {name} | " + " | ".join(
+                _fmt(r["cells"].get(k), (r.get("sd") or {}).get(k), (r.get("ci") or {}).get(k),
+                     (r.get("ci_notes") or {}).get(k)) for k in mine) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -104,11 +181,16 @@ def write_benchmark_report(rows: list[dict], folder: Path, title: str, stem: str
     keys = columns(rows)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["method", *keys, *(f"{k} sd" for k in keys)])
+    ends = [f"{k} {end}" for k in keys for end in ("low", "high")]
+    writer.writerow(["method", *keys, *(f"{k} sd" for k in keys), *ends])
     for r in rows:
-        sd = r.get("sd") or {}
-        writer.writerow([r["method"], *(r["cells"].get(k) for k in keys), *(sd.get(k) for k in keys)])
+        sd, ci = r.get("sd") or {}, r.get("ci") or {}
+        writer.writerow([r["method"], *(r["cells"].get(k) for k in keys), *(sd.get(k) for k in keys),
+                         *((ci.get(k) or [None, None])[i] for k in keys for i in (0, 1))])
     md = [f"# {title}", "", markdown(rows), ""]
+    md += ["Each cell: the score (± the sd over seeds) [its 95% bootstrap interval over the records asked "
+           "about; over seeds, over seeds and records]; † count-based where every resample agreed. Answer "
+           "probability, forget quality and model utility have no interval.", ""]
     if any("forget_quality" in k for k in keys):
         md += ["forget_quality: the p-value of the KS test between the run's and the retain-only oracle's truth "
                "ratios on the forget split (high: indistinguishable from never having learnt it).", ""]

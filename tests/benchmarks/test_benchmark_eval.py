@@ -38,13 +38,14 @@ def test_the_eval_items_and_their_scores(mini):
             len(r["Classification_Task"][f"{kind}_Questions"]) for r in records)
         assert len(items[f"generation.{kind.lower()}"]) == sum(
             t["Type"] == kind for r in records for t in r["Generation_Task"])
-    image, prompt, letter = items["classification.image_textual"][0]
+    image, prompt, letter, unit = items["classification.image_textual"][0]
+    assert unit == f"profile {records[0]['ID']}"
     assert image.is_file() and letter in "ABCD" and all(f"{k}: " in prompt for k in "ABCD")
     # a text-only question is shown the blank image, an image question the profile's
     assert items["classification.pure_text"][0][0] != image
-    assert {im for im, _, _ in items["classification.pure_text"]} == {items["cloze.pure_text"][0][0]}
-    assert all("[Blank]" in p and "__" not in p for _, p, _ in items["cloze.image_textual"] + items["cloze.pure_text"])
-    perfect = evaluate_split(Scripted([[ref for _, _, ref in task] for task in items.values()]), bench, mini,
+    assert {item[0] for item in items["classification.pure_text"]} == {items["cloze.pure_text"][0][0]}
+    assert all("[Blank]" in p and "__" not in p for _, p, *_ in items["cloze.image_textual"] + items["cloze.pure_text"])
+    perfect = evaluate_split(Scripted([[item[2] for item in task] for task in items.values()]), bench, mini,
                              "forget_10")
     for kind in ("image_textual", "pure_text"):
         assert perfect[f"classification.{kind}"] == 100.0 and perfect[f"cloze.{kind}"] == 100.0

@@ -73,4 +73,6 @@ def test_its_eval_and_truth_ratio_items_and_scores(mini, tiny_dir, tmp_path):
                  str(tiny_dir), "--output_file", str(out), "--max_new_tokens", "2"]) == 0
     scores = json.loads(out.read_text())["scores"]
     assert scores["forget10_perturbed"]["forget_quality"] == {"p_value": 1.0, "statistic": 0.0}
-    assert set(scores["forget10"]) == {"rouge"} and "truth_ratio" in scores["real_world"]
+    assert set(scores["forget10"]) == {"rouge", "answers"} and "truth_ratio" in scores["real_world"]
+    # the answers kept beside the scores, one per eval item, in the items' order
+    assert len(scores["forget10"]["answers"]["rouge"]) == len(bench.eval_items(mini, "forget10")["rouge"])

@@ -76,7 +76,8 @@ def test_a_bad_record_is_one_error_naming_file_row_and_field(mini, tmp_path, cha
 def test_the_eval_items_come_in_modality_pairs(mini):
     items = eval_items(mini, "forget_10")
     row = read(mini, "forget_10")[0]
-    (mm_image, mm_prompt, mm_ref), (um_image, um_prompt, um_ref) = items["classification"][:2]
+    (mm_image, mm_prompt, mm_ref, mm_unit), (um_image, um_prompt, um_ref, um_unit) = items["classification"][:2]
+    assert mm_unit == um_unit == f"person {row['ID']}"  # a pair is resampled as one
     assert mm_image != um_image  # the person's image, then the blank one
     mm_item = row["Classify"]["muitimodal"]["0"]
     assert mm_prompt.startswith(mm_item["question"]) and mm_ref["gold"] == mm_item["options"][mm_item["answer"][0]]

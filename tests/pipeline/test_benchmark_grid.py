@@ -76,6 +76,13 @@ def test_a_benchmark_grid_end_to_end_with_forget_quality_seeds_and_reuse(tmp_pat
         assert seeds_row["cells"][key] == pytest.approx(sum(values) / 2)
         assert seeds_row["sd"][key] == pytest.approx(statistics.stdev(values))
 
+    # intervals: the rows' scores inside them; none for a p-value or a probability
+    for row in rows:
+        for key in ("forget10/rouge.rougeL", "retain/keywords", "forget10/truth_ratio"):
+            low, high = row["ci"][key]
+            assert low - 1e-12 <= row["cells"][key] <= high + 1e-12
+        assert "forget10/forget_quality" not in row["ci"] and "retain/probability" not in row["ci"]
+
     work = tmp_path / "work"
     report = json.loads((work / "report-seeds-1-2.json").read_text())
     assert report["rows"] == rows and report["benchmark"] == "fiubench" and report["splits"] == ["forget10", "retain"]
@@ -157,3 +164,19 @@ def test_a_folder_identity_follows_its_files_but_not_hidden_ones(tmp_path):
     (tmp_path / "img" / "x.png").write_bytes(b"12")
     assert folder_identity(tmp_path) != first
     assert folder_identity(tmp_path / "missing") is None
+
+
+def test_units_carry_what_pools_back_to_the_tasks_score():
+    from safeeraser.pipeline.benchmark_rows import unit_values
+
+    def accuracy(answers, refs):
+        return {"exact": sum(a == r for a, r in zip(answers, refs)) / len(answers)}
+
+    def median_length(answers, refs):  # not a mean over items: no unit can carry its share
+        return statistics.median(len(a) for a in answers)
+
+    items = [("a.png", "q", "x", "r1"), ("a.png", "q", "y", "r1"), ("b.png", "q", "z", "r2"), ("c.png", "q", "w")]
+    answers = ["x", "n", "z", "w"]
+    # r1: 1 of 2 right, r2: 1 of 1, the item without a unit goes by its image (c.png): 1 of 1
+    assert unit_values(accuracy, answers, items, "s/acc") == {"s/acc.exact": [(1.0, 2), (1.0, 1), (1.0, 1)]}
+    assert unit_values(median_length, ["a", "bbb", "cc", "dddddd"], items, "s/len") == {}  # 2.5 whole, 3 pooled

@@ -1,6 +1,7 @@
 """score: a run's scores on another benchmark's tasks (a benchmark grid: `benchmark:`), as `safeeraser
 benchmark-eval` computes them, in one file per run named by Runner.scores_path. Scored again when the run's
-weights changed since (a run unlearned again keeps its folder's name), as answers are made again."""
+weights changed since (a run unlearned again keeps its folder's name), as answers are made again, and when
+the file lacks the answers (made before they were kept)."""
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ class Score(StepKind):
 
     def run(self, runner, step, extra=None):
         a, ckpt, out = step.args, checkpoint(step), Path(step.args["out"])
-        if out.exists() and answers_from_other_weights(out, ckpt) is None:
+        if self.done(runner, step):
             runner.note_reuse(str(out), json.loads(out.read_text()).get("environment"))
             return
         b = runner.cfg.benchmark
@@ -45,8 +46,12 @@ class Score(StepKind):
         runner.executed.append(step.id)
 
     def done(self, runner, step):
+        """Made from the run's weights as they are now, with the answers its intervals resample (scores made
+        before they were kept are made again)."""
         out = Path(step.args["out"])
-        return out.exists() and answers_from_other_weights(out, checkpoint(step)) is None
+        if not out.exists() or answers_from_other_weights(out, checkpoint(step)) is not None:
+            return False
+        return all("answers" in block for block in json.loads(out.read_text())["scores"].values())
 
 
 KIND = Score()
