@@ -21,8 +21,8 @@ stemming); per task the accuracy (or ROUGE) of each modality, the share of items
 modal" accuracy) and wrong in both, and the two per-item means of the modalities' ROUGE-L its code takes:
 (a² + b²)/(a + b) on forget sets, 2ab/(a + b) elsewhere.
 
-Departures: our instructions after each question (its own wording can be read from a checkout); its
-generation stops at 200 new tokens, a grid at benchmark.max_new_tokens; its NLTK BLEU is not computed (no
+Departures: our instructions after the multiple-choice and cloze questions, none after a generation
+question (its own wording can be read from a checkout); its generation stops at 200 new tokens, a grid at benchmark.max_new_tokens; its NLTK BLEU is not computed (no
 NLTK here); a text-only question is asked with a blank grey image, as every family's prompt here holds an
 image (the person is named in the text, the image shows nothing of them)."""
 from __future__ import annotations
@@ -256,10 +256,10 @@ def training_items(root: Path, split: str) -> tuple[list, tuple]:
                           {r["ID"] for r in forget}, {r["ID"] for r in retain})
 
 
-# Our instructions (its eval.py's own are in a checkout of its code)
+# Our instructions (its eval.py's own are in a checkout of its code); a generation question is asked as
+# written, as the QA pairs are trained
 CHOOSE = "Answer with one of these options, word for word: {}"
 FILL = "Answer with only the words that fill the blank."
-ONE_SENTENCE = "Answer in one sentence."
 
 
 def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
@@ -278,11 +278,11 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
                 out["classification"].append((shown, f"{item['question']}\n{CHOOSE.format(options)}",
                                               {"gold": item["options"][gold_letter(item)], "options": options,
                                                "closest": split == REAL}, unit))
-        for task, suffix in (("Cloze", FILL), ("Generation", ONE_SENTENCE)):
+        for task, suffix in (("Cloze", f"\n{FILL}"), ("Generation", "")):
             for k in r[task]["unimodal"]:
                 for m, shown in zip(MODALITIES, (image, blank)):
                     item = r[task][m][k]
-                    out[task.lower()].append((shown, f"{item['question']}\n{suffix}", item["answer"], unit))
+                    out[task.lower()].append((shown, item["question"] + suffix, item["answer"], unit))
     return out
 
 
