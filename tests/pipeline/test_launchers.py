@@ -91,6 +91,30 @@ def test_ray_tasks_give_the_rows_of_local(grid, baseline, ray_cluster):
 
 
 @pytest.mark.heavy
+def test_a_benchmark_grid_as_ray_tasks_gives_the_rows_of_local(grid, ray_cluster, tmp_path):
+    """Another benchmark's grid (its score steps, kinds/score.py) through the same launcher: the rows local
+    gives, each step a task of its own."""
+    import torch
+
+    from safeeraser.benchmarks import benchmark_for
+
+    data = benchmark_for("fiubench").make_mini(tmp_path / "fiu", seed=0, identities=8)
+    bench = {"benchmark": {"name": "fiubench", "data_path": str(data), "split": "forget10", "max_new_tokens": 4},
+             "forget_overrides": ["max_train_steps=1", "batch_size=4", "gradient_accumulation_steps=1"]}
+    threads = torch.get_num_threads()
+    try:
+        rows, local = run_experiment(grid("bench-local", **bench), log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    logs: list[str] = []
+    ray_rows, ray_runner = run_experiment(grid("bench-ray", **bench), log=logs.append, launcher="ray")
+    assert ray_rows == rows and [r["method"] for r in rows] == ["vanilla", "ga"]
+    # the same steps did work (their hash names differ: each workdir holds its own refusals file)
+    assert sorted(s.rsplit("-", 1)[0] for s in ray_runner.executed) == sorted(s.rsplit("-", 1)[0] for s in local.executed)
+    assert sum(line.startswith("[ray] submitted score:") for line in logs) == 2  # vanilla's and ga's
+
+
+@pytest.mark.heavy
 def test_submitit_local_jobs_give_the_rows_of_local(grid, baseline):
     """Each job is a process of its own (seconds of imports each), so the jobs make a part only: ga's answers
     on val and their judgments; the other steps' outputs are the local run's."""
