@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safeeraser.eval.forget_quality import model_utility
 from safeeraser.io import DataError
 
 
@@ -78,6 +77,10 @@ UTILITY_SCORES = ("probability", "rouge", "truth_ratio")  # a set's share of TOF
 def utility_of(scores: dict, parts: dict[str, tuple[str, ...]]) -> float | None:
     """TOFU's model utility: the harmonic mean of the named scores (split -> score names; `rouge` is its
     ROUGE-L recall), None when a split or score is missing (not scored by this run)."""
+    # deferred: safeeraser.eval's package imports ROUGE, NLTK and scipy (~1.4 s), and the training config
+    # imports this module in every training process
+    from safeeraser.eval.forget_quality import model_utility
+
     values = []
     for split, names in parts.items():
         for name in names:
