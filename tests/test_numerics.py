@@ -115,6 +115,11 @@ mode, model, data, prompt, out = sys.argv[1:]
 pin(mode)
 import torch
 torch.set_num_threads(1)
+# The run ends by drawing its loss curves: matplotlib's import and a figure, ~1.3 s of this process's ~7 s of
+# CPU, for a file nothing here reads (the losses and the adapter are compared). Not drawn in these processes,
+# as the test process draws each layout once only (conftest's loss_curves_drawn_once_per_layout).
+import safeeraser.train.loop
+safeeraser.train.loop.plot_loss_curves = lambda rows, out, title="": None
 sys.path.insert(0, %r)
 from test_numerics import _pinned_run
 print(json.dumps(_pinned_run(mode, model, data, prompt, out)))
