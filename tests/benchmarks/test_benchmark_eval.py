@@ -11,8 +11,8 @@ from safeeraser.benchmarks.evaluate import evaluate_split
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return benchmark_for("mllmu").make_mini(tmp_path_factory.mktemp("mllmu"), seed=0)
+def mini(benchmark_mini):
+    return benchmark_mini("mllmu")
 
 
 class Scripted:

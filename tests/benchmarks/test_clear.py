@@ -14,8 +14,8 @@ from safeeraser.io import DataError
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return benchmark_for("clear").make_mini(tmp_path_factory.mktemp("clear"), seed=0)
+def mini(benchmark_mini):
+    return benchmark_mini("clear")
 
 
 def test_the_mini_reads_back_in_the_released_layout(mini):

@@ -13,8 +13,8 @@ from safeeraser.io import DataError
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return benchmark_for("fiubench").make_mini(tmp_path_factory.mktemp("fiu"), seed=0)
+def mini(benchmark_mini):
+    return benchmark_mini("fiubench")
 
 
 def test_the_mini_reads_back_with_its_splits(mini):

@@ -18,8 +18,8 @@ RELEASED_PROFILE = ["image", "ID", "biography", "question", "answer", "Classific
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return benchmark_for("mllmu").make_mini(tmp_path_factory.mktemp("mllmu"), seed=0)
+def mini(benchmark_mini):
+    return benchmark_mini("mllmu")
 
 
 def test_the_mini_is_in_the_released_layout_and_reads_back(mini):

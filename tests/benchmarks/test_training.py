@@ -16,8 +16,8 @@ CASES = {"mllmu": ("forget_10", 2 * 3, 18 * 3), "fiubench": ("forget5", 2 * 3, 1
 
 
 @pytest.fixture(scope="module")
-def minis(tmp_path_factory):
-    return {n: benchmark_for(n).make_mini(tmp_path_factory.mktemp(n), seed=0) for n in CASES}
+def minis(benchmark_mini):
+    return {n: benchmark_mini(n) for n in CASES}
 
 
 def _cfg(tiny_dir, mini_dir, root, name, tmp_path, *more):

@@ -15,15 +15,16 @@ from safeeraser.io import DataError
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return benchmark_for("umu").make_mini(tmp_path_factory.mktemp("umu"), seed=0)
+def mini(benchmark_mini):
+    return benchmark_mini("umu")
 
 
 def test_the_mini_is_in_the_released_layout_and_reads_back(mini):
-    sizes = {s: len(read(mini, s)) for s in benchmark_for("umu").splits}
-    assert sizes == {"forget_5": 1, "forget_10": 2, "forget_15": 3, "retain_95": 19, "retain_90": 18,
-                     "retain_85": 17, "real_person": 4}
     table = pq.read_table(mini / "forget_10" / "train-00000-of-00001.parquet")
+    # one row per person, the forget configs the first people, the retain configs the rest
+    assert {s: len(read(mini, s)) for s in benchmark_for("umu").splits} == {
+        "forget_5": 1, "forget_10": 2, "forget_15": 3, "retain_95": 19, "retain_90": 18, "retain_85": 17,
+        "real_person": 4}
     assert table.schema.names == list(COLUMNS)
     assert table.schema.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     raw = table.to_pylist()[0]
