@@ -41,6 +41,11 @@ TARGETS = {"train": 3.0, "infer": 20.0, "judge": 25.0, "klpd_memory": 1.10}
 QUICK = dict(effective_batch=4, steps=1, warmup_steps=1, prompts=2, max_new_tokens=8, judge_items=16,
              judge_reference_items=0, judge_delay=0.05, pgd_images=1, pgd_steps=2)
 SECTIONS = ("train", "infer", "judge", "attack", "localize")
+# The smoke modes, whose numbers mean nothing: --quick and --shapes tiny (the GPU check's dry run) run the
+# matmul probe behind compute_share this long instead of half a second (still at least 3 products), and
+# --quick's localize section times 1 unlearning step after its warm-up one instead of 3.
+SMOKE_MATMUL_S = 0.05
+SMOKE_LOCALIZE_STEPS = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +153,8 @@ def run_train(args, assets, threads: int) -> dict:
         args.warmup_steps = -(-items // args.effective_batch)
     ways = {w.strip() for w in args.ways.split(",")}
     plans = (("ours", ours_bs, True, False), ("reference", 1, False, True))
+    smoke = getattr(args, "quick", False) or assets.shapes == "tiny"  # (a caller's own args may lack quick)
+    matmul_s = SMOKE_MATMUL_S if smoke else TrainSpec.matmul_seconds
     by_round: dict[str, list[dict]] = {}
     for rnd in range(args.rounds):
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
@@ -160,7 +167,7 @@ def run_train(args, assets, threads: int) -> dict:
                                  warmup=args.warmup_steps, assets=assets.to_dict(), threads=threads, seed=233,
                                  gradient_checkpointing=args.gradient_checkpointing, peak_flops=args.peak_flops,
                                  profile_data=(way == "ours" and rnd == 0), answer_logits_only=(way == "ours"),
-                                 peft_layers=(way == "reference"))
+                                 peft_layers=(way == "reference"), matmul_seconds=matmul_s)
                 _log(f"unlearning {spec.label}{f' (round {rnd + 1} of {args.rounds})' if args.rounds > 1 else ''}: "
                      f"micro-batch {bs} x {spec.accumulation}, "
                      f"{'fused forward' if fused else 'one forward per view'}, {args.steps} timed steps")
@@ -411,7 +418,8 @@ def _run(args, argv: list[str], sections: set[str], device: str, threads: int) -
             from safeeraser.bench.localize_bench import measure_localization
 
             _log("localize: the importance passes of mmunlearner and manu against an unlearning epoch")
-            details["localize"] = measure_localization(assets, seed=args.seed)
+            details["localize"] = measure_localization(
+                assets, seed=args.seed, **({"steps": SMOKE_LOCALIZE_STEPS} if args.quick else {}))
             rows += localize_rows(details["localize"])
     except BenchSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)

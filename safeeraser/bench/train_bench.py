@@ -43,6 +43,9 @@ class TrainSpec:
     profile_ops: bool = False  # torch.profiler over the timed steps (a run of its own: it slows the step)
     answer_logits_only: bool = True  # False: logits at every position, as the reference's HF forward makes
     peft_layers: bool = False  # PEFT's own LoRA layers (the reference's), not ours (LoRA.layers=fast)
+    # Seconds of the plain-matmul probe behind compute_share (matmul_flops_per_s). 0: no probe, for the runs
+    # whose rates nobody reads (memory, profile); the smoke modes run it briefly (bench.command.SMOKE_MATMUL_S).
+    matmul_seconds: float = 0.5
 
     @property
     def label(self) -> str:
@@ -188,6 +191,9 @@ def _run(spec: TrainSpec, assets) -> dict:
     if ops is not None:
         trainer.hooks.append(ops)
     trainer.train()
+    # The profile ends with the timed steps: the matmul probe below is not the step's (it was 80% of a
+    # --quick profile's "matrix products").
+    op_shares = ops.shares() if ops is not None else None
     steps = timer.steps
 
     def med(key):
@@ -224,12 +230,14 @@ def _run(spec: TrainSpec, assets) -> dict:
         out["mfu"] = out["model_flops_per_s"] / spec.peak_flops
     # The limit on this machine: a plain matmul of the language model's widest layer over a step's tokens,
     # so model_flops_per_s / matmul_flops_per_s is the share of the machine's compute the step uses.
-    mean_tokens = sum(s["tokens"] for s in steps) / len(steps) / max(spec.accumulation, 1)
-    out["matmul_flops_per_s"] = matmul_flops_per_s(int(mean_tokens), text_cfg.hidden_size,
-                                                   text_cfg.intermediate_size, model.dtype, device)
-    out["compute_share"] = out["model_flops_per_s"] / out["matmul_flops_per_s"]
-    if ops is not None:
-        out["op_shares"] = ops.shares()
+    if spec.matmul_seconds > 0:
+        mean_tokens = sum(s["tokens"] for s in steps) / len(steps) / max(spec.accumulation, 1)
+        out["matmul_flops_per_s"] = matmul_flops_per_s(int(mean_tokens), text_cfg.hidden_size,
+                                                       text_cfg.intermediate_size, model.dtype, device,
+                                                       seconds=spec.matmul_seconds)
+        out["compute_share"] = out["model_flops_per_s"] / out["matmul_flops_per_s"]
+    if op_shares is not None:
+        out["op_shares"] = op_shares
     if spec.profile_data:
         from safeeraser.train.dataset import ViewCollator
 
@@ -357,7 +365,9 @@ def measure_memory(spec: TrainSpec, fresh: bool = True) -> dict:
     (the bench's --quick, whose numbers mean nothing) forks: the same code, ~5 s less."""
     from dataclasses import replace
 
-    return run_in_subprocess(replace(spec, steps=2, warmup=1, profile_data=False), env=LIVE_MEMORY_ENV, fresh=fresh)
+    # no matmul probe: only peak_mb is read, and the probe's tensors are no part of the configuration
+    return run_in_subprocess(replace(spec, steps=2, warmup=1, profile_data=False, matmul_seconds=0.0),
+                             env=LIVE_MEMORY_ENV, fresh=fresh)
 
 
 def measure_op_shares(spec: TrainSpec) -> dict:
@@ -365,7 +375,7 @@ def measure_op_shares(spec: TrainSpec) -> dict:
     so its rates are not the configuration's)."""
     from dataclasses import replace
 
-    return run_in_subprocess(replace(spec, profile_ops=True, profile_data=False))["op_shares"]
+    return run_in_subprocess(replace(spec, profile_ops=True, profile_data=False, matmul_seconds=0.0))["op_shares"]
 
 
 _FORKSERVER = None
@@ -449,4 +459,9 @@ if __name__ == "__main__":
 
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
-    raise SystemExit(main())
+    code = main()
+    # The result is on disk: skip the interpreter's teardown of torch, transformers and peft (~1.3 s of CPU,
+    # as long as a tiny configuration's steps), which a memory run on a CPU pays each time.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -19,10 +19,18 @@ EXPECTED_ROWS = {
 }
 
 
+@pytest.fixture(scope="module")
+def bench_work(tmp_path_factory):
+    """One bench work folder for this module's runs: the first builds the mini benchmark and the tiny model in
+    it (the bench reuses what a folder holds), the others start from them. The runs only read it: their
+    training runs and results go to folders of their own."""
+    return tmp_path_factory.mktemp("bench-work")
+
+
 @pytest.mark.heavy
-def test_bench_quick_writes_every_row(tmp_path, capsys):
+def test_bench_quick_writes_every_row(tmp_path, capsys, bench_work):
     out = tmp_path / "bench.json"
-    rc = main(["--quick", "--workdir", str(tmp_path / "work"), "--out", str(out), "--judge_items", "8"])
+    rc = main(["--quick", "--workdir", str(bench_work), "--out", str(out), "--judge_items", "8"])
     assert rc == 0
     data = json.loads(out.read_text())
     rows = {r["key"]: r for r in data["rows"]}
@@ -94,10 +102,10 @@ def test_the_bench_has_no_training_loop_of_its_own():
 
 
 @pytest.mark.heavy
-def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys):
+def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys, bench_work):
     out = tmp_path / "bench.json"
     rc = main(["--quick", "--sections", "train", "--methods", "gdpd", "--ways", "ours", "--profile",
-               "--workdir", str(tmp_path / "work"), "--out", str(out)])
+               "--workdir", str(bench_work), "--out", str(out)])
     assert rc == 0
     shares = json.loads(out.read_text())["details"]["train"]["gdpd/ours"]["op_shares"]
     groups = shares["groups"]
@@ -109,15 +117,18 @@ def test_profile_gives_each_op_groups_share_of_our_step(tmp_path, capsys):
 
 
 @pytest.mark.heavy
-def test_a_forked_configuration_computes_what_a_fresh_process_computes(tmp_path):
+def test_a_forked_configuration_computes_what_a_fresh_process_computes(bench_work):
     """The bench forks timed configurations from a server that has the libraries loaded; a fresh Python
     process (the memory runs, and platforms without a fork server) must give the same numbers."""
     from safeeraser.bench import train_bench
     from safeeraser.bench.assets import prepare_assets
+    from safeeraser.bench.command import SMOKE_MATMUL_S
 
-    assets = prepare_assets("tiny", tmp_path / "work", "cpu")
+    assets = prepare_assets("tiny", bench_work, "cpu")
+    # the matmul probe as brief as in --quick: none of its figures is compared here
     spec = train_bench.TrainSpec(method="gdpd", way="ours", batch_size=4, accumulation=1, fused_forward=True,
-                                 reference_copy=False, steps=1, warmup=1, assets=assets.to_dict(), threads=1)
+                                 reference_copy=False, steps=1, warmup=1, assets=assets.to_dict(), threads=1,
+                                 matmul_seconds=SMOKE_MATMUL_S)
     forked = train_bench.run_in_subprocess(spec)
     fresh = train_bench.run_in_subprocess(spec, fresh=True)
     assert train_bench._context() is not None  # Linux: the fork server ran the first one
@@ -126,11 +137,11 @@ def test_a_forked_configuration_computes_what_a_fresh_process_computes(tmp_path)
     assert fresh["peak_mb"] > 0 and forked["peak_mb"] > 0
 
 
-def test_a_failing_configuration_is_one_error_with_its_log(tmp_path):
+def test_a_failing_configuration_is_one_error_with_its_log(bench_work):
     from safeeraser.bench import train_bench
     from safeeraser.bench.assets import prepare_assets
 
-    assets = prepare_assets("tiny", tmp_path / "work", "cpu")
+    assets = prepare_assets("tiny", bench_work, "cpu")
     spec = train_bench.TrainSpec(method="no_such_method", way="ours", batch_size=4, accumulation=1,
                                  fused_forward=True, reference_copy=False, steps=1, warmup=0,
                                  assets=assets.to_dict(), threads=1)
@@ -139,9 +150,9 @@ def test_a_failing_configuration_is_one_error_with_its_log(tmp_path):
     assert "no_such_method" in str(err.value).split("failed", 1)[1]  # the child's own message, from its log
 
 
-def test_the_attack_and_localize_sections_time_pgd_and_the_importance_passes(tmp_path, capsys):
+def test_the_attack_and_localize_sections_time_pgd_and_the_importance_passes(tmp_path, capsys, bench_work):
     out = tmp_path / "bench.json"
-    assert main(["--quick", "--sections", "attack,localize", "--workdir", str(tmp_path / "work"),
+    assert main(["--quick", "--sections", "attack,localize", "--workdir", str(bench_work),
                  "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     row, *localize = data["rows"]
