@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -115,7 +114,7 @@ def intervals(per_run_units: list[dict], bootstrap) -> tuple[dict, dict]:
 def benchmark_rows(runner: Runner) -> list[dict]:
     oracle = None
     if runner.oracle_path() is not None:
-        oracle = json.loads(runner._made(runner.scores_path(runner.plan_run(ORACLE)), "score").read_text())["scores"]
+        oracle = runner.scores_of(runner.plan_run(ORACLE))
     root = Path(runner.cfg.benchmark.data_path)
     items: dict[str, dict] = {}
 
@@ -127,8 +126,7 @@ def benchmark_rows(runner: Runner) -> list[dict]:
     rows = []
     for method in runner.row_methods():
         seeds = runner.seeds_of(method)
-        made = [json.loads(runner._made(runner.scores_path(runner.plan_run(method, s)), "score").read_text())["scores"]
-                for s in seeds]
+        made = [runner.scores_of(runner.plan_run(method, s)) for s in seeds]
         runs = [run_cells(runner, scores, oracle) for scores in made]
         ci, notes = intervals([run_units(runner, scores, items_of) for scores in made], runner.cfg.bootstrap)
         if len(runs) == 1:

@@ -574,6 +574,10 @@ class Runner:
         return split_aggregate(OmegaConf.to_container(self.cfg.judge) if block is None else block)[1]
 
     # --- the rows, from the steps' outputs alone ---------------------------------------------------
+    def scores_of(self, run: RunPlan) -> dict:
+        """A benchmark grid's run's scores (its score step's file), {split: {score: value, answers, ...}}."""
+        return json.loads(self._made(self.scores_path(run), "score").read_text())["scores"]
+
     def _made(self, path: Path, step: str) -> Path:
         if not path.exists():
             raise StepMissing(f"{step}: {path} is missing")
