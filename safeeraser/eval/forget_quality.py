@@ -29,9 +29,14 @@ def truth_ratios(paraphrased_losses: Sequence[float], perturbed_losses: Sequence
     return np.exp(np.array([np.mean(p) for p in perturbed_losses], dtype=float) - para)
 
 
-def truth_ratio_score(ratios: Sequence[float], forget: bool) -> float:
+def truth_ratio_values(ratios: Sequence[float], forget: bool) -> np.ndarray:
+    """Each question's share of a set's truth-ratio score: min(TR, 1/TR) on the forget set, else max(0, 1 - 1/TR)."""
     tr = np.asarray(ratios, dtype=float)
-    return float(np.mean(np.minimum(tr, 1 / tr)) if forget else np.mean(np.maximum(0, 1 - 1 / tr)))
+    return np.minimum(tr, 1 / tr) if forget else np.maximum(0, 1 - 1 / tr)
+
+
+def truth_ratio_score(ratios: Sequence[float], forget: bool) -> float:
+    return float(np.mean(truth_ratio_values(ratios, forget)))
 
 
 def answer_probability(losses: Sequence[float], perturbed_losses: Sequence[Sequence[float]] | None = None) -> float:

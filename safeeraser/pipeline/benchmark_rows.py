@@ -15,17 +15,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from safeeraser.benchmarks.evaluate import unit_of
 from safeeraser.eval.bootstrap import PERCENTILE, bootstrap_ci, combine_seeds
-from safeeraser.eval.forget_quality import forget_quality
+from safeeraser.eval.forget_quality import forget_quality, truth_ratio_values
 from safeeraser.io import atomic_write_json, atomic_write_text
 from safeeraser.pipeline.experiment import ORACLE, Runner
+from safeeraser.pipeline.rows import mean_sd
 
 PER_QUESTION = ("truth_ratios", "questions", "answers")  # kept in the scoring files, not table cells
 SUMMARY = "summary"  # the table of the cells that span splits (model utility)
@@ -90,9 +88,7 @@ def run_units(runner: Runner, scores: dict, items_of) -> dict[str, list]:
             out.update(unit_values(runner.bench.tasks[task], answers, items_of(split)[task], f"{split}/{task}"))
         ratios = block.get("truth_ratios")
         if ratios:
-            tr = np.asarray(ratios, dtype=float)
-            per = np.minimum(tr, 1 / tr) if runner.bench.forgets(split) else np.maximum(0, 1 - 1 / tr)
-            out[f"{split}/truth_ratio"] = [float(v) for v in per]
+            out[f"{split}/truth_ratio"] = truth_ratio_values(ratios, runner.bench.forgets(split)).tolist()
     return out
 
 
@@ -133,13 +129,8 @@ def benchmark_rows(runner: Runner) -> list[dict]:
             rows.append({"method": method, "cells": runs[0][0], "ci": ci, "ci_notes": notes,
                          "forget_quality": runs[0][1]})
             continue
-        keys = list(runs[0][0])
-        values = {k: [cells.get(k) for cells, _ in runs] for k in keys}
-        full = {k: v for k, v in values.items() if all(x is not None for x in v)}
-        rows.append({"method": method, "seeds": seeds,
-                     "cells": {k: statistics.fmean(v) if k in full else None for k, v in values.items()},
-                     "sd": {k: statistics.stdev(v) if k in full else None for k, v in values.items()},
-                     "ci": ci, "ci_notes": notes, "runs": [{"cells": c, "forget_quality": t} for c, t in runs]})
+        mean, sd = mean_sd([cells for cells, _ in runs], list(runs[0][0]))
+        rows.append({"method": method, "seeds": seeds, "cells": mean, "sd": sd, "ci": ci, "ci_notes": notes, "runs": [{"cells": c, "forget_quality": t} for c, t in runs]})
     return rows
 
 

@@ -62,16 +62,21 @@ def row_from(method: str, stats: dict, spec: dict | None) -> dict:
     return row  # degen is set by the runner, from the answers
 
 
+def mean_sd(runs: list[dict], keys) -> tuple[dict, dict]:
+    """({key: mean}, {key: sample standard deviation}) of each key over the runs' values; a key missing (None)
+    in any run is None in both."""
+    mean: dict = {}
+    sd: dict = {}
+    for key in keys:
+        values = [r.get(key) for r in runs]
+        missing = any(v is None for v in values)
+        mean[key] = None if missing else statistics.fmean(values)
+        sd[key] = None if missing else statistics.stdev(values)
+    return mean, sd
+
+
 def combine_seeds(method: str, seeds: list[int], runs: list[dict]) -> dict:
     """Mean and sample standard deviation of each column over the runs; a column missing (None) in
     any run stays None."""
-    row: dict = {"method": method, "seeds": seeds}
-    sd: dict = {}
-    for key in (c.key for c in COLUMNS):
-        values = [r[key] for r in runs]
-        missing = any(v is None for v in values)
-        row[key] = None if missing else statistics.fmean(values)
-        sd[key] = None if missing else statistics.stdev(values)
-    row["sd"] = sd
-    row["runs"] = runs
-    return row
+    mean, sd = mean_sd(runs, [c.key for c in COLUMNS])
+    return {"method": method, "seeds": seeds, **mean, "sd": sd, "runs": runs}
