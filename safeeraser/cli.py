@@ -279,8 +279,8 @@ PASSTHROUGH = {
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
     "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),
     "report": (_report_main, "an experiment's report as one HTML page, with a browser of every run's answers"),
-    "benchmark-eval": (_benchmark_eval_main, "a model's scores on another benchmark's tasks (MLLMU-Bench: "
-                                             "classification, cloze, generation)"),
+    "benchmark-eval": (_benchmark_eval_main, "a model's scores on another benchmark's tasks (MLLMU-Bench, "
+                                             "FIUBench, CLEAR, UMU-Bench), forget quality against an oracle"),
 }
 
 

@@ -40,6 +40,19 @@ class Benchmark:
     eval_splits: Callable[[str], tuple[str, ...]] | None = None
     utility: Callable[[dict], float | None] | None = None
 
+    def forget_split_problem(self, split: str) -> str | None:
+        """Why `split` cannot be forgotten (not one of its forget splits), or None."""
+        if split in self.forget_splits:
+            return None
+        return f"'{split}' is not a split {self.name} forgets; its forget splits: {', '.join(self.forget_splits)}"
+
+    def pd_problem(self, method: str, trains_pd: bool) -> str | None:
+        """Why `method` cannot run here (it trains PD, and this benchmark has no SD images), or None."""
+        if self.has_pd or not trains_pd:
+            return None
+        return (f"'{method}' trains PD on the harmful questions asked of harmless (SD) images, which {self.name} "
+                f"does not have: use '{method.removesuffix('pd')}'")
+
     def forgets(self, split: str) -> bool:
         """Whether a split holds forgotten data: a forget split, or one of its variants (forget10_perturbed)."""
         return any(split == f or split.startswith(f + "_") for f in self.forget_splits)

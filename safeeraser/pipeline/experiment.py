@@ -99,7 +99,7 @@ class BenchmarkSection:
     """A grid on another benchmark than SafeEraser's (safeeraser/benchmarks): every method forgets `split` of
     the benchmark in `data_path`, and every run is scored by the benchmark's own tasks (benchmark-eval)
     instead of answered and judged. Without this block the grid is SafeEraser's (`data:` and the judge)."""
-    name: str = ""  # a registered benchmark: mllmu, fiubench, clear
+    name: str = ""  # a registered benchmark (safeeraser/benchmarks: mllmu, fiubench, clear, umu)
     data_path: str = ""  # its folder as released
     split: str = ""  # the split every method forgets (forget_10, forget5, forget10, ...)
     eval_splits: list = field(default_factory=list)  # the splits scored (empty: what its paper reports for `split`)
@@ -231,8 +231,8 @@ def check_benchmark(cfg, where: str | Path = "experiment") -> None:
     bench = benchmark_for(b.name)
     need(bench.eval_items is not None and bench.training_items is not None, "benchmark.name",
          f"{b.name} has no evaluation tasks or training items yet")
-    need(b.split in bench.forget_splits, "benchmark.split",
-         f"'{b.split}' is not a split {b.name} forgets; its forget splits: {', '.join(bench.forget_splits)}")
+    problem = bench.forget_split_problem(b.split)
+    need(problem is None, "benchmark.split", problem)
     need(bool(b.data_path), "benchmark.data_path", f"{b.name}'s folder as released")
     for i, split in enumerate(b.eval_splits):
         need(str(split).partition(":")[0] in bench.splits, f"benchmark.eval_splits[{i}]",
@@ -246,10 +246,9 @@ def check_benchmark(cfg, where: str | Path = "experiment") -> None:
         unknown = sorted(set(b.make_mini) - accepted)
         need(not unknown, f"benchmark.make_mini.{unknown[0] if unknown else ''}",
              f"not an argument of {b.name}'s mini generator ({', '.join(sorted(accepted))})")
-    for m in cfg.methods:
-        need(bench.has_pd or not m.endswith("pd") or m.removesuffix("pd") not in METHOD_NAMES, "methods",
-             f"'{m}' trains PD on the harmful questions asked of harmless (SD) images, which {b.name} does not "
-             f"have: use '{m.removesuffix('pd')}'")
+    for m in cfg.methods:  # before any training: a run's own config check comes after the vanilla fine-tune
+        problem = bench.pd_problem(m, m.endswith("pd") and m.removesuffix("pd") in METHOD_NAMES)
+        need(problem is None, "methods", problem)
     need(not cfg.attacks, "attacks", f"the recovery attacks answer SafeEraser's records; none runs on {b.name} yet")
 
 
@@ -413,6 +412,7 @@ class Runner:
         self.validate_paths = True  # a plan printed before the data exists names steps without checking it
         # Another benchmark than SafeEraser (its runs scored by its own tasks), or None: answered and judged
         self.bench = None if cfg.get("benchmark") is None else benchmark_for(cfg.benchmark.name)
+        self._data_identity: str | None = None  # data_identity(), once the benchmark's folder exists
 
     @property
     def judging(self) -> bool:
@@ -533,9 +533,17 @@ class Runner:
         benchmark's folder and files, and the vanilla model (the run's tag names its training)."""
         b = self.cfg.benchmark
         named = {"splits": self.eval_splits(), "max_new_tokens": b.max_new_tokens, "data": str(b.data_path),
-                 "files": folder_identity(b.data_path), "model": self.vanilla_identity(),
+                 "files": self.data_identity(), "model": self.vanilla_identity(),
                  "batch": self.cfg.infer.get("batch_size")}
         return self.work / "scores" / f"{run.tag}_{_digest(named)}.json"
+
+    def data_identity(self) -> str | None:
+        """The benchmark folder's identity (provenance.folder_identity), walked once per runner once the folder
+        exists: every run's score step and row is named by it, and a released benchmark holds thousands of
+        images. None before the prepare step writes the folder (a plan printed first)."""
+        if self._data_identity is None:
+            self._data_identity = folder_identity(self.cfg.benchmark.data_path)
+        return self._data_identity
 
     def infer_path(self, tag: str, split: str, attack: str | None = None) -> Path:
         """The run's answers to a split, or (`attack`, a label of the experiment's attacks) its answers to the

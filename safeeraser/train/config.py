@@ -618,11 +618,10 @@ def _validate_benchmark(cfg, method, need, validate_paths: bool) -> None:
     need(name in BENCHMARKS, "benchmark", f"unknown '{name}'. Valid choices: {', '.join(BENCHMARKS)}")
     bench = benchmark_for(name)
     need(bench.training_items is not None, "benchmark", f"'{name}' has no training items yet")
-    need(cfg.data.split in bench.forget_splits, "split",
-         f"'{cfg.data.split}' is not a split {name} forgets; its forget splits: {', '.join(bench.forget_splits)}")
-    need(bench.has_pd or "pd" not in method.data_views(), "forget_loss",
-         f"'{cfg.method.forget_loss}' trains PD on the harmful questions asked of harmless (SD) images, which "
-         f"{name} does not have: use '{method.name.removesuffix('pd')}'")
+    problem = bench.forget_split_problem(cfg.data.split)
+    need(problem is None, "split", problem)
+    problem = bench.pd_problem(cfg.method.forget_loss, "pd" in method.data_views())
+    need(problem is None, "forget_loss", problem)
     need(cfg.eval.eval_steps == 0, "eval_steps", f"in-training evaluation reads SafeEraser's format, not {name}'s")
     need(isinstance(cfg.data.data_path, str) and cfg.data.data_path != "", "data_path",
          f"{name}'s folder as released (one path)")

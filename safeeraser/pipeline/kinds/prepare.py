@@ -34,18 +34,23 @@ def data_missing(runner) -> bool:
     return d.make_mini is not None and not Path(d.val).exists()
 
 
-def trained_models(runner) -> list[tuple[str, object]]:
-    """(the folder, its TrainRequest) of each model the prepare step fine-tunes: the vanilla model, and a
+def refusals_missing(runner) -> bool:
+    """Whether a benchmark grid's refusal targets are to be written (the toolkit's, in the workdir)."""
+    return not runner.judging and not runner.cfg.benchmark.refusals and not runner.refusals_path().exists()
+
+
+def trained_models(runner) -> list[tuple[str, str, object]]:
+    """(step name, folder, TrainRequest) of each model the prepare step fine-tunes: the vanilla model, and a
     benchmark grid's retain-only oracle. An oracle that is neither made nor there is an error."""
     oracle = runner.oracle_path()
     if oracle is not None and runner.cfg.model.finetune is None and not oracle.is_dir():
         raise ConfigError(f"key 'benchmark.oracle': folder '{oracle}' not found (without model.finetune the oracle "
                           "is not made here: give a model trained without the forget split, or null)")
     out = []
-    for oracle in (False, True):
+    for what, oracle in (("finetune", False), ("finetune-oracle", True)):
         request = runner.finetune_request(oracle=oracle)
         if request is not None:
-            out.append((request.settings["save_dir"], request))
+            out.append((what, request.settings["save_dir"], request))
     return out
 
 
@@ -53,14 +58,13 @@ def pending(runner) -> list[str]:
     """What prepare would make, found without making it (a tiny model of another family is an error)."""
     d, m = runner.cfg.data, runner.cfg.model
     todo = ["make-mini"] if data_missing(runner) else []
-    if not runner.judging and not runner.cfg.benchmark.refusals and not runner.refusals_path().exists():
+    if refusals_missing(runner):
         todo.append("refusals")
     if m.make_tiny is not None and (Path(m.make_tiny.out) / "config.json").exists():
         check_tiny_family(runner)
     elif m.make_tiny is not None:
         todo.append("make-tiny")
-    for folder, request in trained_models(runner):
-        what = "finetune" if folder == str(m.vanilla) else "finetune-oracle"
+    for what, folder, request in trained_models(runner):
         done = (Path(folder) / "run_complete.json").exists()
         if not done or stale_settings(request, folder):
             todo.append(what)
@@ -84,7 +88,7 @@ def make_data(runner) -> None:
         b = runner.cfg.benchmark
         runner.bench.make_mini(Path(b.data_path), **OmegaConf.to_container(b.make_mini))
         runner.executed.append("make-mini")
-    if not runner.judging and not runner.cfg.benchmark.refusals and not runner.refusals_path().exists():
+    if refusals_missing(runner):
         atomic_write_json(runner.refusals_path(), {"idk": DEFAULT_REFUSALS})
         runner.executed.append("refusals")
 
@@ -100,8 +104,7 @@ def prepare(runner) -> None:
         make_tiny(m.make_tiny.out, family=m.make_tiny.get("family", DEFAULT_FAMILY),
                   size=m.make_tiny.get("size", "tiny"), seed=m.make_tiny.get("seed", 0))
         runner.executed.append("make-tiny")
-    for folder, tune in trained_models(runner):
-        what = "finetune" if folder == str(m.vanilla) else "finetune-oracle"
+    for what, folder, tune in trained_models(runner):
         if (Path(folder) / "run_complete.json").exists():
             changed = stale_settings(tune, folder)
             if changed:  # e.g. a longer fine-tune in a newer finetune_tiny.yaml: the old model is another model
