@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _module(tmp_path, monkeypatch, package: str, name: str, source: str) -> str:
+    # A package of this name imported by an earlier test of the same worker (from its own tmp_path) would
+    # shadow this one: forget it for this test.
+    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        monkeypatch.delitem(sys.modules, loaded)
     (tmp_path / package).mkdir(exist_ok=True)
     (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / package / f"{name}.py").write_text(source)

@@ -55,16 +55,16 @@ def test_an_unknown_attack_or_variant_is_one_error(mini_dir, tmp_path):
 
 
 def test_an_attack_is_one_module_and_one_registry_line(tmp_path, monkeypatch, mini_dir):
-    (tmp_path / "toyattacks").mkdir()
-    (tmp_path / "toyattacks" / "__init__.py").write_text("")
-    (tmp_path / "toyattacks" / "shout.py").write_text(
+    (tmp_path / "toyrecordattacks").mkdir()
+    (tmp_path / "toyrecordattacks" / "__init__.py").write_text("")
+    (tmp_path / "toyrecordattacks" / "shout.py").write_text(
         "import copy\nfrom safeeraser.attacks.base import Attack\n\n"
         "class Shout(Attack):\n    name = 'shout'\n    variants = ('upper',)\n\n"
         "    def apply(self, record, variant, index, images):\n        out = copy.deepcopy(record)\n"
         "        for pair in out['unsafe_pairs']:\n            pair['question'] = pair['question'].upper()\n"
         "        return out\n\nATTACK = Shout()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(REGISTRY, "shout", "toyattacks.shout")
+    monkeypatch.setitem(REGISTRY, "shout", "toyrecordattacks.shout")
     attack_for.cache_clear()
     try:
         _, attacked = attacked_records("shout", "upper", mini_dir / "all_val.json", tmp_path / "w")
