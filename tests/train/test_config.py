@@ -53,6 +53,19 @@ def test_model_preset_sits_between_the_file_and_the_overrides():
         load_config("forget_lora.yaml", ["preset=nope"], validate_paths=False)
 
 
+def test_a_preset_named_in_the_file_applies_and_the_overrides_name_another(tmp_path, monkeypatch):
+    """The preset is read from the last layer that names it (the overrides over the file), an interpolation
+    as the merged config resolves it."""
+    (tmp_path / "mine.yaml").write_text("forget_loss: gdpd\nlr: 0.5\npreset: gemma-3-4b\n")
+    cfg = load_config(tmp_path / "mine.yaml", [], validate_paths=False)
+    assert cfg.model.model_path == "google/gemma-3-4b-it" and cfg.optim.lr == 0.5
+    cfg = load_config(tmp_path / "mine.yaml", ["preset=qwen2.5-vl-7b"], validate_paths=False)
+    assert cfg.model.model_path == "Qwen/Qwen2.5-VL-7B-Instruct"
+    monkeypatch.setenv("SAFEERASER_TEST_PRESET", "internvl3-8b")
+    (tmp_path / "env.yaml").write_text("preset: ${oc.env:SAFEERASER_TEST_PRESET}\n")
+    assert "InternVL3" in load_config(tmp_path / "env.yaml", [], validate_paths=False).model.model_path
+
+
 def test_lora_targets_are_names_or_a_regex():
     cfg = load_config("forget_lora.yaml", ["LoRA.target_modules=[q_proj,v_proj]"], validate_paths=False)
     assert list(cfg.LoRA.target_modules) == ["q_proj", "v_proj"]
