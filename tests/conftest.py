@@ -52,9 +52,10 @@ REAL_LOSS_CURVES = os.environ.get("SAFEERASER_TEST_REAL_LOSS_CURVES", "") not in
 def loss_curves_drawn_once_per_layout(monkeypatch):
     """A training run ends by drawing its loss curves (train/plots.py): ~0.25 s of matplotlib, a third of a
     short tiny-model run, and the suite makes ~150 runs in its own processes. Here, in the test processes, the
-    loop draws each figure layout (its panels: the run's loss/ and eval/ keys) for real the first time, and a
-    later run with the same layout gets those bytes as its loss_curves.png: every layout still goes through the
-    plotting code, every run still has its file, of the width its panels give. The plotting's own tests call
+    loop draws each figure layout (how many loss panels; with or without the in-training NLL panel, the rate
+    panel, a title) for real the first time, and a later run with the same layout gets those bytes as its
+    loss_curves.png: every layout still goes through the plotting code, every run still has its file, of the
+    width its panels give (its panel titles may name another run's terms). The plotting's own tests call
     train.plots directly, which is left alone. SAFEERASER_TEST_REAL_LOSS_CURVES=1 draws every run's.
     Applied once the loop is imported (a test that imports it later draws its run for real)."""
     import sys
@@ -67,7 +68,12 @@ def loss_curves_drawn_once_per_layout(monkeypatch):
     drawn = _LOSS_CURVE_LAYOUTS
 
     def plot(rows, out, title=""):
-        layout = (tuple(dict.fromkeys(k for r in rows for k in r if k.startswith(("loss/", "eval/")))), bool(title))
+        # what decides the figure's code path: how many loss panels, whether the in-training NLL and rate
+        # panels are there, a title (the panels' names change only their titles' text)
+        keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith(("loss/", "eval/"))))
+        evals = [k for k in keys if k.startswith("eval/")]
+        layout = (len(keys) - len(evals), any(k.endswith("_nll") for k in evals),
+                  any(not k.endswith("_nll") for k in evals), bool(title))
         if not rows or layout not in drawn:
             made = plots.plot_loss_curves(rows, out, title)
             if made is not None:
