@@ -45,50 +45,63 @@ def torch_threads():
     return TEST_THREADS
 
 
-REAL_LOSS_CURVES = os.environ.get("SAFEERASER_TEST_REAL_LOSS_CURVES", "") not in ("", "0")
+REAL_FIGURES = os.environ.get("SAFEERASER_TEST_REAL_FIGURES", "") not in ("", "0")
+
+
+def _loss_curve_layout(rows, title=""):
+    # what decides the figure's code path: how many loss panels, whether the in-training NLL and rate
+    # panels are there, a title (the panels' names change only their titles' text)
+    keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith(("loss/", "eval/"))))
+    evals = [k for k in keys if k.startswith("eval/")]
+    return (len(keys) - len(evals), any(k.endswith("_nll") for k in evals),
+            any(not k.endswith("_nll") for k in evals), bool(title))
+
+
+def _report_layout(rows, title=""):
+    return len(rows), any(r.get("runs") for r in rows)  # the figure's height; the seeds' dots and legend entry
+
+
+# (module, function, layout): figures the code under test draws, each layout drawn for real once per process
+_FIGURES = [("safeeraser.train.loop", "plot_loss_curves", _loss_curve_layout),
+            ("safeeraser.pipeline.report", "plot_report", _report_layout)]
+_DRAWN: dict[tuple, bytes] = {}
 
 
 @pytest.fixture(autouse=True)
-def loss_curves_drawn_once_per_layout(monkeypatch):
+def figures_drawn_once_per_layout(monkeypatch):
     """A training run ends by drawing its loss curves (train/plots.py): ~0.25 s of matplotlib, a third of a
-    short tiny-model run, and the suite makes ~150 runs in its own processes. Here, in the test processes, the
-    loop draws each figure layout (how many loss panels; with or without the in-training NLL panel, the rate
-    panel, a title) for real the first time, and a later run with the same layout gets those bytes as its
-    loss_curves.png: every layout still goes through the plotting code, every run still has its file, of the
-    width its panels give (its panel titles may name another run's terms). The plotting's own tests call
-    train.plots directly, which is left alone. SAFEERASER_TEST_REAL_LOSS_CURVES=1 draws every run's.
-    Applied once the loop is imported (a test that imports it later draws its run for real)."""
+    short tiny-model run, and the suite makes ~150 runs in its own processes; a grid's report draws its figure
+    (pipeline/report.py, ~0.3 s) ~40 times. Here, in the test processes, each figure's layout (the loss curves:
+    how many loss panels, with or without the in-training NLL panel, the rate panel, a title; the report: its
+    rows, with or without seeds) is drawn for real the first time, and a later figure of the same layout gets
+    those bytes: every layout still goes through the plotting code, every run and report still has its file, of
+    the size its layout gives (its titles and bars may be another run's). The plotting's own tests call the
+    functions directly, which is left alone. SAFEERASER_TEST_REAL_FIGURES=1 draws every figure. Applied
+    to a module once it is imported (a test that imports it later draws its figures for real)."""
     import sys
 
-    loop = sys.modules.get("safeeraser.train.loop")
-    if REAL_LOSS_CURVES or loop is None:
+    if REAL_FIGURES:
         return
-    from safeeraser.train import plots
+    for module_name, function, layout_of in _FIGURES:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        real = getattr(module, function)
 
-    drawn = _LOSS_CURVE_LAYOUTS
+        def draw(rows, out, title="", real=real, function=function, layout_of=layout_of):
+            layout = (function, *layout_of(rows, title))
+            if not rows or layout not in _DRAWN:
+                made = real(rows, out, title)
+                if made is not None:
+                    _DRAWN[layout] = Path(made).read_bytes()
+                return made
+            out = Path(out)
+            tmp = out.with_name(f".{out.name}.tmp")  # as plots does: renamed when whole
+            tmp.write_bytes(_DRAWN[layout])
+            os.replace(tmp, out)
+            return out
 
-    def plot(rows, out, title=""):
-        # what decides the figure's code path: how many loss panels, whether the in-training NLL and rate
-        # panels are there, a title (the panels' names change only their titles' text)
-        keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith(("loss/", "eval/"))))
-        evals = [k for k in keys if k.startswith("eval/")]
-        layout = (len(keys) - len(evals), any(k.endswith("_nll") for k in evals),
-                  any(not k.endswith("_nll") for k in evals), bool(title))
-        if not rows or layout not in drawn:
-            made = plots.plot_loss_curves(rows, out, title)
-            if made is not None:
-                drawn[layout] = made.read_bytes()
-            return made
-        out = Path(out)
-        tmp = out.with_name(f".{out.name}.tmp")  # as plots does: renamed when whole
-        tmp.write_bytes(drawn[layout])
-        os.replace(tmp, out)
-        return out
-
-    monkeypatch.setattr(loop, "plot_loss_curves", plot)
-
-
-_LOSS_CURVE_LAYOUTS: dict[tuple, bytes] = {}
+        monkeypatch.setattr(module, function, draw)
 
 
 @pytest.fixture(scope="session")

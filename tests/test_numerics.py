@@ -117,7 +117,7 @@ import torch
 torch.set_num_threads(1)
 # The run ends by drawing its loss curves: matplotlib's import and a figure, ~1.3 s of this process's ~7 s of
 # CPU, for a file nothing here reads (the losses and the adapter are compared). Not drawn in these processes,
-# as the test process draws each layout once only (conftest's loss_curves_drawn_once_per_layout).
+# as the test process draws each layout once only (conftest's figures_drawn_once_per_layout).
 import safeeraser.train.loop
 safeeraser.train.loop.plot_loss_curves = lambda rows, out, title="": None
 sys.path.insert(0, %r)
