@@ -29,10 +29,13 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The heavy tests first, in their files' order. pytest-xdist hands tests out in this order, so the
-    two workers begin with the long ones and the short ones fill in at the end; without it, a heavy test
-    collected last runs alone while the other worker idles."""
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+    """The heavy tests first, then the tests that do not need the shared vanilla fine-tune, then those that
+    do, each group in its files' order. pytest-xdist hands tests out in this order, so the two workers begin
+    with the long ones and the short ones fill in at the end (without it, a heavy test collected last runs
+    alone while the other worker idles); and while the first worker fine-tunes the vanilla model (~15 s, for
+    the first heavy test), the other runs tests that need none instead of waiting on its lock (built_once)."""
+    items.sort(key=lambda item: (item.get_closest_marker("heavy") is None,
+                                 "vanilla_dir" in getattr(item, "fixturenames", ())))
 
 
 @pytest.fixture(scope="session", autouse=True)
