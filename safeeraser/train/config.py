@@ -357,16 +357,16 @@ def load_config(config: str | os.PathLike | None, overrides: list[str] = (), val
 
 
 def _given_preset(layers: list, cli: DictConfig):
-    """model.preset as the merged config would hold it: the last layer's that sets it. Read from the layers,
-    not from a merge of them all, which costs as much as the config's own merge; an interpolation is left to
-    that merge."""
+    """model.preset as the merged config would hold it: the last layer's that sets it, when that is a plain
+    string. Read from the layers, not from a merge of them all, which costs as much as the config's own merge;
+    anything else (an interpolation, a number, a path, a list) is left to that merge, which converts it to the
+    schema's string or names the key in its error. (The schema, the first layer, always holds the key.)"""
     for layer in (cli, *reversed(layers)):
-        model = layer.get("model") if isinstance(layer, DictConfig) else None
+        model = layer.get("model")
         if isinstance(model, DictConfig) and "preset" in model:
-            if OmegaConf.is_interpolation(model, "preset"):
-                return OmegaConf.merge(*layers, cli).model.preset
-            return model.preset
-    return ""
+            if not OmegaConf.is_interpolation(model, "preset") and isinstance(model.preset, str):
+                return model.preset
+            return OmegaConf.merge(*layers, cli).model.preset
 
 
 # Keys of the reference's forget_lora.yaml with no setting of their own here, read as the reference reads

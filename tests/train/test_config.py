@@ -64,6 +64,13 @@ def test_a_preset_named_in_the_file_applies_and_the_overrides_name_another(tmp_p
     monkeypatch.setenv("SAFEERASER_TEST_PRESET", "internvl3-8b")
     (tmp_path / "env.yaml").write_text("preset: ${oc.env:SAFEERASER_TEST_PRESET}\n")
     assert "InternVL3" in load_config(tmp_path / "env.yaml", [], validate_paths=False).model.model_path
+    # not a string: converted as the schema's string field converts it, or one error naming the key
+    gemma = Path(__file__).resolve().parents[2] / "config" / "models" / "gemma-3-4b.yaml"
+    assert load_config(None, validate_paths=False, settings={"preset": gemma}).model.model_path == "google/gemma-3-4b-it"
+    with pytest.raises(ConfigError, match="unknown preset '123'"):
+        load_config(None, ["preset=123"], validate_paths=False)
+    with pytest.raises(ConfigError, match="key 'preset'"):
+        load_config(None, ["preset=[a,b]"], validate_paths=False)
 
 
 def test_lora_targets_are_names_or_a_regex():
