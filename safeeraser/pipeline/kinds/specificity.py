@@ -20,6 +20,8 @@ class Specificity(StepKind):
     gpu_role = "infer"
 
     def plan(self, runner, graph):
+        if not runner.judging:  # another benchmark's report has no specificity (pipeline/benchmark_rows.py)
+            return
         run = graph.run
         spec = runner.spec_path(run.tag)
         if spec is not None:
