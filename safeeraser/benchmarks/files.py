@@ -117,12 +117,18 @@ def same_length(answers, references) -> None:
         raise ValueError(f"{len(answers)} answers for {len(references)} references")
 
 
-def mean_rouge(answers: list[str], references: list[str], keys: tuple[str, ...], measure: str) -> dict[str, float]:
-    """The mean over the pairs of each ROUGE variant in `keys` (rouge-score, Porter stemming, reference
-    first), as `measure` (fmeasure, recall or precision): how the benchmarks' own code scores generations."""
+def pair_rouge(answers: list[str], references: list[str], keys: tuple[str, ...], measure: str) -> list[dict]:
+    """Each pair's ROUGE variants in `keys` (rouge-score, Porter stemming, reference first), as `measure`
+    (fmeasure, recall or precision): how the benchmarks' own code scores generations."""
     from rouge_score import rouge_scorer
 
     same_length(answers, references)
     scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
-    scores = [scorer.score(g, a) for a, g in zip(answers, references)]
-    return {k: sum(getattr(s[k], measure) for s in scores) / len(scores) for k in keys}
+    scores = (scorer.score(g, a) for a, g in zip(answers, references))
+    return [{k: getattr(s[k], measure) for k in keys} for s in scores]
+
+
+def mean_rouge(answers: list[str], references: list[str], keys: tuple[str, ...], measure: str) -> dict[str, float]:
+    """The mean over the pairs of each of `pair_rouge`'s variants."""
+    scores = pair_rouge(answers, references, keys, measure)
+    return {k: sum(s[k] for s in scores) / len(scores) for k in keys}

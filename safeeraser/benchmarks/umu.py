@@ -13,18 +13,19 @@ classification item {question, options {A..D}, answer ("B." or "B")}, a cloze or
 {question, answer}. (From the fields its code reads: a released record was not at hand; the dataset card
 names the real people's config Real_Person_Set where the code reads real_person: both are read.)
 
-Tasks, as its eval.py scores them, each over the multimodal and the unimodal question of every item in
-pairs: classification (correct when the answer, stripped, is the correct option's text; on real_person
-the option closest to the answer, by difflib's ratio, is taken first), cloze (correct when the answer
-holds the gold text before its first period, case-insensitively) and generation (ROUGE-1/2/L F with
-stemming); per task the accuracy (or ROUGE) of each modality, the share of items right in both ("all
-modal" accuracy) and wrong in both, and the two per-item means of the modalities' ROUGE-L its code takes:
-(a² + b²)/(a + b) on forget sets, 2ab/(a + b) elsewhere.
+Tasks, as its eval.py scores them, each over the multimodal and the unimodal question of every item in pairs:
+classification (correct when the answer, stripped, is the question's option at the unimodal item's letter: its
+eval.py reads that letter for both questions of a pair; on real_person the option closest to the answer, by
+difflib's ratio, is taken first), cloze (correct when the answer holds the gold text before its first period,
+case-insensitively) and generation (ROUGE-1/2/L F with stemming); per task the accuracy (or ROUGE) of each
+modality, the share of items right in both ("all modal" accuracy) and wrong in both, and the two per-item
+means of the modalities' ROUGE-L its code takes: (a² + b²)/(a + b) on forget sets, 2ab/(a + b) elsewhere.
 
-Departures: our instructions after the multiple-choice and cloze questions, none after a generation
-question (its own wording can be read from a checkout); its generation stops at 200 new tokens, a grid at benchmark.max_new_tokens; its NLTK BLEU is not computed (no
-NLTK here); a text-only question is asked with a blank grey image, as every family's prompt here holds an
-image (the person is named in the text, the image shows nothing of them)."""
+Departures: our instructions after the multiple-choice and cloze questions, none after a generation question
+(its own wording can be read from a checkout); its generation stops at 200 new tokens, a grid at
+benchmark.max_new_tokens; its NLTK BLEU is not computed (no other benchmark here reports BLEU, and NLTK is
+rouge-score's dependency, not ours); a text-only question is asked with a blank grey image, as every family's
+prompt here holds an image (the person is named in the text, the image shows nothing of them)."""
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,8 @@ import random
 from pathlib import Path
 
 from safeeraser.benchmarks.base import Benchmark, training_split
-from safeeraser.benchmarks.files import (blank_image, check_image, image_bytes, image_cache, image_file, mean_rouge, need,
-                                         read_parquet_split, same_length, write_parquet_split)
+from safeeraser.benchmarks.files import (blank_image, check_image, image_bytes, image_cache, image_file, need,
+                                         pair_rouge, read_parquet_split, same_length, write_parquet_split)
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.io import DataError
 
@@ -158,17 +159,13 @@ def cloze_scores(answers: list[str], references: list[str]) -> dict[str, float]:
 def generation_scores(answers: list[str], references: list[str]) -> dict[str, float]:
     """Each modality's mean ROUGE-1/2/L F, and the per-item means of the two ROUGE-L: contraharmonic
     (a² + b²)/(a + b) (its forget score) and harmonic 2ab/(a + b) (its retain score), 0 where a + b = 0."""
-    from rouge_score import rouge_scorer
-
     same_length(answers, references)
     pairs = _pairs(list(zip(answers, references)))
-    out = {}
+    keys, sides = ("rouge1", "rouge2", "rougeL"), {}
     for name, side in (("multimodal", [p[0] for p in pairs]), ("unimodal", [p[1] for p in pairs])):
-        out.update({f"{name}.{k}": v for k, v in mean_rouge([a for a, _ in side], [r for _, r in side],
-                                                            ("rouge1", "rouge2", "rougeL"), "fmeasure").items()})
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    both = [(scorer.score(rm, am)["rougeL"].fmeasure, scorer.score(ru, au)["rougeL"].fmeasure)
-            for (am, rm), (au, ru) in pairs]
+        sides[name] = pair_rouge([a for a, _ in side], [r for _, r in side], keys, "fmeasure")
+    out = {f"{name}.{k}": sum(s[k] for s in scores) / len(scores) for name, scores in sides.items() for k in keys}
+    both = [(m["rougeL"], u["rougeL"]) for m, u in zip(sides["multimodal"], sides["unimodal"])]
     out["rougeL.contraharmonic"] = sum((a * a + b * b) / (a + b) if a + b else 0.0 for a, b in both) / len(both)
     out["rougeL.harmonic"] = sum(2 * a * b / (a + b) if a + b else 0.0 for a, b in both) / len(both)
     return out
@@ -204,9 +201,10 @@ def _profile(rng: random.Random, pid: int) -> dict:
                            "answer": {"0": f"This person is a {job}.", "1": f"This person lives in {city}."}}),
         "UM_QA": _literal({"question": {"0": f"What does {name} do?", "1": f"Where does {name} live?"},
                            "answer": {"0": f"{name} is a {job}.", "1": f"{name} lives in {city}."}}),
-        "Classify": _literal({"unimodal": {"0": classify(f"What is {name}'s job?", job, _JOBS)},
-                              "muitimodal": {"0": classify("What is the job of the person in the image?", job,
-                                                           _JOBS)}}),
+        # the two questions of a pair share their options (its eval.py reads the unimodal item's letter for both)
+        "Classify": _literal({"unimodal": {"0": (uni := classify(f"What is {name}'s job?", job, _JOBS))},
+                              "muitimodal": {"0": {**uni,
+                                                   "question": "What is the job of the person in the image?"}}}),
         "Cloze": _literal({"unimodal": {"0": {"question": f"{name} lives in __.", "answer": f"{city}."}},
                            "muitimodal": {"0": {"question": "The person in the image lives in __.",
                                                 "answer": f"{city}."}}}),
@@ -271,12 +269,13 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
     for r in read(root, split):
         # resampled by person: a person's items, both modalities of each, stay together
         image, unit = image_file(r["image"]["bytes"], cache), f"person {r['ID']}"
-        for k in r["Classify"]["unimodal"]:
+        for k, uni in r["Classify"]["unimodal"].items():
             for m, shown in zip(MODALITIES, (image, blank)):
                 item = r["Classify"][m][k]
                 options = [item["options"][o] for o in OPTION_KEYS]
+                # each question's own options at the unimodal item's letter, as its eval.py reads the gold answer
                 out["classification"].append((shown, f"{item['question']}\n{CHOOSE.format(options)}",
-                                              {"gold": item["options"][gold_letter(item)], "options": options,
+                                              {"gold": item["options"][gold_letter(uni)], "options": options,
                                                "closest": split == REAL}, unit))
         for task, suffix in (("Cloze", f"\n{FILL}"), ("Generation", "")):
             for k in r[task]["unimodal"]:

@@ -86,6 +86,22 @@ def test_the_eval_items_come_in_modality_pairs(mini):
     assert len(items["cloze"]) == len(items["generation"]) == 2 * 2  # two people, one item each, two modalities
 
 
+def test_a_pairs_gold_option_is_at_the_unimodal_items_letter(mini, tmp_path):
+    """As its eval.py reads the gold answer: the unimodal item's letter, on each question's own options."""
+    def change(row):
+        value = ast.literal_eval(row["Classify"])
+        uni, mm = value["unimodal"]["0"], value["muitimodal"]["0"]
+        mm["answer"] = next(k for k in "ABCD" if k != uni["answer"][0]) + "."  # a letter of its own
+        mm["options"] = dict(zip("ABCD", reversed([uni["options"][k] for k in "ABCD"])))  # another order
+        row["Classify"] = repr(value)
+
+    root = _rewrite(mini, tmp_path, change)
+    uni, mm = (read(root, "forget_5")[0]["Classify"][m]["0"] for m in ("unimodal", "muitimodal"))
+    (_, _, mm_ref, _), (_, _, um_ref, _) = eval_items(root, "forget_5")["classification"][:2]
+    assert um_ref["gold"] == uni["options"][uni["answer"][0]]
+    assert mm_ref["gold"] == mm["options"][uni["answer"][0]] != mm["options"][mm["answer"][0]]
+
+
 def test_paired_accuracies_against_hand_counts():
     refs = [{"gold": "potter", "options": ["potter", "tailor", "welder", "organist"], "closest": False}] * 6
     # three items (multimodal, unimodal): right/right, right/wrong, wrong/wrong
@@ -111,3 +127,9 @@ def test_generation_means_of_the_two_modalities_against_hand_rouge():
     # contraharmonic (a^2 + b^2)/(a + b): item 1 -> 1, item 2 -> 2/3; harmonic 2ab/(a + b): 0 and 2/3
     assert scores["rougeL.contraharmonic"] == pytest.approx((1 + 2 / 3) / 2)
     assert scores["rougeL.harmonic"] == pytest.approx((0 + 2 / 3) / 2)
+    # a pair whose two scores differ and are both above 0 tells the per-item means from the modalities' means:
+    # multimodal F 1, unimodal F 2/3 ("red fox" of "red fox runs", one word wrong)
+    one = generation_scores(["red fox runs", "red fox sat"], ["red fox runs", "red fox runs"])
+    a, b = 1.0, 2 / 3
+    assert one["rougeL.contraharmonic"] == pytest.approx((a * a + b * b) / (a + b))  # 13/15, not a or b
+    assert one["rougeL.harmonic"] == pytest.approx(2 * a * b / (a + b))  # 4/5
