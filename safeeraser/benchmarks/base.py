@@ -57,6 +57,11 @@ class Benchmark:
         """Whether a split holds forgotten data: a forget split, or one of its variants (forget10_perturbed)."""
         return any(split == f or split.startswith(f + "_") for f in self.forget_splits)
 
+    def quality_splits(self, scores: dict) -> list[str]:
+        """The splits of a model's {split: scores} that get a forget quality: forgotten data scored with truth
+        ratios (the oracle's, on the same split, are what they are tested against)."""
+        return [split for split, block in scores.items() if self.forgets(split) and "truth_ratios" in block]
+
 
 @dataclass(frozen=True)
 class BenchmarkItems:

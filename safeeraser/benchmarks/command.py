@@ -69,10 +69,9 @@ def score_model(bench, root: Path, splits: list[str], model_path: str, checkpoin
     if oracle_checkpoint:  # the checkpoint's model is no longer needed: the oracle is loaded in its stead
         del model, generator
         oracle = load_for_generation(model_path, oracle_checkpoint, dtype).eval()
-        for split, block in scores.items():
-            if bench.forgets(split) and "truth_ratios" in block:
-                theirs = likelihood_split(oracle, processor, bench, Path(root), split, batch_size)
-                block["forget_quality"] = forget_quality(block["truth_ratios"], theirs["truth_ratios"])
+        for split in bench.quality_splits(scores):
+            theirs = likelihood_split(oracle, processor, bench, Path(root), split, batch_size)
+            scores[split]["forget_quality"] = forget_quality(scores[split]["truth_ratios"], theirs["truth_ratios"])
     return scores
 
 

@@ -48,10 +48,10 @@ def run_cells(runner: Runner, scores: dict, oracle_scores: dict | None) -> tuple
     oracle's truth ratios on the same split, the benchmark's model utility."""
     cells = cells_of(scores)
     tests = {}
-    for split, block in scores.items():
+    for split in runner.bench.quality_splits(scores):
         theirs = (oracle_scores or {}).get(split, {}).get("truth_ratios")
-        if runner.bench.forgets(split) and "truth_ratios" in block and theirs:
-            tests[split] = forget_quality(block["truth_ratios"], theirs)
+        if theirs:
+            tests[split] = forget_quality(scores[split]["truth_ratios"], theirs)
             cells[f"{split}/forget_quality"] = tests[split]["p_value"]
     if runner.bench.utility is not None:
         cells[f"{SUMMARY}/model_utility"] = runner.bench.utility(scores)
@@ -62,13 +62,14 @@ def _numbers(score, prefix: str) -> dict[str, float]:
     return {f"{prefix}.{k}": v for k, v in score.items()} if isinstance(score, dict) else {prefix: score}
 
 
-def unit_values(task, answers: list[str], items: list[tuple], prefix: str) -> dict[str, list[tuple]]:
+def unit_values(task, answers: list[str], items: list[tuple], prefix: str, score) -> dict[str, list[tuple]]:
     """Per cell of one task: (n * the unit's score, n) of each unit, in the units' first-seen order; a cell
-    whose units do not pool back to the task's own score (not a mean over items) is left out."""
+    whose units do not pool back to `score`, the task's own over all items (not a mean over items), is left
+    out."""
     units: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         units[unit_of(item)].append(i)
-    whole = _numbers(task(answers, [item[2] for item in items]), prefix)
+    whole = _numbers(score, prefix)
     per_unit = [(len(idx), _numbers(task([answers[i] for i in idx], [items[i][2] for i in idx]), prefix))
                 for idx in units.values()]
     out = {}
@@ -85,7 +86,8 @@ def run_units(runner: Runner, scores: dict, items_of) -> dict[str, list]:
     out = {}
     for split, block in scores.items():
         for task, answers in block.get("answers", {}).items():
-            out.update(unit_values(runner.bench.tasks[task], answers, items_of(split)[task], f"{split}/{task}"))
+            out.update(unit_values(runner.bench.tasks[task], answers, items_of(split)[task], f"{split}/{task}",
+                                   block[task]))
         ratios = block.get("truth_ratios")
         if ratios:
             out[f"{split}/truth_ratio"] = truth_ratio_values(ratios, runner.bench.forgets(split)).tolist()

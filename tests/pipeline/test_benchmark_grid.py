@@ -182,5 +182,7 @@ def test_units_carry_what_pools_back_to_the_tasks_score():
     items = [("a.png", "q", "x", "r1"), ("a.png", "q", "y", "r1"), ("b.png", "q", "z", "r2"), ("c.png", "q", "w")]
     answers = ["x", "n", "z", "w"]
     # r1: 1 of 2 right, r2: 1 of 1, the item without a unit goes by its image (c.png): 1 of 1
-    assert unit_values(accuracy, answers, items, "s/acc") == {"s/acc.exact": [(1.0, 2), (1.0, 1), (1.0, 1)]}
-    assert unit_values(median_length, ["a", "bbb", "cc", "dddddd"], items, "s/len") == {}  # 2.5 whole, 3 pooled
+    # the task's own score over all items, as the score file holds it: 3 of 4 right
+    assert unit_values(accuracy, answers, items, "s/acc", {"exact": 0.75}) == {
+        "s/acc.exact": [(1.0, 2), (1.0, 1), (1.0, 1)]}
+    assert unit_values(median_length, ["a", "bbb", "cc", "dddddd"], items, "s/len", 2.5) == {}  # 3 pooled

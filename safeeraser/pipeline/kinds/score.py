@@ -1,7 +1,7 @@
 """score: a run's scores on another benchmark's tasks (a benchmark grid: `benchmark:`), as `safeeraser
-benchmark-eval` computes them, in one file per run named by Runner.scores_path. Scored again when the run's
-weights changed since (a run unlearned again keeps its folder's name), as answers are made again, and when
-the file lacks the answers (made before they were kept)."""
+benchmark-eval` computes them (the answers kept beside the scores), in one file per run named by
+Runner.scores_path. Scored again when the run's weights changed since (a run unlearned again keeps its
+folder's name), as answers are made again."""
 from __future__ import annotations
 
 import json
@@ -46,12 +46,9 @@ class Score(StepKind):
         runner.executed.append(step.id)
 
     def done(self, runner, step):
-        """Made from the run's weights as they are now, with the answers its intervals resample (scores made
-        before they were kept are made again)."""
+        """Made, from the run's weights as they are now."""
         out = Path(step.args["out"])
-        if not out.exists() or answers_from_other_weights(out, checkpoint(step)) is not None:
-            return False
-        return all("answers" in block for block in json.loads(out.read_text())["scores"].values())
+        return out.exists() and answers_from_other_weights(out, checkpoint(step)) is None
 
 
 KIND = Score()
