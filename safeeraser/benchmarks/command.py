@@ -32,17 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_splits(bench, root: Path, splits: list[str]) -> None:
-    """Every split known to the benchmark (Test_Set:forget_10: filtered), read and checked before any model
-    loads: one DataError naming the file, the record and the field."""
+def check_splits(bench, root: Path, splits: list[str]) -> dict[str, dict]:
+    """{split: its tasks' items}: every split known to the benchmark (Test_Set:forget_10: filtered), read and
+    checked before any model loads: one DataError naming the file, the record and the field."""
     unknown = [s for s in splits if s.partition(":")[0] not in bench.splits]
     if not splits or unknown:
         raise DataError(f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}"
                         if unknown else "no split to score")
     if bench.eval_items is None:
         raise DataError(f"{bench.name} has no evaluation tasks yet")
-    for split in splits:
-        bench.eval_items(Path(root), split)
+    return {split: bench.eval_items(Path(root), split) for split in splits}
 
 
 def score_model(bench, root: Path, splits: list[str], model_path: str, checkpoint_path: str | None = None,
@@ -54,23 +53,24 @@ def score_model(bench, root: Path, splits: list[str], model_path: str, checkpoin
     from safeeraser.models.checkpoint import load_for_generation
     from safeeraser.models.loading import load_processor
 
-    check_splits(bench, root, splits)
+    tasks = check_splits(bench, root, splits)
     processor = load_processor(model_path)
     model = load_for_generation(model_path, checkpoint_path, dtype).eval()
     generator = Generator(model, processor, batch_size=batch_size)
     scores = {}
     for s in splits:  # each split's answers kept beside its scores: what its intervals resample
         answers: dict = {}
-        scores[s] = evaluate_split(generator, bench, Path(root), s, max_new_tokens, answers)
+        scores[s] = evaluate_split(generator, bench, tasks[s], max_new_tokens, answers)
         scores[s]["answers"] = answers
-    if bench.likelihood_items is not None:
-        for s in splits:
-            scores[s].update(likelihood_split(model, processor, bench, Path(root), s, batch_size))
+    # each split read once, for the model and then the oracle
+    likely = {s: bench.likelihood_items(Path(root), s) for s in splits} if bench.likelihood_items else {}
+    for s, items in likely.items():
+        scores[s].update(likelihood_split(model, processor, bench, items, s, batch_size))
     if oracle_checkpoint:  # the checkpoint's model is no longer needed: the oracle is loaded in its stead
         del model, generator
         oracle = load_for_generation(model_path, oracle_checkpoint, dtype).eval()
         for split in bench.quality_splits(scores):
-            theirs = likelihood_split(oracle, processor, bench, Path(root), split, batch_size)
+            theirs = likelihood_split(oracle, processor, bench, likely[split], split, batch_size)
             scores[split]["forget_quality"] = forget_quality(scores[split]["truth_ratios"], theirs["truth_ratios"])
     return scores
 

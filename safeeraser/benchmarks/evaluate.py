@@ -4,8 +4,6 @@ TOFU-style benchmarks, the answer losses the truth ratio, the answer probability
 (eval/forget_quality.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from safeeraser.benchmarks.base import Benchmark
 from safeeraser.data.views import Example
 from safeeraser.eval.forget_quality import answer_probability, truth_ratio_score, truth_ratios
@@ -18,17 +16,16 @@ def unit_of(item: tuple) -> str:
     return str(item[3] if len(item) > 3 else item[0])
 
 
-def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_tokens: int = 50,
+def evaluate_split(generator, bench: Benchmark, tasks: dict[str, list[tuple]], max_new_tokens: int = 50,
                    answers: dict | None = None) -> dict:
-    """{task: score} for one split; `generator` is infer.engine.Generator over the model to evaluate. With
-    `answers` (a dict), each task's answers are kept there too, in the items' order."""
+    """{task: score} for one split's `tasks` (its bench.eval_items); `generator` is infer.engine.Generator over
+    the model to evaluate. With `answers` (a dict), each task's answers are kept there too, in the items'
+    order."""
     from safeeraser.infer.engine import GenRequest, GenSettings
 
-    if bench.eval_items is None:
-        raise ValueError(f"{bench.name} has no evaluation tasks yet")
     settings = GenSettings(max_new_tokens=max_new_tokens, greedy=True)
     scores = {}
-    for task, items in bench.eval_items(Path(root), split).items():
+    for task, items in tasks.items():
         if not items:
             continue
         made = generator.generate([GenRequest(item[0], item[1], key=i) for i, item in enumerate(items)], settings)
@@ -39,11 +36,11 @@ def evaluate_split(generator, bench: Benchmark, root: Path, split: str, max_new_
     return scores
 
 
-def likelihood_split(model, processor, bench: Benchmark, root: Path, split: str, batch_size: int = 8) -> dict:
-    """The truth-ratio scores of a split: per question the answer's, the paraphrased answer's and the
-    perturbed answers' mean token losses (eval/likelihood.answer_nll), then the truth ratios, their score
-    and the answer probability, as a forget split or a kept one is scored."""
-    items = bench.likelihood_items(Path(root), split)
+def likelihood_split(model, processor, bench: Benchmark, items: list[tuple], split: str, batch_size: int = 8) -> dict:
+    """The truth-ratio scores of a split from its `items` (its bench.likelihood_items): per question the
+    answer's, the paraphrased answer's and the perturbed answers' mean token losses
+    (eval/likelihood.answer_nll), then the truth ratios, their score and the answer probability, as a forget
+    split or a kept one is scored."""
     if not items:  # a split without paraphrased and perturbed answers
         return {}
     flat = [Example(im, q, a) for im, q, a, _, _ in items] + [Example(im, q, p) for im, q, _, p, _ in items]

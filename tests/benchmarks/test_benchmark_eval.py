@@ -45,12 +45,11 @@ def test_the_eval_items_and_their_scores(mini):
     assert items["classification.pure_text"][0][0] != image
     assert {item[0] for item in items["classification.pure_text"]} == {items["cloze.pure_text"][0][0]}
     assert all("[Blank]" in p and "__" not in p for _, p, *_ in items["cloze.image_textual"] + items["cloze.pure_text"])
-    perfect = evaluate_split(Scripted([[item[2] for item in task] for task in items.values()]), bench, mini,
-                             "forget_10")
+    perfect = evaluate_split(Scripted([[item[2] for item in task] for task in items.values()]), bench, items)
     for kind in ("image_textual", "pure_text"):
         assert perfect[f"classification.{kind}"] == 100.0 and perfect[f"cloze.{kind}"] == 100.0
         assert perfect[f"generation.{kind}"] == pytest.approx({"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})
-    wrong = evaluate_split(Scripted([["Z"] * len(task) for task in items.values()]), bench, mini, "forget_10")
+    wrong = evaluate_split(Scripted([["Z"] * len(task) for task in items.values()]), bench, items)
     assert all(wrong[f"{t}.{k}"] == 0.0 for t in ("classification", "cloze") for k in ("image_textual", "pure_text"))
 
 
@@ -95,7 +94,7 @@ def test_fiubench_truth_ratios_and_forget_quality(tmp_path, vanilla_dir, capsys)
     bench = benchmark_for("fiubench")
     root = bench.make_mini(tmp_path / "fiu", seed=0)
     model, processor = load_model(str(vanilla_dir), "float32").eval(), load_processor(str(vanilla_dir))
-    got = likelihood_split(model, processor, bench, root, "forget5")
+    got = likelihood_split(model, processor, bench, bench.likelihood_items(root, "forget5"), "forget5")
     # by hand: one question at a time, exp(mean perturbed loss - paraphrased loss), min(TR, 1/TR) on a forget split
     ratios, probs = [], []
     for image, question, answer, paraphrased, perturbed in bench.likelihood_items(root, "forget5"):
