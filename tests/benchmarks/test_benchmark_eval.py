@@ -82,7 +82,7 @@ def test_the_test_set_of_the_forget_profiles(mini):
         bench.eval_items(mini, "Test_Set:retain_90")
 
 
-def test_fiubench_truth_ratios_and_forget_quality(tmp_path, vanilla_dir, capsys):
+def test_fiubench_truth_ratios_and_forget_quality(tmp_path, vanilla_dir, forget_cfg, capsys):
     import math
 
     from safeeraser.benchmarks.evaluate import likelihood_split
@@ -114,3 +114,20 @@ def test_fiubench_truth_ratios_and_forget_quality(tmp_path, vanilla_dir, capsys)
     scores = json.loads(out.read_text())["scores"]
     assert scores["forget5"]["forget_quality"] == {"p_value": 1.0, "statistic": 0.0}
     assert "forget_quality" not in scores["retain"] and 0 <= scores["retain"]["probability"] <= 1
+    # another oracle (two steps of gradient ascent from the same model): the KS test of the model's truth
+    # ratios against that oracle's, computed here on the oracle loaded by hand
+    from scipy.stats import ks_2samp
+
+    from safeeraser.models.checkpoint import load_for_generation
+    from safeeraser.train.loop import run_training
+
+    other = run_training(forget_cfg("forget_loss=ga", "max_train_steps=2", f"save_dir={tmp_path / 'other'}"))
+    assert main(["benchmark-eval", "--benchmark", "fiubench", "--data_path", str(root), "--splits", "forget5",
+                 "--model_path", str(vanilla_dir), "--oracle_checkpoint", str(other), "--output_file", str(out),
+                 "--max_new_tokens", "2"]) == 0
+    theirs = likelihood_split(load_for_generation(str(vanilla_dir), str(other), "float32").eval(), processor, bench,
+                              bench.likelihood_items(root, "forget5"), "forget5")["truth_ratios"]
+    assert theirs != pytest.approx(got["truth_ratios"], rel=1e-4)  # the oracle is another model
+    test = ks_2samp(got["truth_ratios"], theirs)
+    fq = json.loads(out.read_text())["scores"]["forget5"]["forget_quality"]
+    assert fq["p_value"] == pytest.approx(test.pvalue, rel=1e-4) and fq["statistic"] == pytest.approx(test.statistic)
