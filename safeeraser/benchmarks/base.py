@@ -40,6 +40,13 @@ class Benchmark:
     eval_splits: Callable[[str], tuple[str, ...]] | None = None
     utility: Callable[[dict], float | None] | None = None
 
+    def split_problem(self, split: str) -> str | None:
+        """Why `split` is none of its splits (a filtered one, Test_Set:forget_10, by its part before ':'), or
+        None."""
+        if split.partition(":")[0] in self.splits:
+            return None
+        return f"unknown split '{split}' of {self.name}; its splits: {', '.join(self.splits)}"
+
     def forget_split_problem(self, split: str) -> str | None:
         """Why `split` cannot be forgotten (not one of its forget splits), or None."""
         if split in self.forget_splits:

@@ -35,10 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def check_splits(bench, root: Path, splits: list[str]) -> dict[str, dict]:
     """{split: its tasks' items}: every split known to the benchmark (Test_Set:forget_10: filtered), read and
     checked before any model loads: one DataError naming the file, the record and the field."""
-    unknown = [s for s in splits if s.partition(":")[0] not in bench.splits]
-    if not splits or unknown:
-        raise DataError(f"unknown split '{unknown[0]}' of {bench.name}; its splits: {', '.join(bench.splits)}"
-                        if unknown else "no split to score")
+    problems = [bench.split_problem(s) for s in splits]
+    if not splits or any(problems):
+        raise DataError(next(filter(None, problems), "no split to score"))
     if bench.eval_items is None:
         raise DataError(f"{bench.name} has no evaluation tasks yet")
     return {split: bench.eval_items(Path(root), split) for split in splits}

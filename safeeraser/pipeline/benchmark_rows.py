@@ -19,11 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from safeeraser.benchmarks.evaluate import unit_of
-from safeeraser.eval.bootstrap import PERCENTILE, bootstrap_ci, combine_seeds
+from safeeraser.eval.bootstrap import PERCENTILE
 from safeeraser.eval.forget_quality import forget_quality, truth_ratio_values
 from safeeraser.io import atomic_write_json, atomic_write_text
 from safeeraser.pipeline.experiment import ORACLE, Runner
-from safeeraser.pipeline.rows import mean_sd
+from safeeraser.pipeline.rows import mean_sd, run_ci
 
 PER_QUESTION = ("truth_ratios", "questions", "answers")  # kept in the scoring files, not table cells
 SUMMARY = "summary"  # the table of the cells that span splits (model utility)
@@ -101,8 +101,7 @@ def intervals(per_run_units: list[dict], bootstrap) -> tuple[dict, dict]:
         values = [units.get(key) for units in per_run_units]
         if any(v is None for v in values):
             continue
-        opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
-        found = bootstrap_ci(values[0], **opts) if len(values) == 1 else combine_seeds(values, **opts)
+        found = run_ci(values, bootstrap)
         ci[key] = None if found.low is None else [found.low, found.high]
         if found.method != PERCENTILE:
             notes[key] = found.method

@@ -42,7 +42,7 @@ from safeeraser.provenance import (digest, environment, environment as current, 
 from safeeraser.specificity.chat_grader import ChatGrader
 from safeeraser.train.config import CONFIG_DIR, TrainRequest, identity_config
 from safeeraser.train.config import ConfigError
-from safeeraser.train.methods import METHOD_NAMES
+from safeeraser.train.methods import METHOD_NAMES, parse_method
 
 VANILLA = "vanilla"
 ORACLE = "oracle"  # a benchmark grid's retain-only model: a row, and what forget quality compares with
@@ -235,8 +235,8 @@ def check_benchmark(cfg, where: str | Path = "experiment") -> None:
     need(problem is None, "benchmark.split", problem)
     need(bool(b.data_path), "benchmark.data_path", f"{b.name}'s folder as released")
     for i, split in enumerate(b.eval_splits):
-        need(str(split).partition(":")[0] in bench.splits, f"benchmark.eval_splits[{i}]",
-             f"unknown split '{split}' of {b.name}; its splits: {', '.join(bench.splits)}")
+        problem = bench.split_problem(str(split))
+        need(problem is None, f"benchmark.eval_splits[{i}]", problem)
     need(bool(b.eval_splits) or bench.eval_splits is not None, "benchmark.eval_splits",
          f"{b.name} names no splits of its own to score: list them")
     need(b.max_new_tokens >= 1, "benchmark.max_new_tokens", f"at least 1, got {b.max_new_tokens}")
@@ -247,9 +247,15 @@ def check_benchmark(cfg, where: str | Path = "experiment") -> None:
         need(not unknown, f"benchmark.make_mini.{unknown[0] if unknown else ''}",
              f"not an argument of {b.name}'s mini generator ({', '.join(sorted(accepted))})")
     for m in cfg.methods:  # before any training: a run's own config check comes after the vanilla fine-tune
-        problem = bench.pd_problem(m, m.endswith("pd") and m.removesuffix("pd") in METHOD_NAMES)
+        problem = bench.pd_problem(m, "pd" in parse_method(m).data_views())  # as a run's own check decides
         need(problem is None, "methods", problem)
     need(not cfg.attacks, "attacks", f"the recovery attacks answer SafeEraser's records; none runs on {b.name} yet")
+
+
+def model_identity(model) -> dict | str:
+    """A model folder's identity (its config hash, weight files' size and time: provenance.weights_identity),
+    or a hub id as written."""
+    return weights_identity(Path(model)) if Path(model).is_dir() else str(model)
 
 
 def check_launcher(cfg, where: str | Path = "experiment") -> None:
@@ -490,8 +496,7 @@ class Runner:
         weight files' size and time), so a vanilla model made again is never matched with results of
         the old one; a hub id stands for itself."""
 
-        vanilla = Path(self.cfg.model.vanilla)
-        return weights_identity(vanilla) if vanilla.is_dir() else self.cfg.model.vanilla
+        return model_identity(self.cfg.model.vanilla)
 
     # --- the names of the outputs ----------------------------------------------------------------
     def plan_run(self, method: str, seed: int | None = None) -> RunPlan:
@@ -499,8 +504,7 @@ class Runner:
             return RunPlan(VANILLA, None, f"{VANILLA}-{_digest(self.vanilla_identity())}")
         if method == ORACLE:
             oracle = self.oracle_path()
-            return RunPlan(ORACLE, None, f"{ORACLE}-{_digest(weights_identity(oracle) if oracle.is_dir() else str(oracle))}",
-                           model=str(oracle))
+            return RunPlan(ORACLE, None, f"{ORACLE}-{_digest(model_identity(oracle))}", model=str(oracle))
 
         d = self.cfg.data
         data = ({"data_path": str(d.train), "idk_path": str(d.prompt)} if self.judging

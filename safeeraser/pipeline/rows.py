@@ -25,6 +25,12 @@ def percent(x):
     return None if x is None else 100.0 * x
 
 
+def run_ci(per_run: list, bootstrap):
+    """The interval of one run's values (resampled), or over several runs' (seeds: the seeds and the values)."""
+    opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
+    return bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else seeds_ci(per_run, **opts)
+
+
 def intervals(runs, bootstrap) -> tuple[dict, dict]:
     """95% intervals (percent) of each rate column, resampling images (a record's samples and an image's
     records are not independent); over several runs (seeds) a hierarchical bootstrap. Returns the
@@ -34,9 +40,7 @@ def intervals(runs, bootstrap) -> tuple[dict, dict]:
     runs = runs if isinstance(runs, list) else [runs]
     out, notes = {}, {}
     for col in RATES:
-        per_run = [run[col.split][col.metric] for run in runs]
-        opts = {"n_resamples": bootstrap.resamples, "seed": bootstrap.seed}
-        ci = bootstrap_ci(per_run[0], **opts) if len(per_run) == 1 else seeds_ci(per_run, **opts)
+        ci = run_ci([run[col.split][col.metric] for run in runs], bootstrap)
         out[col.key] = None if ci.low is None else [percent(ci.low), percent(ci.high)]
         if ci.method != PERCENTILE or ci.undefined_resamples:
             notes[col.key] = {"method": ci.method, "undefined_resamples": ci.undefined_resamples,

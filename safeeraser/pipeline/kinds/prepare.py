@@ -56,7 +56,7 @@ def trained_models(runner) -> list[tuple[str, str, object]]:
 
 def pending(runner) -> list[str]:
     """What prepare would make, found without making it (a tiny model of another family is an error)."""
-    d, m = runner.cfg.data, runner.cfg.model
+    m = runner.cfg.model
     todo = ["make-mini"] if data_missing(runner) else []
     if refusals_missing(runner):
         todo.append("refusals")
@@ -76,17 +76,17 @@ def pending(runner) -> list[str]:
 def make_data(runner) -> None:
     """The mini data (SafeEraser's, or the benchmark grid's in its released format) and a benchmark grid's
     refusal targets, where missing."""
-    if data_missing(runner) and runner.judging:
-        from safeeraser.pipeline.experiment import MiniData  # deferred: pipeline.experiment imports this module
+    if data_missing(runner):
+        if runner.judging:
+            from safeeraser.pipeline.experiment import MiniData  # deferred: pipeline.experiment imports this module
 
-        d = runner.cfg.data
-        mini = OmegaConf.merge(OmegaConf.structured(MiniData), d.make_mini)
-        make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,
-                  val_per_category=mini.val_per_category)
-        runner.executed.append("make-mini")
-    elif data_missing(runner):
-        b = runner.cfg.benchmark
-        runner.bench.make_mini(Path(b.data_path), **OmegaConf.to_container(b.make_mini))
+            d = runner.cfg.data
+            mini = OmegaConf.merge(OmegaConf.structured(MiniData), d.make_mini)
+            make_mini(Path(d.train).parent, seed=mini.seed, train_per_category=mini.train_per_category,
+                      val_per_category=mini.val_per_category)
+        else:
+            b = runner.cfg.benchmark
+            runner.bench.make_mini(Path(b.data_path), **OmegaConf.to_container(b.make_mini))
         runner.executed.append("make-mini")
     if refusals_missing(runner):
         atomic_write_json(runner.refusals_path(), {"idk": DEFAULT_REFUSALS})
