@@ -5,6 +5,8 @@ import argparse
 import logging
 import sys
 
+from safeeraser.benchmarks import REGISTRY as BENCHMARKS  # light: names only
+
 
 def _user_errors():
     from safeeraser.io import DataError
@@ -152,8 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_tiny)
-    from safeeraser.benchmarks import REGISTRY as BENCHMARKS
-
     p = sub.add_parser("make-mini", help="generate the mini benchmark (SafeEraser's, or another's in its released format)")
     p.add_argument("--benchmark", default="safeeraser", choices=sorted(BENCHMARKS))
     p.add_argument("--out", default=None, help="default: dataset/mini (SafeEraser), dataset/mini-NAME (the others)")
@@ -279,8 +279,8 @@ PASSTHROUGH = {
     "specificity": (_specificity_main, "scores on GQA, VizWiz, SQA, VQAv2, POPE, MM-Vet, MMBench"),
     "judge-agreement": (_agreement_main, "two judges' labels on the same answers: kappa, confusion, rate gaps"),
     "report": (_report_main, "an experiment's report as one HTML page, with a browser of every run's answers"),
-    "benchmark-eval": (_benchmark_eval_main, "a model's scores on another benchmark's tasks (MLLMU-Bench, "
-                                             "FIUBench, CLEAR, UMU-Bench), forget quality against an oracle"),
+    "benchmark-eval": (_benchmark_eval_main, "a model's scores on another benchmark's tasks ("
+                       + ", ".join(n for n in BENCHMARKS if n != "safeeraser") + "), forget quality against an oracle"),
 }
 
 

@@ -116,8 +116,10 @@ def folder_identity(folder: str | os.PathLike) -> str | None:
     if not root.is_dir():
         return None
     entries = []
-    for f in sorted(p for p in root.rglob("*") if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(root).parts)):
-        st = f.stat()
-        entries.append([str(f.relative_to(root)), st.st_size, st.st_mtime_ns])
-    return digest(entries)
+    for here, folders, files in os.walk(root):
+        folders[:] = [d for d in folders if not d.startswith(".")]  # never walked into (thousands of images)
+        for name in files:
+            if not name.startswith("."):
+                st = (Path(here) / name).stat()
+                entries.append([str((Path(here) / name).relative_to(root)), st.st_size, st.st_mtime_ns])
+    return digest(sorted(entries, key=lambda e: Path(e[0])))  # in the order of the paths' parts, as named before
