@@ -143,7 +143,7 @@ def eval_items(root: Path, split: str) -> dict[str, list[tuple]]:
         return {"rouge": [(_cache_image(r, cache), NAME_QUESTION, r["answer"]) for r in rows]}
     if split == "real_world":
         return {"rouge": [(_cache_image(r, cache), r["question"], r["answer"]) for r in rows]}
-    return {"rouge": [(_cache_image(r, cache), q, a) for r in rows
+    return {"rouge": [(image, q, a) for r in rows for image in (_cache_image(r, cache),)
                       for q, a in ((CAPTION_QUESTION, r["caption"]), (NAME_QUESTION, r["name"]))]}
 
 
@@ -151,16 +151,16 @@ def likelihood_items(root: Path, split: str) -> list[tuple]:
     """The truth-ratio items: the perturbed configs' captions (paraphrased caption, perturbed captions) and
     names (the name itself, perturbed names); real_faces' and real_world's answers against their other
     options. The plain configs have none."""
+    if split not in PERTURBED and split not in ("real_faces", "real_world"):
+        return []
     cache, rows = image_cache(root), read(root, split)
     if split in PERTURBED:
-        return [item for r in rows for item in (
-            (_cache_image(r, cache), CAPTION_QUESTION, r["caption"], r["paraphrased_caption"], r["perturbed_captions"]),
-            (_cache_image(r, cache), NAME_QUESTION, r["name"], r["name"], r["perturbed_names"]))]
-    if split in ("real_faces", "real_world"):
-        question = (lambda r: NAME_QUESTION) if split == "real_faces" else (lambda r: r["question"])
-        return [(_cache_image(r, cache), question(r), r["answer"], r["answer"], [o for o in r["options"] if o != r["answer"]])
-                for r in rows]
-    return []
+        return [item for r in rows for image in (_cache_image(r, cache),) for item in (
+            (image, CAPTION_QUESTION, r["caption"], r["paraphrased_caption"], r["perturbed_captions"]),
+            (image, NAME_QUESTION, r["name"], r["name"], r["perturbed_names"]))]
+    question = (lambda r: NAME_QUESTION) if split == "real_faces" else (lambda r: r["question"])
+    return [(_cache_image(r, cache), question(r), r["answer"], r["answer"], [o for o in r["options"] if o != r["answer"]])
+            for r in rows]
 
 
 def retain_of(forget: str) -> str:
