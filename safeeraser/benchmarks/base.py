@@ -94,24 +94,3 @@ def training_split(benchmark: str, forget_file: str, retain_file: str, items: li
         raise DataError(f"{forget_file} and {retain_file}: {len(both)} record(s) in both the forget and the retain "
                         f"split (e.g. {both[0]!r}): what is forgotten would also be kept")
     return items, pool
-
-
-UTILITY_SCORES = ("probability", "rouge", "truth_ratio")  # a set's share of TOFU's model utility
-
-
-def utility_of(scores: dict, parts: dict[str, tuple[str, ...]]) -> float | None:
-    """TOFU's model utility: the harmonic mean of the named scores (split -> score names; `rouge` is its
-    ROUGE-L recall), None when a split or score is missing (not scored by this run)."""
-    # deferred: safeeraser.eval's package imports ROUGE, NLTK and scipy (~1.4 s), and the training config
-    # imports this module in every training process
-    from safeeraser.eval.forget_quality import model_utility
-
-    values = []
-    for split, names in parts.items():
-        for name in names:
-            value = scores.get(split, {}).get(name)
-            value = value.get("rougeL") if isinstance(value, dict) else value
-            if value is None:
-                return None
-            values.append(value)
-    return model_utility(values)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import UTILITY_SCORES, Benchmark, training_split, utility_of
+from safeeraser.benchmarks.base import Benchmark, training_split
 from safeeraser.benchmarks.files import (check_image, image_bytes, image_cache, image_file, mean_rouge, need,
                                          read_parquet_split, write_parquet_split)
+from safeeraser.benchmarks.tofu_style import UTILITY_SCORES, utility_of
 from safeeraser.data.views import Example, ForgetItem
 
 SHARES = {"01": 0.01, "05": 0.05, "10": 0.10}

@@ -17,8 +17,9 @@ import json
 import random
 from pathlib import Path
 
-from safeeraser.benchmarks.base import UTILITY_SCORES, Benchmark, training_split, utility_of
+from safeeraser.benchmarks.base import Benchmark, training_split
 from safeeraser.benchmarks.files import mean_rouge, same_length
+from safeeraser.benchmarks.tofu_style import UTILITY_SCORES, utility_of
 from safeeraser.data.views import Example, ForgetItem
 from safeeraser.eval.forget_quality import keyword_match
 from safeeraser.io import DataError
